@@ -1,0 +1,571 @@
+//! The `ApiDeployment` spec: what the user asks for.
+//!
+//! Doc comments here become the CRD's descriptions (`kubectl explain apideployment.spec...`), so they
+//! are written for the person reading a manifest. Ranges, patterns and enums live in the schema
+//! (`#[schemars(...)]`); cross-field rules are CEL (`#[x_kube(validation = ...)]`). Both run on the API
+//! server and, through [`crate::api::validate`], in the CLI before any AWS call.
+
+use std::collections::BTreeMap;
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::status::ApiDeploymentStatus;
+
+/// Valid Fargate (cpu, memory) combinations, as one CEL expression over a container spec.
+/// Source: the AWS Fargate task size table.
+pub const FARGATE_SIZES_RULE: &str = "(self.cpu == 256 && self.memory in [512, 1024, 2048]) || \
+(self.cpu == 512 && self.memory >= 1024 && self.memory <= 4096 && self.memory % 1024 == 0) || \
+(self.cpu == 1024 && self.memory >= 2048 && self.memory <= 8192 && self.memory % 1024 == 0) || \
+(self.cpu == 2048 && self.memory >= 4096 && self.memory <= 16384 && self.memory % 1024 == 0) || \
+(self.cpu == 4096 && self.memory >= 8192 && self.memory <= 30720 && self.memory % 1024 == 0) || \
+(self.cpu == 8192 && self.memory >= 16384 && self.memory <= 61440 && self.memory % 4096 == 0) || \
+(self.cpu == 16384 && self.memory >= 32768 && self.memory <= 122880 && self.memory % 8192 == 0)";
+
+/// An HTTP API service on ECS Fargate: image, task, service, rollout and load-balancer routing.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "ecsop.io",
+    version = "v1alpha1",
+    kind = "ApiDeployment",
+    plural = "apideployments",
+    shortname = "apid",
+    namespaced,
+    status = "ApiDeploymentStatus",
+    doc = "An HTTP API service deployed to AWS ECS Fargate by ecsop.",
+    printcolumn(name = "Image", type_ = "string", description = "The image running", json_path = ".status.image.ref"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        description = "Whether the rollout of the current generation finished",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Replicas",
+        type_ = "string",
+        description = "Running over desired tasks",
+        json_path = ".status.replicas.summary"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(validation = Rule::new(
+    "!has(self.ecr) || !self.ecr.create || !self.image.repository.matches('^[^/]+[.:][^/]*/')"
+).message("ecr.create needs image.repository to be a repository name in this account, not a registry URI").field_path(".image.repository"))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiDeploymentSpec {
+    /// AWS region of every resource of this deployment; the operator's default region when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$"))]
+    pub region: Option<String>,
+
+    /// When true, ecsop observes and reports but writes nothing to AWS.
+    #[serde(default)]
+    pub suspend: bool,
+
+    /// Name of the existing ECS cluster the service runs in.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,255}$"))]
+    pub cluster: String,
+
+    /// The container image: repository plus exactly one of tag or digest.
+    pub image: ImageSpec,
+
+    /// When set, ecsop owns the ECR repository: creates it with these settings and deletes it with the
+    /// deployment (deletionPolicy permitting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecr: Option<EcrSpec>,
+
+    /// The task's single container.
+    pub container: ContainerSpec,
+
+    /// The ECS service: size, network placement, rollout and scaling.
+    pub service: ServiceSpec,
+
+    /// Routing from an existing ALB listener: ecsop owns a target group and a listener rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<LoadBalancerSpec>,
+
+    /// How many task-definition revisions registered by ecsop to keep; older ones are deregistered.
+    #[serde(default = "default_revision_history_limit")]
+    #[schemars(range(min = 1, max = 100))]
+    pub revision_history_limit: i32,
+
+    /// What deleting the ApiDeployment does to AWS: Delete removes what ecsop owns; Retain leaves it
+    /// running and removes ecsop's ownership tags.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+fn default_revision_history_limit() -> i32 {
+    5
+}
+
+/// The container image.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("has(self.tag) != has(self.digest)").message("set exactly one of image.tag or image.digest"))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImageSpec {
+    /// ECR repository name in the deployment's account (`books-api`), or a full image repository URI
+    /// (`123456789012.dkr.ecr.us-east-1.amazonaws.com/books-api`).
+    #[schemars(length(min = 2, max = 512))]
+    #[schemars(regex(
+        pattern = r"^([a-z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$"
+    ))]
+    pub repository: String,
+
+    /// Image tag; ecsop resolves it to a digest and pins that digest in the task definition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"))]
+    pub tag: Option<String>,
+
+    /// Image digest (`sha256:` and 64 hex digits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^sha256:[a-f0-9]{64}$"))]
+    pub digest: Option<String>,
+}
+
+/// Settings of an ECR repository owned by ecsop.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EcrSpec {
+    /// Create the repository when missing, and own it.
+    #[serde(default)]
+    pub create: bool,
+
+    /// Scan images on push.
+    #[serde(default = "default_true")]
+    pub scan_on_push: bool,
+
+    /// Whether tags can be moved to another image.
+    #[serde(default)]
+    pub tag_mutability: TagMutability,
+
+    /// Lifecycle policy: keep this many most recent images, expire older ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub keep_last_images: Option<i32>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// ECR tag mutability.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TagMutability {
+    /// Tags may be moved.
+    Mutable,
+    /// Tags are fixed once pushed.
+    #[default]
+    Immutable,
+}
+
+/// The container of the task.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new(FARGATE_SIZES_RULE).message(
+    "memory is not a valid Fargate size for this cpu (256: 512-2048; 512: 1024-4096; 1024: 2048-8192; \
+     2048: 4096-16384; 4096: 8192-30720 MiB, in steps of 1024)"
+).field_path(".memory"))]
+#[x_kube(validation = Rule::new("!has(self.secrets) || !has(self.env) || self.secrets.all(k, !(k in self.env))")
+    .message("a name may be in env or in secrets, not both").field_path(".secrets"))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerSpec {
+    /// The port the API listens on.
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+
+    /// Fargate CPU units (256 = a quarter vCPU).
+    #[schemars(extend("enum" = [256, 512, 1024, 2048, 4096, 8192, 16384]))]
+    pub cpu: i32,
+
+    /// Memory in MiB; must be a valid Fargate size for the cpu.
+    #[schemars(range(min = 512, max = 122880))]
+    pub memory: i32,
+
+    /// Overrides the image's command.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub command: Vec<String>,
+
+    /// Plain environment variables.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(k, k.matches('^[A-Za-z_][A-Za-z0-9_]*$'))")
+        .message("environment variable names must match [A-Za-z_][A-Za-z0-9_]*"))]
+    pub env: BTreeMap<String, String>,
+
+    /// Environment variables filled by ECS from Secrets Manager or SSM Parameter Store ARNs; the values
+    /// never pass through ecsop.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(k, k.matches('^[A-Za-z_][A-Za-z0-9_]*$'))")
+        .message("secret variable names must match [A-Za-z_][A-Za-z0-9_]*"))]
+    #[x_kube(validation = Rule::new(
+        "self.all(k, self[k].matches('^arn:aws[a-z-]*:(secretsmanager|ssm):[a-z0-9-]+:[0-9]{12}:.+$'))"
+    ).message("secret values must be Secrets Manager or SSM parameter ARNs"))]
+    pub secrets: BTreeMap<String, String>,
+
+    /// Container health check run by ECS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<ContainerHealthCheck>,
+
+    /// CloudWatch Logs group for the awslogs driver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_/.#-]{1,512}$"))]
+    pub log_group: Option<String>,
+
+    /// IAM role ECS uses to pull the image, write logs and read secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$"))]
+    pub execution_role_arn: Option<String>,
+
+    /// IAM role the API itself runs as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$"))]
+    pub task_role_arn: Option<String>,
+
+    /// CPU architecture of the image.
+    #[serde(default)]
+    pub architecture: Architecture,
+}
+
+/// A container health check.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.command[0] in ['CMD', 'CMD-SHELL']")
+    .message("healthCheck.command must start with CMD or CMD-SHELL").field_path(".command"))]
+#[x_kube(validation = Rule::new("self.timeoutSeconds < self.intervalSeconds")
+    .message("timeoutSeconds must be shorter than intervalSeconds").field_path(".timeoutSeconds"))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerHealthCheck {
+    /// The command, `["CMD", "/api-service", "healthcheck"]` or `["CMD-SHELL", "..."]`.
+    #[schemars(length(min = 2, max = 32))]
+    pub command: Vec<String>,
+    /// Seconds between checks.
+    #[serde(default = "default_hc_interval")]
+    #[schemars(range(min = 5, max = 300))]
+    pub interval_seconds: i32,
+    /// Seconds before a check counts as failed.
+    #[serde(default = "default_hc_timeout")]
+    #[schemars(range(min = 2, max = 120))]
+    pub timeout_seconds: i32,
+    /// Failures before the container is unhealthy.
+    #[serde(default = "default_hc_retries")]
+    #[schemars(range(min = 1, max = 10))]
+    pub retries: i32,
+    /// Grace period after start before failures count.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 300))]
+    pub start_period_seconds: i32,
+}
+
+fn default_hc_interval() -> i32 {
+    30
+}
+fn default_hc_timeout() -> i32 {
+    5
+}
+fn default_hc_retries() -> i32 {
+    3
+}
+
+/// CPU architecture.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Architecture {
+    /// 64-bit x86.
+    #[default]
+    #[serde(rename = "X86_64")]
+    X86_64,
+    /// 64-bit ARM (Graviton).
+    #[serde(rename = "ARM64")]
+    Arm64,
+}
+
+/// The ECS service.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new(
+    "!has(self.autoscaling) || (self.replicas >= self.autoscaling.minReplicas && self.replicas <= self.autoscaling.maxReplicas)"
+).message("replicas is the starting count and must lie within autoscaling.minReplicas..maxReplicas").field_path(".replicas"))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// Desired number of tasks (the starting count when autoscaling is set).
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub replicas: i32,
+
+    /// Subnets the tasks run in (IDs, `subnet-...`).
+    #[schemars(length(min = 1, max = 16))]
+    #[schemars(inner(regex(pattern = r"^subnet-[0-9a-f]{8,17}$")))]
+    pub subnets: Vec<String>,
+
+    /// Security groups of the tasks (IDs, `sg-...`).
+    #[serde(default)]
+    #[schemars(length(max = 5))]
+    #[schemars(inner(regex(pattern = r"^sg-[0-9a-f]{8,17}$")))]
+    pub security_groups: Vec<String>,
+
+    /// Give each task a public IP (needed in public subnets without a NAT gateway).
+    #[serde(default)]
+    pub assign_public_ip: bool,
+
+    /// How updates roll out and when they count as failed.
+    #[serde(default)]
+    pub rollout: RolloutSpec,
+
+    /// Target-tracking autoscaling of the task count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<AutoscalingSpec>,
+
+    /// Cloud Map registration of the tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_discovery: Option<ServiceDiscoverySpec>,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+/// Rolling-update settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.maxPercent > self.minHealthyPercent")
+    .message("maxPercent must exceed minHealthyPercent, or a rolling update can never start a new task")
+    .field_path(".maxPercent"))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RolloutSpec {
+    /// Upper bound of running tasks during a deployment, in percent of replicas.
+    #[serde(default = "default_max_percent")]
+    #[schemars(range(min = 100, max = 400))]
+    pub max_percent: i32,
+    /// Lower bound of healthy tasks during a deployment, in percent of replicas.
+    #[serde(default = "default_min_healthy_percent")]
+    #[schemars(range(min = 0, max = 100))]
+    pub min_healthy_percent: i32,
+    /// ECS deployment circuit breaker.
+    #[serde(default)]
+    pub circuit_breaker: CircuitBreakerSpec,
+    /// A rollout not finished after this many seconds is failed (`ProgressDeadlineExceeded`).
+    #[serde(default = "default_progress_deadline")]
+    #[schemars(range(min = 60, max = 86400))]
+    pub progress_deadline_seconds: i32,
+    /// Seconds ECS ignores load-balancer health checks after a task starts.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 7200))]
+    pub health_check_grace_period_seconds: i32,
+}
+
+impl Default for RolloutSpec {
+    fn default() -> Self {
+        RolloutSpec {
+            max_percent: default_max_percent(),
+            min_healthy_percent: default_min_healthy_percent(),
+            circuit_breaker: CircuitBreakerSpec::default(),
+            progress_deadline_seconds: default_progress_deadline(),
+            health_check_grace_period_seconds: 0,
+        }
+    }
+}
+
+fn default_max_percent() -> i32 {
+    200
+}
+fn default_min_healthy_percent() -> i32 {
+    100
+}
+fn default_progress_deadline() -> i32 {
+    600
+}
+
+/// The ECS deployment circuit breaker.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.enabled || !self.rollback")
+    .message("rollback needs the circuit breaker enabled").field_path(".rollback"))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CircuitBreakerSpec {
+    /// Stop a deployment whose tasks keep failing.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Roll back to the last completed deployment when the breaker trips (reported as `RolledBack`,
+    /// never as success).
+    #[serde(default = "default_true")]
+    pub rollback: bool,
+}
+
+impl Default for CircuitBreakerSpec {
+    fn default() -> Self {
+        CircuitBreakerSpec { enabled: true, rollback: true }
+    }
+}
+
+/// Target-tracking autoscaling.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas")
+    .message("minReplicas must not exceed maxReplicas").field_path(".minReplicas"))]
+#[x_kube(validation = Rule::new("has(self.targetCpuPercent) || has(self.targetMemoryPercent) || has(self.targetRequestsPerTarget)")
+    .message("set at least one target: targetCpuPercent, targetMemoryPercent or targetRequestsPerTarget"))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AutoscalingSpec {
+    /// Fewest tasks.
+    #[schemars(range(min = 0, max = 1000))]
+    pub min_replicas: i32,
+    /// Most tasks.
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_replicas: i32,
+    /// Keep average CPU near this percentage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub target_cpu_percent: Option<i32>,
+    /// Keep average memory near this percentage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub target_memory_percent: Option<i32>,
+    /// Keep ALB requests per task near this count (needs loadBalancer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub target_requests_per_target: Option<i32>,
+}
+
+/// Cloud Map registration.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceDiscoverySpec {
+    /// The Cloud Map namespace ID (`ns-...`).
+    #[schemars(regex(pattern = r"^ns-[a-z0-9]{16}$"))]
+    pub namespace_id: String,
+    /// DNS record type of the registrations.
+    #[serde(default)]
+    pub dns_record_type: DnsRecordType,
+    /// TTL of the DNS records.
+    #[serde(default = "default_dns_ttl")]
+    #[schemars(range(min = 0, max = 86400))]
+    pub ttl_seconds: i32,
+}
+
+fn default_dns_ttl() -> i32 {
+    10
+}
+
+/// Cloud Map DNS record type.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DnsRecordType {
+    /// IPv4 address records.
+    A,
+    /// Service records with port (for API Gateway VPC links).
+    #[default]
+    #[serde(rename = "SRV")]
+    Srv,
+}
+
+/// Routing from an existing ALB listener.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("size(self.hosts) + size(self.paths) >= 1")
+    .message("set at least one of loadBalancer.hosts or loadBalancer.paths").field_path(".hosts"))]
+#[x_kube(validation = Rule::new("size(self.hosts) + size(self.paths) <= 5")
+    .message("an ALB rule takes at most 5 host and path values in total").field_path(".paths"))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoadBalancerSpec {
+    /// ARN of the existing ALB listener the rule is added to.
+    #[schemars(regex(
+        pattern = r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:[0-9]{12}:listener/app/[A-Za-z0-9-]+/[0-9a-f]+/[0-9a-f]+$"
+    ))]
+    pub listener_arn: String,
+    /// The VPC of the listener's load balancer (`vpc-...`).
+    #[schemars(regex(pattern = r"^vpc-[0-9a-f]{8,17}$"))]
+    pub vpc_id: String,
+    /// Listener rule priority, unique on the listener.
+    #[schemars(range(min = 1, max = 50000))]
+    pub priority: i32,
+    /// Host headers the rule matches (`books.example.com`, `*.example.com`).
+    #[serde(default)]
+    #[schemars(length(max = 5))]
+    #[schemars(inner(regex(pattern = r"^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")))]
+    pub hosts: Vec<String>,
+    /// Path patterns the rule matches (`/books*`).
+    #[serde(default)]
+    #[schemars(length(max = 5))]
+    #[schemars(inner(regex(pattern = r"^/[A-Za-z0-9_./~$@:+*?&=-]{0,127}$")))]
+    pub paths: Vec<String>,
+    /// Target-group health check.
+    #[serde(default)]
+    pub health_check: TargetHealthCheck,
+    /// Seconds a deregistering task keeps draining connections.
+    #[serde(default = "default_deregistration_delay")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub deregistration_delay_seconds: i32,
+}
+
+fn default_deregistration_delay() -> i32 {
+    30
+}
+
+/// The target group's health check.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.timeoutSeconds < self.intervalSeconds")
+    .message("timeoutSeconds must be shorter than intervalSeconds").field_path(".timeoutSeconds"))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TargetHealthCheck {
+    /// HTTP path probed.
+    #[serde(default = "default_health_path")]
+    #[schemars(regex(pattern = r"^/[A-Za-z0-9_./~$@:+*?&=%-]{0,1023}$"))]
+    pub path: String,
+    /// Seconds between probes.
+    #[serde(default = "default_tg_interval")]
+    #[schemars(range(min = 5, max = 300))]
+    pub interval_seconds: i32,
+    /// Seconds before a probe counts as failed.
+    #[serde(default = "default_tg_timeout")]
+    #[schemars(range(min = 2, max = 120))]
+    pub timeout_seconds: i32,
+    /// Successes before a target is healthy.
+    #[serde(default = "default_healthy_threshold")]
+    #[schemars(range(min = 2, max = 10))]
+    pub healthy_threshold: i32,
+    /// Failures before a target is unhealthy.
+    #[serde(default = "default_unhealthy_threshold")]
+    #[schemars(range(min = 2, max = 10))]
+    pub unhealthy_threshold: i32,
+    /// HTTP codes counted as healthy (`200`, `200-399`, `200,204`).
+    #[serde(default = "default_matcher")]
+    #[schemars(regex(pattern = r"^[0-9]{3}(-[0-9]{3})?(,[0-9]{3}(-[0-9]{3})?)*$"))]
+    pub matcher: String,
+}
+
+impl Default for TargetHealthCheck {
+    fn default() -> Self {
+        TargetHealthCheck {
+            path: default_health_path(),
+            interval_seconds: default_tg_interval(),
+            timeout_seconds: default_tg_timeout(),
+            healthy_threshold: default_healthy_threshold(),
+            unhealthy_threshold: default_unhealthy_threshold(),
+            matcher: default_matcher(),
+        }
+    }
+}
+
+fn default_health_path() -> String {
+    "/healthz".into()
+}
+fn default_tg_interval() -> i32 {
+    15
+}
+fn default_tg_timeout() -> i32 {
+    5
+}
+fn default_healthy_threshold() -> i32 {
+    2
+}
+fn default_unhealthy_threshold() -> i32 {
+    3
+}
+fn default_matcher() -> String {
+    "200-399".into()
+}
+
+/// What deletion does to AWS.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DeletionPolicy {
+    /// Delete everything ecsop owns, in order.
+    #[default]
+    Delete,
+    /// Leave everything running; remove ecsop's ownership tags.
+    Retain,
+}

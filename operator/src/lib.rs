@@ -1,0 +1,11 @@
+//! ecsop: deploys HTTP API services to AWS ECS Fargate from `ApiDeployment` resources.
+//!
+//! One engine, two front ends: the Kubernetes controller (`ecsop run`) and the one-shot CLI
+//! (`ecsop apply|diff|delete|status -f PATH`). See DESIGN.md for the contracts.
+
+pub mod api;
+pub mod cli;
+pub mod error;
+pub mod manifest;
+
+pub use error::{Error, Result};

@@ -1,0 +1,477 @@
+"""moto, plus the few things ecsop's tests need that moto does not do.
+
+This file is test support. It runs the real moto server (pinned in testkit/python/requirements.txt) and
+wraps it in a thin WSGI layer that adds, and only adds:
+
+* per-test isolation by access key: an access key `ECSOPTEST<12-digit account>` is served from that moto
+  account (moto's own `x-moto-account-id` header, derived so that unmodified SDK clients and the `ecsop`
+  binary can be isolated through plain AWS environment variables);
+* a call log per account (service, operation, HTTP status), so tests can count AWS reads and writes made
+  by a separate process;
+* fault injection per operation: throttling, 5xx, AccessDenied and latency, in each protocol's own error
+  shape so the real SDK classifies them as AWS would;
+* an ECS deployment model: moto never progresses deployments and UpdateService does not even start a new
+  one. Here UpdateService to a new task definition starts a new PRIMARY deployment (the old one becomes
+  ACTIVE), `deploymentConfiguration` and friends are kept, and a driver endpoint moves the PRIMARY
+  deployment through its states (progress, complete, fail, circuit-breaker rollback) with the service
+  events ECS would write.
+
+Control endpoints live under /_ecsop/ and take and return JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import re
+import sys
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qs
+
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
+
+ACCESS_KEY_ACCOUNT = re.compile(r"^ECSOPTEST(\d{12})$")
+CREDENTIAL = re.compile(r"Credential=([^/]+)/[^/]+/([^/]+)/([^/]+)/")
+
+# Error codes per protocol family. The SDK's retry classifier knows these names.
+JSON_ERRORS = {
+    "throttle": (400, "ThrottlingException", "Rate exceeded"),
+    "server_error": (500, "InternalFailure", "We encountered an internal error. Please try again."),
+    "unavailable": (503, "ServiceUnavailable", "Service is unavailable. Please try again."),
+    "access_denied": (400, "AccessDeniedException", "User is not authorized to perform this operation"),
+}
+QUERY_ERRORS = {
+    "throttle": (400, "Sender", "Throttling", "Rate exceeded"),
+    "server_error": (500, "Receiver", "InternalFailure", "We encountered an internal error. Please try again."),
+    "unavailable": (503, "Receiver", "ServiceUnavailable", "Service is unavailable. Please try again."),
+    "access_denied": (403, "Sender", "AccessDenied", "User is not authorized to perform this operation"),
+}
+REST_XML_ERRORS = {
+    "throttle": (503, "SlowDown", "Please reduce your request rate."),
+    "server_error": (500, "InternalError", "We encountered an internal error. Please try again."),
+    "unavailable": (503, "ServiceUnavailable", "Service is unavailable. Please try again."),
+    "access_denied": (403, "AccessDenied", "Access Denied"),
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Harness:
+    """The WSGI layer in front of moto."""
+
+    def __init__(self, app: Any, idle_exit: float) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+        self.calls: list[dict[str, Any]] = []
+        self.faults: list[dict[str, Any]] = []
+        self.rng = random.Random(int(os.environ.get("ECSOP_MOTO_SEED", "7")))
+        self.last_request = time.monotonic()
+        self.idle_exit = idle_exit
+
+    # ---- WSGI entry ------------------------------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        self.last_request = time.monotonic()
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_ecsop/"):
+            return self.control(environ, start_response)
+
+        call = self.describe_call(environ)
+        if call["account"]:
+            environ["HTTP_X_MOTO_ACCOUNT_ID"] = call["account"]
+        fault = self.match_fault(call)
+        if fault is not None:
+            latency = fault.get("latencyMs")
+            if latency:
+                time.sleep(latency / 1000.0)
+            if fault["kind"] != "latency":
+                call["status"] = None
+                call["fault"] = fault["kind"]
+                status, headers, body = self.error_response(call, fault["kind"])
+                call["status"] = int(status.split()[0])
+                self.record(call)
+                start_response(status, headers)
+                return [body]
+
+        def recording_start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+            call["status"] = int(status.split()[0])
+            self.record(call)
+            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+        return self.app(environ, recording_start_response)
+
+    # ---- calls -----------------------------------------------------------------------------------
+    def describe_call(self, environ: dict[str, Any]) -> dict[str, Any]:
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        account, region, service = None, None, None
+        m = CREDENTIAL.search(auth)
+        if m:
+            key, region, service = m.group(1), m.group(2), m.group(3)
+            am = ACCESS_KEY_ACCOUNT.match(key)
+            if am:
+                account = am.group(1)
+        if environ.get("HTTP_X_MOTO_ACCOUNT_ID"):
+            account = environ["HTTP_X_MOTO_ACCOUNT_ID"]
+        target = environ.get("HTTP_X_AMZ_TARGET")
+        protocol, operation = "rest", None
+        if target:
+            protocol, operation = "json", target.rsplit(".", 1)[-1]
+        elif environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else b""
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+            action = parse_qs(body.decode("utf-8", "replace")).get("Action")
+            if action:
+                protocol, operation = "query", action[0]
+        if operation is None:
+            operation = environ.get("REQUEST_METHOD", "GET")
+        return {
+            "account": account,
+            "region": region,
+            "service": service,
+            "operation": operation,
+            "protocol": protocol,
+            "status": None,
+            "fault": None,
+            "at": time.time(),
+        }
+
+    def record(self, call: dict[str, Any]) -> None:
+        with self.lock:
+            self.calls.append(call)
+            if len(self.calls) > 200_000:
+                del self.calls[:100_000]
+
+    # ---- faults ----------------------------------------------------------------------------------
+    def match_fault(self, call: dict[str, Any]) -> dict[str, Any] | None:
+        with self.lock:
+            for rule in self.faults:
+                if rule.get("account") and rule["account"] != call["account"]:
+                    continue
+                if rule.get("service") and rule["service"] != call["service"]:
+                    continue
+                if rule.get("operation") and rule["operation"] != call["operation"]:
+                    continue
+                if rule.get("remaining") is not None:
+                    if rule["remaining"] <= 0:
+                        continue
+                if self.rng.random() >= float(rule.get("probability", 1.0)):
+                    continue
+                if rule.get("remaining") is not None:
+                    rule["remaining"] -= 1
+                rule["hits"] = rule.get("hits", 0) + 1
+                return dict(rule)
+        return None
+
+    def error_response(self, call: dict[str, Any], kind: str) -> tuple[str, list, bytes]:
+        request_id = str(uuid.uuid4())
+        if call["protocol"] == "json":
+            code, name, message = JSON_ERRORS[kind]
+            body = json.dumps({"__type": name, "message": message}).encode()
+            headers = [
+                ("Content-Type", "application/x-amz-json-1.1"),
+                ("x-amzn-RequestId", request_id),
+                ("x-amzn-ErrorType", name),
+            ]
+        elif call["protocol"] == "query":
+            code, typ, name, message = QUERY_ERRORS[kind]
+            body = (
+                f'<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>{typ}</Type>'
+                f"<Code>{name}</Code><Message>{message}</Message></Error><RequestId>{request_id}</RequestId>"
+                f"</ErrorResponse>"
+            ).encode()
+            headers = [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)]
+        else:
+            code, name, message = REST_XML_ERRORS[kind]
+            body = (
+                f"<Error><Code>{name}</Code><Message>{message}</Message><RequestId>{request_id}</RequestId></Error>"
+            ).encode()
+            headers = [("Content-Type", "application/xml"), ("x-amz-request-id", request_id)]
+        headers.append(("Content-Length", str(len(body))))
+        reason = {400: "Bad Request", 403: "Forbidden", 500: "Internal Server Error", 503: "Service Unavailable"}
+        return f"{code} {reason[code]}", headers, body
+
+    # ---- control API -----------------------------------------------------------------------------
+    def control(self, environ: dict[str, Any], start_response: Any) -> Any:
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "")
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else {}
+            status, payload = self.route(method, path, query, body)
+        except KeyError as exc:
+            status, payload = 404, {"error": f"not found: {exc}"}
+        except (ValueError, TypeError) as exc:
+            status, payload = 400, {"error": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - a control call must answer, not kill the server
+            status, payload = 500, {"error": f"{type(exc).__name__}: {exc}"}
+        data = json.dumps(payload, default=str).encode()
+        start_response(
+            f"{status} {'OK' if status < 400 else 'Error'}",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+        )
+        return [data]
+
+    def route(self, method: str, path: str, query: dict, body: dict) -> tuple[int, Any]:
+        if path == "/_ecsop/health":
+            return 200, {"status": "ok", "pid": os.getpid()}
+        if path == "/_ecsop/calls" and method == "GET":
+            account = (query.get("account") or [None])[0]
+            with self.lock:
+                calls = [c for c in self.calls if account is None or c["account"] == account]
+            return 200, {"calls": calls}
+        if path == "/_ecsop/calls" and method == "DELETE":
+            account = (query.get("account") or [None])[0]
+            with self.lock:
+                self.calls = [c for c in self.calls if account is not None and c["account"] != account]
+            return 200, {}
+        if path == "/_ecsop/faults" and method == "POST":
+            rule = {
+                "id": str(uuid.uuid4()),
+                "account": body.get("account"),
+                "service": body.get("service"),
+                "operation": body.get("operation"),
+                "kind": body["kind"],
+                "probability": float(body.get("probability", 1.0)),
+                "remaining": body.get("count"),
+                "latencyMs": body.get("latencyMs"),
+                "hits": 0,
+            }
+            if rule["kind"] not in ("latency",) + tuple(JSON_ERRORS):
+                raise ValueError(f"unknown fault kind {rule['kind']!r}")
+            with self.lock:
+                self.faults.append(rule)
+            return 200, rule
+        if path == "/_ecsop/faults" and method == "GET":
+            with self.lock:
+                return 200, {"faults": list(self.faults)}
+        if path == "/_ecsop/faults" and method == "DELETE":
+            account = (query.get("account") or [None])[0]
+            with self.lock:
+                self.faults = [f for f in self.faults if account is not None and f["account"] != account]
+            return 200, {}
+        if path == "/_ecsop/ecs/drive" and method == "POST":
+            return 200, drive(body)
+        if path == "/_ecsop/ecs/service" and method == "GET":
+            svc = find_service(
+                query["account"][0], query["region"][0], query["cluster"][0], query["service"][0]
+            )
+            return 200, {"deployments": svc.deployments, "events": svc.events, "taskDefinition": svc.task_definition}
+        raise KeyError(path)
+
+    def watchdog(self) -> None:
+        """Exit when idle, so a server shared by several test processes does not outlive them."""
+        while True:
+            time.sleep(1.0)
+            if self.idle_exit and time.monotonic() - self.last_request > self.idle_exit:
+                os._exit(0)
+
+
+# ---- ECS deployment model ------------------------------------------------------------------------
+
+def ecs_backend(account: str, region: str) -> Any:
+    from moto.ecs.models import ecs_backends
+
+    return ecs_backends[account][region]
+
+
+def find_service(account: str, region: str, cluster: str, service: str) -> Any:
+    backend = ecs_backend(account, region)
+    key = f"{cluster.split('/')[-1]}:{service.split('/')[-1]}"
+    if key not in backend.services:
+        raise KeyError(f"service {key} in account {account} region {region}")
+    return backend.services[key]
+
+
+def new_deployment_id() -> str:
+    return "ecs-svc/" + "".join(random.choice("0123456789") for _ in range(19))
+
+
+def add_event(svc: Any, message: str) -> None:
+    # ECS lists service events newest first.
+    svc.events.insert(0, {"id": str(uuid.uuid4()), "createdAt": utcnow(), "message": message})
+    del svc.events[100:]
+
+
+def primary(svc: Any) -> dict[str, Any]:
+    for d in svc.deployments:
+        if d["status"] == "PRIMARY":
+            return d
+    raise ValueError(f"service {svc.name} has no PRIMARY deployment")
+
+
+def start_deployment(svc: Any, task_definition: str, launch_type: str | None) -> dict[str, Any]:
+    for d in svc.deployments:
+        if d["status"] == "PRIMARY":
+            d["status"] = "ACTIVE"
+            d["updatedAt"] = utcnow()
+    dep_id = new_deployment_id()
+    dep = {
+        "createdAt": utcnow(),
+        "desiredCount": svc.desired_count,
+        "failedTasks": 0,
+        "id": dep_id,
+        "launchType": launch_type,
+        "pendingCount": 0,
+        "rolloutState": "IN_PROGRESS",
+        "rolloutStateReason": f"ECS deployment {dep_id} in progress.",
+        "runningCount": 0,
+        "platformFamily": "FARGATE" if launch_type == "FARGATE" else "EC2",
+        "networkConfiguration": getattr(svc, "network_configuration", None) or None,
+        "status": "PRIMARY",
+        "taskDefinition": task_definition,
+        "updatedAt": utcnow(),
+    }
+    svc.deployments.insert(0, dep)
+    return dep
+
+
+def drive(body: dict) -> dict:
+    svc = find_service(body["account"], body["region"], body["cluster"], body["service"])
+    action = body["action"]
+    dep = primary(svc)
+    desired = svc.desired_count
+    name = f"(service {svc.name})"
+    if action == "progress":
+        running = int(body.get("running", max(1, desired // 2) if desired else 0))
+        dep["runningCount"] = min(running, desired)
+        dep["pendingCount"] = max(desired - dep["runningCount"], 0)
+        dep["updatedAt"] = utcnow()
+        add_event(svc, f"{name} has started {dep['runningCount']} tasks: (task {uuid.uuid4().hex[:32]}).")
+    elif action == "complete":
+        dep["runningCount"] = desired
+        dep["pendingCount"] = 0
+        dep["rolloutState"] = "COMPLETED"
+        dep["rolloutStateReason"] = f"ECS deployment {dep['id']} completed."
+        dep["updatedAt"] = utcnow()
+        # Older deployments drain away once the new one is steady.
+        svc.deployments[:] = [dep]
+        svc.running_count = desired
+        svc.pending_count = 0
+        add_event(svc, f"{name} (deployment {dep['id']}) deployment completed.")
+        add_event(svc, f"{name} has reached a steady state.")
+    elif action in ("fail", "rollback"):
+        reason = body.get("reason", "Essential container in task exited")
+        failed = int(body.get("failedTasks", 3))
+        dep["failedTasks"] = dep.get("failedTasks", 0) + failed
+        dep["runningCount"] = 0
+        dep["pendingCount"] = 0
+        dep["rolloutState"] = "FAILED"
+        dep["rolloutStateReason"] = "ECS deployment circuit breaker: tasks failed to start."
+        dep["updatedAt"] = utcnow()
+        for _ in range(min(failed, 3)):
+            add_event(svc, f"{name} (task {uuid.uuid4().hex[:32]}) stopped: {reason}.")
+        add_event(svc, f"{name} (deployment {dep['id']}) deployment failed: tasks failed to start.")
+        if action == "rollback":
+            previous = [d for d in svc.deployments if d is not dep and d.get("rolloutState") != "FAILED"]
+            target = body.get("taskDefinition") or (previous[0]["taskDefinition"] if previous else None)
+            if target is None:
+                raise ValueError("no earlier deployment to roll back to")
+            rollback = start_deployment(svc, target, dep.get("launchType"))
+            svc.task_definition = target
+            # The rolled-back-to deployment keeps its tasks while the new one starts.
+            svc.deployments[:] = [rollback, dep]
+            add_event(svc, f"{name} rolling back to deployment {rollback['id']}.")
+    elif action == "stuck":
+        add_event(svc, f"{name} is unable to consistently start tasks successfully.")
+    else:
+        raise ValueError(f"unknown action {action!r}: progress, complete, fail, rollback or stuck")
+    return {"deployments": svc.deployments, "events": svc.events[:5]}
+
+
+def patch_ecs() -> None:
+    """Make CreateService keep its deployment settings and UpdateService start deployments."""
+    from moto.core.utils import camelcase_to_underscores
+    from moto.ecs import models, responses
+
+    kept = [
+        "deploymentConfiguration",
+        "healthCheckGracePeriodSeconds",
+        "enableECSManagedTags",
+        "enableExecuteCommand",
+        "capacityProviderStrategy",
+        "placementConstraints",
+        "placementStrategy",
+    ]
+    original_create = responses.EC2ContainerServiceResponse.create_service
+
+    def create_service(self: Any) -> Any:
+        result = original_create(self)
+        svc = self.ecs_backend._get_service(self._get_param("cluster", "default"), self._get_param("serviceName"))
+        for key in kept:
+            value = self._get_param(key)
+            if value is not None:
+                setattr(svc, camelcase_to_underscores(key), value)
+        return result
+
+    responses.EC2ContainerServiceResponse.create_service = create_service
+
+    original_update = models.EC2ContainerServiceBackend.update_service
+
+    def update_service(self: Any, props: dict[str, Any]) -> Any:
+        cluster = props.get("cluster", "default")
+        name = props.get("service", "").split("/")[-1]
+        svc = self._get_service(cluster, name)
+        before_td = svc.task_definition
+        before_running = svc.running_count
+        requested = props.get("task_definition")
+        desired = props.get("desired_count")
+        svc = original_update(self, props)
+        # moto sets running = desired at once; ECS does not: the deployment driver moves counts.
+        svc.running_count = before_running
+        if requested:
+            svc.task_definition = self.describe_task_definition(requested).arn
+        if requested and svc.task_definition != before_td:
+            start_deployment(svc, svc.task_definition, svc.launch_type)
+            svc.pending_count = svc.desired_count
+        elif desired is not None:
+            dep = primary(svc)
+            dep["desiredCount"] = desired
+            if dep.get("rolloutState") == "COMPLETED":
+                dep["runningCount"] = desired
+                svc.running_count = desired
+        return svc
+
+    models.EC2ContainerServiceBackend.update_service = update_service
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--state-file", help="write {port, pid} here (atomically) once listening")
+    parser.add_argument("--idle-exit", type=float, default=0, help="exit after this many idle seconds (0: never)")
+    args = parser.parse_args()
+
+    patch_ecs()
+    harness = Harness(DomainDispatcherApplication(create_backend_app), args.idle_exit)
+    server = make_server(args.host, args.port, harness, threaded=True, request_handler=MotoRequestHandler)
+    port = server.server_address[1]
+    if args.state_file:
+        tmp = f"{args.state_file}.{os.getpid()}.tmp"
+        with open(tmp, "w") as fh:
+            json.dump({"port": port, "pid": os.getpid()}, fh)
+        os.replace(tmp, args.state_file)
+    print(f"ECSOP_MOTO_READY port={port}", flush=True)
+    threading.Thread(target=harness.watchdog, daemon=True).start()
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
