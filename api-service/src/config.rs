@@ -1,0 +1,225 @@
+//! Typed configuration, read from flags and the environment (every flag has an environment variable).
+
+use std::{convert::Infallible, fmt, net::IpAddr, str::FromStr, time::Duration};
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum, builder::BoolishValueParser};
+
+use crate::error::Error;
+
+/// A string that must never be printed: `Debug` and `Display` show `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret value itself; call only where it is used, never to log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// The command line: an optional subcommand plus the service configuration.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "api-service", version, about = "The companion HTTP API that ecsop deploys")]
+pub struct Cli {
+    /// What to do; `serve` when absent.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Service configuration.
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// Subcommands of the binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// GET http://127.0.0.1:$PORT/healthz and exit 0 when it answers 200, else 1 (container health check).
+    Healthcheck,
+}
+
+/// Where the service runs; production refuses insecure defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Environment {
+    /// Local development and tests: a missing `JWT_SECRET` is replaced by a random one, with a warning.
+    Development,
+    /// Production: `JWT_SECRET` is required and must be at least 32 bytes.
+    Production,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for CloudWatch Logs and other collectors).
+    Json,
+}
+
+/// The service configuration.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to bind.
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    pub host: IpAddr,
+    /// Port to bind (0 picks a free port); also the port `healthcheck` probes.
+    #[arg(long, env = "PORT", default_value_t = 8080, global = true)]
+    pub port: u16,
+    /// Deployment environment.
+    #[arg(long = "app-env", env = "APP_ENV", value_enum, default_value = "development")]
+    pub environment: Environment,
+    /// Database URL: `sqlite://PATH` (created if missing, WAL mode) or `postgres://...`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://api.db", hide_env_values = true)]
+    pub database_url: Secret,
+    /// Maximum pooled database connections.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub database_max_connections: u32,
+    /// How long a request waits for a pooled connection, in milliseconds.
+    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 5000)]
+    pub database_acquire_timeout_ms: u64,
+    /// Largest N accepted by the factorial endpoint.
+    #[arg(long, env = "FACTORIAL_MAX", default_value_t = 100_000)]
+    pub factorial_max: u64,
+    /// HS256 signing secret for access tokens (required in production).
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+    /// Access-token lifetime in seconds.
+    #[arg(long, env = "JWT_TTL_SECS", default_value_t = 3600)]
+    pub jwt_ttl_secs: u64,
+    /// Argon2id memory cost in KiB (OWASP minimum recommendation by default).
+    #[arg(long, env = "ARGON2_MEMORY_KIB", default_value_t = 19_456)]
+    pub argon2_memory_kib: u32,
+    /// Argon2id iterations.
+    #[arg(long, env = "ARGON2_ITERATIONS", default_value_t = 2)]
+    pub argon2_iterations: u32,
+    /// Concurrent password hashes (each holds `ARGON2_MEMORY_KIB`); 0 means the number of CPUs.
+    #[arg(long, env = "MAX_CONCURRENT_HASHES", default_value_t = 0)]
+    pub max_concurrent_hashes: usize,
+    /// S3 bucket for uploads; uploads answer 503 when unset.
+    #[arg(long, env = "UPLOAD_BUCKET")]
+    pub upload_bucket: Option<String>,
+    /// Largest accepted upload in bytes (larger ones get 413).
+    #[arg(long, env = "UPLOAD_MAX_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub upload_max_bytes: u64,
+    /// Path-style S3 addressing (`endpoint/bucket/key`), needed by local emulators.
+    #[arg(long, env = "S3_FORCE_PATH_STYLE", default_value_t = false, action = ArgAction::Set,
+          value_parser = BoolishValueParser::new())]
+    pub s3_force_path_style: bool,
+    /// Largest accepted JSON request body in bytes.
+    #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 64 * 1024)]
+    pub body_limit_bytes: usize,
+    /// Time limit for one request, in seconds.
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    /// How long shutdown waits for in-flight requests before giving up, in seconds.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    pub shutdown_timeout_secs: u64,
+    /// Log format (`RUST_LOG` sets the filter).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// The defaults, with any of the variables above that are set in the environment applied.
+    pub fn from_env() -> Result<Self, Error> {
+        Cli::try_parse_from(["api-service"])
+            .map(|cli| cli.config)
+            .map_err(|e| Error::Config(e.to_string()))
+    }
+
+    /// Rejects settings that cannot work or are unsafe for the environment.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.environment == Environment::Production {
+            match &self.jwt_secret {
+                None => return Err(Error::Config("JWT_SECRET is required when APP_ENV=production".into())),
+                Some(s) if s.expose().len() < 32 => {
+                    return Err(Error::Config("JWT_SECRET must be at least 32 bytes in production".into()));
+                }
+                Some(_) => {}
+            }
+        }
+        if matches!(&self.jwt_secret, Some(s) if s.expose().is_empty()) {
+            return Err(Error::Config("JWT_SECRET must not be empty".into()));
+        }
+        if self.database_max_connections == 0 {
+            return Err(Error::Config("DATABASE_MAX_CONNECTIONS must be at least 1".into()));
+        }
+        if self.upload_bucket.as_deref() == Some("") {
+            return Err(Error::Config("UPLOAD_BUCKET must not be empty when set".into()));
+        }
+        if self.request_timeout_secs == 0 {
+            return Err(Error::Config("REQUEST_TIMEOUT_SECS must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// The request time limit.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let cli = Cli::try_parse_from([
+            "api-service",
+            "--jwt-secret",
+            "hunter2-hunter2",
+            "--database-url",
+            "postgres://u:pw@db/x",
+        ])
+        .unwrap();
+        let shown = format!("{cli:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("pw@db"), "{shown}");
+        assert!(shown.contains("[redacted]"));
+        assert_eq!(cli.config.jwt_secret.unwrap().expose(), "hunter2-hunter2");
+    }
+
+    #[test]
+    fn production_requires_a_strong_jwt_secret() {
+        let mut config = Cli::try_parse_from(["api-service", "--app-env", "production"]).unwrap().config;
+        config.jwt_secret = None;
+        assert!(config.validate().is_err());
+        config.jwt_secret = Some(Secret::new("short"));
+        assert!(config.validate().is_err());
+        config.jwt_secret = Some(Secret::new("x".repeat(32)));
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn boolish_flags_and_subcommands_parse() {
+        let cli = Cli::try_parse_from(["api-service", "--s3-force-path-style", "yes", "healthcheck"]).unwrap();
+        assert!(cli.config.s3_force_path_style);
+        assert_eq!(cli.command, Some(Command::Healthcheck));
+    }
+}

@@ -1,0 +1,102 @@
+//! The `books` table.
+
+use serde::Serialize;
+use sqlx::FromRow;
+
+use super::{Db, Page, conflict_or, now};
+use crate::error::ApiError;
+
+/// A stored book.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
+pub struct Book {
+    /// Identifier.
+    pub id: i64,
+    /// Title.
+    pub title: String,
+    /// Author.
+    pub author: String,
+    /// ISBN-10 or ISBN-13, digits only (unique).
+    pub isbn: String,
+    /// Year of publication.
+    pub published_year: Option<i64>,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+    /// Last update time (RFC 3339).
+    pub updated_at: String,
+}
+
+/// Validated fields of a book, for create and update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookFields {
+    /// Title.
+    pub title: String,
+    /// Author.
+    pub author: String,
+    /// Normalised ISBN.
+    pub isbn: String,
+    /// Year of publication.
+    pub published_year: Option<i64>,
+}
+
+const COLUMNS: &str = "id, title, author, isbn, published_year, created_at, updated_at";
+const DUPLICATE: &str = "a book with this ISBN already exists";
+
+impl Db {
+    /// One page of books, oldest first.
+    pub async fn list_books(&self, page: Page) -> Result<Vec<Book>, ApiError> {
+        let sql = format!("SELECT {COLUMNS} FROM books ORDER BY id LIMIT $1 OFFSET $2");
+        Ok(sqlx::query_as(&sql).bind(page.limit).bind(page.offset).fetch_all(self.pool()).await?)
+    }
+
+    /// One book.
+    pub async fn get_book(&self, id: i64) -> Result<Book, ApiError> {
+        let sql = format!("SELECT {COLUMNS} FROM books WHERE id = $1");
+        sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or(ApiError::NotFound("book"))
+    }
+
+    /// Inserts a book; 409 on a duplicate ISBN.
+    pub async fn create_book(&self, book: &BookFields) -> Result<Book, ApiError> {
+        let sql = format!(
+            "INSERT INTO books (title, author, isbn, published_year, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5) RETURNING {COLUMNS}"
+        );
+        sqlx::query_as(&sql)
+            .bind(&book.title)
+            .bind(&book.author)
+            .bind(&book.isbn)
+            .bind(book.published_year)
+            .bind(now())
+            .fetch_one(self.pool())
+            .await
+            .map_err(|e| conflict_or(e, DUPLICATE))
+    }
+
+    /// Replaces a book's fields; 404 when missing, 409 on a duplicate ISBN.
+    pub async fn update_book(&self, id: i64, book: &BookFields) -> Result<Book, ApiError> {
+        let sql = format!(
+            "UPDATE books SET title = $1, author = $2, isbn = $3, published_year = $4, updated_at = $5 \
+             WHERE id = $6 RETURNING {COLUMNS}"
+        );
+        sqlx::query_as(&sql)
+            .bind(&book.title)
+            .bind(&book.author)
+            .bind(&book.isbn)
+            .bind(book.published_year)
+            .bind(now())
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(|e| conflict_or(e, DUPLICATE))?
+            .ok_or(ApiError::NotFound("book"))
+    }
+
+    /// Deletes a book; 404 when missing.
+    pub async fn delete_book(&self, id: i64) -> Result<(), ApiError> {
+        let done = sqlx::query("DELETE FROM books WHERE id = $1").bind(id).execute(self.pool()).await?;
+        if done.rows_affected() == 0 { Err(ApiError::NotFound("book")) } else { Ok(()) }
+    }
+}

@@ -1,0 +1,48 @@
+//! `GET /api/v1/factorial?number=N` (seed 002).
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    error::{ApiError, Json, Query},
+    factorial::{INLINE_MAX, factorial_decimal, parse_number},
+    startup::AppState,
+};
+
+/// The query string.
+#[derive(Debug, Deserialize)]
+pub struct FactorialQuery {
+    /// N, as text so that every malformed value gets the same clear 400.
+    pub number: Option<String>,
+}
+
+/// The answer.
+#[derive(Debug, Serialize)]
+pub struct FactorialResponse {
+    /// N.
+    pub number: u64,
+    /// N! in decimal.
+    pub factorial: String,
+}
+
+/// N!, exact. Large N runs on the blocking pool, at most one computation per CPU at a time, so it
+/// never stalls the request workers.
+pub async fn factorial(
+    State(state): State<AppState>,
+    Query(query): Query<FactorialQuery>,
+) -> Result<Json<FactorialResponse>, ApiError> {
+    let number = parse_number(query.number.as_deref(), state.config.factorial_max)?;
+    let factorial = if number <= INLINE_MAX {
+        factorial_decimal(number)
+    } else {
+        let _permit = state
+            .cpu_permits
+            .acquire()
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        tokio::task::spawn_blocking(move || factorial_decimal(number))
+            .await
+            .map_err(|e| ApiError::Internal(format!("factorial task: {e}")))?
+    };
+    Ok(Json(FactorialResponse { number, factorial }))
+}

@@ -1,0 +1,115 @@
+//! HTTP routes, one module per resource, and shared request/response types.
+
+pub mod books;
+pub mod factorial;
+pub mod health;
+pub mod movies;
+pub mod openapi;
+pub mod uploads;
+pub mod users;
+
+use axum::{
+    Router,
+    routing::{get, post},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{db::Page, error::ApiError, startup::AppState};
+
+/// Default page size of list endpoints.
+pub const DEFAULT_LIMIT: i64 = 20;
+/// Largest page size of list endpoints.
+pub const MAX_LIMIT: i64 = 100;
+
+/// Every route of the service (without middleware; see [`crate::startup::router`]).
+pub fn routes(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi::handler))
+        .route("/api/v1/factorial", get(factorial::factorial))
+        .route("/api/v1/books", get(books::list).post(books::create))
+        .route("/api/v1/books/{id}", get(books::read).put(books::update).delete(books::delete))
+        .route("/api/v1/movies", get(movies::list).post(movies::create))
+        .route("/api/v1/movies/{id}", get(movies::read).put(movies::update).delete(movies::delete))
+        .route("/api/v1/users", post(users::register))
+        .route("/api/v1/auth/login", post(users::login))
+        .merge(uploads::routes(state))
+}
+
+/// `?limit=&offset=` of list endpoints.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<i64>,
+    /// Rows to skip (default 0).
+    pub offset: Option<i64>,
+}
+
+impl ListQuery {
+    /// The validated page (400 when out of range).
+    pub fn page(&self) -> Result<Page, ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::BadRequest(format!("`limit` must be between 1 and {MAX_LIMIT}")));
+        }
+        let offset = self.offset.unwrap_or(0);
+        if !(0..=i64::from(i32::MAX)).contains(&offset) {
+            return Err(ApiError::BadRequest("`offset` must be between 0 and 2147483647".into()));
+        }
+        Ok(Page { limit, offset })
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, Serialize)]
+pub struct PageOf<T> {
+    /// The rows.
+    pub items: Vec<T>,
+    /// Page size asked for.
+    pub limit: i64,
+    /// Rows skipped.
+    pub offset: i64,
+    /// Offset of the next page, null on the last page.
+    pub next_offset: Option<i64>,
+}
+
+impl<T> PageOf<T> {
+    /// Builds a page from up to `limit + 1` rows (the extra row only says whether a next page exists).
+    pub fn new(mut items: Vec<T>, page: Page) -> Self {
+        let more = items.len() as i64 > page.limit;
+        items.truncate(usize::try_from(page.limit).unwrap_or(0));
+        let next_offset = more.then_some(page.offset + page.limit);
+        Self { items, limit: page.limit, offset: page.offset, next_offset }
+    }
+}
+
+/// Trims a required text field and checks its length (1..=max characters) and that it has no
+/// control characters.
+pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(ApiError::Validation(format!("{field} must not be empty")));
+    }
+    checked_text(field, value, max)
+}
+
+/// Like [`required_text`] for optional fields: absent or blank becomes `None`.
+pub fn optional_text(field: &str, value: Option<&str>, max: usize) -> Result<Option<String>, ApiError> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => checked_text(field, v, max).map(Some),
+    }
+}
+
+fn checked_text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+    if value.chars().count() > max {
+        return Err(ApiError::Validation(format!("{field} must be at most {max} characters")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::Validation(format!("{field} must not contain control characters")));
+    }
+    Ok(value.to_owned())
+}

@@ -1,0 +1,266 @@
+//! Wiring: the shared [`AppState`], the [`router`] with its middleware, and the [`Application`] that
+//! binds a listener and serves until a shutdown signal.
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{Arc, atomic::AtomicBool},
+    time::Duration,
+};
+
+use axum::{
+    Router,
+    body::Body,
+    extract::Request,
+    http::{HeaderName, StatusCode, header},
+    middleware,
+    response::{IntoResponse, Response},
+};
+use tokio::{net::TcpListener, sync::Semaphore};
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    timeout::TimeoutLayer,
+    trace::{DefaultOnResponse, TraceLayer},
+};
+use tracing::Level;
+
+use crate::{
+    auth::{JwtKeys, Passwords},
+    config::{Config, Environment},
+    db::{Db, PoolSettings},
+    error::{ApiError, Error, code_for_status, error_response},
+    metrics::{self, Metrics},
+    routes,
+    storage::Storage,
+};
+
+/// Everything handlers share. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// Database pool.
+    pub db: Db,
+    /// Token keys.
+    pub jwt: Arc<JwtKeys>,
+    /// Password hashing.
+    pub passwords: Arc<Passwords>,
+    /// Upload storage, when `UPLOAD_BUCKET` is set.
+    pub storage: Option<Arc<Storage>>,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// Set once shutdown starts (`/readyz` then answers 503).
+    pub shutting_down: Arc<AtomicBool>,
+    /// Bounds CPU-heavy work (large factorials) to one job per CPU.
+    pub cpu_permits: Arc<Semaphore>,
+}
+
+impl AppState {
+    /// Validates the configuration, connects and migrates the database, and builds the S3 client
+    /// (from `sdk_config` when given, else from the standard AWS environment, only when
+    /// `UPLOAD_BUCKET` is set).
+    pub async fn new(config: Config, sdk_config: Option<aws_config::SdkConfig>) -> Result<Self, Error> {
+        config.validate()?;
+        let secret = match &config.jwt_secret {
+            Some(secret) => secret.expose().as_bytes().to_vec(),
+            None => {
+                debug_assert!(config.environment == Environment::Development);
+                tracing::warn!(
+                    "JWT_SECRET is not set: using a random secret; tokens will not survive a restart \
+                     or work across tasks (set JWT_SECRET, required with APP_ENV=production)"
+                );
+                JwtKeys::random_secret()
+            }
+        };
+        let jwt = Arc::new(JwtKeys::new(&secret, config.jwt_ttl_secs));
+        let passwords =
+            Arc::new(Passwords::new(config.argon2_memory_kib, config.argon2_iterations, config.max_concurrent_hashes)?);
+        let settings = PoolSettings {
+            max_connections: config.database_max_connections,
+            acquire_timeout: Duration::from_millis(config.database_acquire_timeout_ms),
+        };
+        let db = Db::connect(config.database_url.expose(), &settings).await?;
+        let storage = match &config.upload_bucket {
+            Some(bucket) => {
+                let sdk_config = match sdk_config {
+                    Some(c) => c,
+                    None => aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await,
+                };
+                Some(Arc::new(Storage::new(&sdk_config, bucket.clone(), config.s3_force_path_style)))
+            }
+            None => None,
+        };
+        let cpus = std::thread::available_parallelism().map(usize::from).unwrap_or(2);
+        Ok(Self {
+            config: Arc::new(config),
+            db,
+            jwt,
+            passwords,
+            storage,
+            metrics: Arc::new(Metrics::new()),
+            shutting_down: Arc::new(AtomicBool::new(false)),
+            cpu_permits: Arc::new(Semaphore::new(cpus)),
+        })
+    }
+}
+
+/// The complete router with its middleware, without a socket (for `oneshot` tests and for serving).
+///
+/// Middleware, outermost first: request id (x-request-id, generated when absent), trace span carrying
+/// it, echo of the id on the response, metrics by route template, one JSON error shape for framework
+/// errors, panic catcher, request timeout. Body sizes are limited by `DefaultBodyLimit` (JSON: 
+/// `BODY_LIMIT_BYTES`; uploads: `UPLOAD_MAX_BYTES` plus framing), which every extractor used here obeys.
+pub fn router(state: AppState) -> Router {
+    let x_request_id = HeaderName::from_static("x-request-id");
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|request: &Request<Body>| {
+            let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+        })
+        // Per-request lines at DEBUG (request counts and latency are in /metrics); failures are logged
+        // by the error type at WARN/ERROR inside this span.
+        .on_response(DefaultOnResponse::new().level(Level::DEBUG))
+        .on_failure(());
+    // `Router::layer` wraps every route (and the fallback) separately, innermost first, so the metrics
+    // middleware sees the matched route template.
+    routes::routes(&state)
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(state.config.body_limit_bytes))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, state.config.request_timeout()))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::map_response(json_error_shape))
+        .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(trace)
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::Status { status: StatusCode::NOT_FOUND, message: "no route for this path".into() }
+}
+
+/// Framework-made errors (405, 408 timeout, 413 body limit...) come with an empty or plain-text body:
+/// give them the service's JSON error shape, keeping their headers (e.g. `Allow`).
+async fn json_error_shape(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let message = status.canonical_reason().unwrap_or("error").to_lowercase();
+    let mut replaced = error_response(status, code_for_status(status), &message);
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            replaced.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    replaced
+}
+
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!(panic = detail, "handler panicked");
+    error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal server error").into_response()
+}
+
+/// A bound, ready-to-serve service.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    local_addr: SocketAddr,
+}
+
+impl Application {
+    /// Builds the state and binds `HOST:PORT` (port 0 picks a free port).
+    pub async fn build(config: Config, sdk_config: Option<aws_config::SdkConfig>) -> Result<Self, Error> {
+        let addr = SocketAddr::new(config.host, config.port);
+        let state = AppState::new(config, sdk_config).await?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Io { context: format!("binding {addr}"), source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| Error::Io { context: "reading the bound address".into(), source })?;
+        Ok(Self { listener, state, local_addr })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.local_addr.port()
+    }
+
+    /// The shared state (tests use it to reach the database).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes; then stops accepting, lets in-flight requests finish (for
+    /// at most `SHUTDOWN_TIMEOUT_SECS`), closes the pool and returns.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
+        let Self { listener, state, local_addr } = self;
+        let grace = Duration::from_secs(state.config.shutdown_timeout_secs);
+        let (started_tx, mut started_rx) = tokio::sync::watch::channel(false);
+        let flag = state.shutting_down.clone();
+        let signal = async move {
+            shutdown.await;
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!("shutdown: no new connections; draining in-flight requests");
+            let _ = started_tx.send(true);
+        };
+        let db = state.db.clone();
+        let app = router(state);
+        tracing::info!(addr = %local_addr, "listening on {local_addr}");
+        let serve = axum::serve(listener, app.into_make_service()).with_graceful_shutdown(signal);
+        let deadline = async move {
+            let _ = started_rx.wait_for(|started| *started).await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            served = serve => served.map_err(|source| Error::Io { context: "serving".into(), source })?,
+            () = deadline => tracing::warn!(?grace, "shutdown: in-flight requests did not finish in time"),
+        }
+        db.close().await;
+        tracing::info!("shutdown complete");
+        Ok(())
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM (what ECS sends to stop a task).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
