@@ -130,7 +130,11 @@ pub fn parse(file: &Path, text: &str) -> (Vec<Manifest>, Vec<DocumentErrors>) {
             Err(e) => {
                 invalid.push(DocumentErrors {
                     location,
-                    errors: vec![FieldError { path: String::new(), message: format!("not valid YAML: {e}"), source: RuleSource::Envelope }],
+                    errors: vec![FieldError {
+                        path: String::new(),
+                        message: format!("not valid YAML: {e}"),
+                        source: RuleSource::Envelope,
+                    }],
                 });
                 // The YAML stream cannot be resynchronised after a syntax error.
                 break;

@@ -137,7 +137,9 @@ fn every_cel_rule_compiles_and_fits_the_api_servers_cost_budget() {
         // kube-cel's scope check does not know the variables that macros such as `all(k, ...)` bind.
         let bound: Vec<String> = macro_variables(rule);
         for w in kube_cel::analyze_rule(rule, &compiled, kube_cel::ScopeContext::CrdValidation) {
-            if w.kind == kube_cel::WarningKind::WrongScope && bound.iter().any(|v| w.message.contains(&format!("'{v}'"))) {
+            if w.kind == kube_cel::WarningKind::WrongScope
+                && bound.iter().any(|v| w.message.contains(&format!("'{v}'")))
+            {
                 continue;
             }
             problems.push(format!("{path}: {rule}: {:?}: {}", w.kind, w.message));
@@ -148,6 +150,7 @@ fn every_cel_rule_compiles_and_fits_the_api_servers_cost_budget() {
 
 /// Variables bound by CEL comprehension macros (`self.all(k, ...)`) in a rule.
 fn macro_variables(rule: &str) -> Vec<String> {
-    let re = regex::Regex::new(r"\.(all|exists|exists_one|map|filter)\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,").expect("regex");
+    let re =
+        regex::Regex::new(r"\.(all|exists|exists_one|map|filter)\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,").expect("regex");
     re.captures_iter(rule).map(|c| c[2].to_string()).collect()
 }

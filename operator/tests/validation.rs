@@ -12,7 +12,7 @@ use support::corpus::{self, Expect};
 fn the_valid_manifest_is_valid() {
     let resource = validate_object(&corpus::valid()).unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(resource.spec.container.memory, 512);
-    assert_eq!(resource.spec.service.rollout.circuit_breaker.rollback, true);
+    assert!(resource.spec.service.rollout.circuit_breaker.rollback);
 }
 
 #[test]
@@ -70,8 +70,7 @@ fn every_invalid_manifest_fails_in_the_rust_validator_naming_the_field() {
 }
 
 fn committed_schema() -> Value {
-    let crd: Value =
-        serde_yaml::from_str(include_str!("../../crds/apideployments.ecsop.io.yaml")).expect("CRD parses");
+    let crd: Value = serde_yaml::from_str(include_str!("../../crds/apideployments.ecsop.io.yaml")).expect("CRD parses");
     crd.pointer("/spec/versions/0/schema/openAPIV3Schema").cloned().expect("schema")
 }
 
@@ -123,9 +122,8 @@ fn every_schema_case_has_its_keyword_in_the_committed_crd() {
             // An unknown field is one the parent node does not declare.
             "unknown" => {
                 let (parent, field) = case.path.rsplit_once('.').expect("nested");
-                node(&schema, parent).is_some_and(|p| {
-                    p.get("additionalProperties").is_none() && p["properties"].get(field).is_none()
-                })
+                node(&schema, parent)
+                    .is_some_and(|p| p.get("additionalProperties").is_none() && p["properties"].get(field).is_none())
             }
             "type" => node(&schema, case.path).is_some_and(|n| n.get("type").is_some()),
             k => node(&schema, case.path).is_some_and(|n| n.get(k).is_some()),

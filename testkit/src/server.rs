@@ -311,10 +311,8 @@ impl Account {
 
     /// Add a fault rule for this account.
     pub async fn inject(&self, fault: Fault) -> Result<()> {
-        let mut body = serde_json::to_value(&fault).map_err(|e| Error::Control {
-            what: "inject".into(),
-            message: e.to_string(),
-        })?;
+        let mut body = serde_json::to_value(&fault)
+            .map_err(|e| Error::Control { what: "inject".into(), message: e.to_string() })?;
         body["account"] = self.id.clone().into();
         let _: serde_json::Value = self.control(reqwest::Method::POST, "/_ecsop/faults", Some(body)).await?;
         Ok(())
@@ -329,10 +327,8 @@ impl Account {
     /// Move the PRIMARY deployment of an ECS service through its states, as ECS would.
     /// Returns the service's deployments after the step.
     pub async fn drive(&self, cluster: &str, service: &str, step: Drive) -> Result<serde_json::Value> {
-        let mut body = serde_json::to_value(&step).map_err(|e| Error::Control {
-            what: "drive".into(),
-            message: e.to_string(),
-        })?;
+        let mut body =
+            serde_json::to_value(&step).map_err(|e| Error::Control { what: "drive".into(), message: e.to_string() })?;
         body["account"] = self.id.clone().into();
         body["region"] = self.region.clone().into();
         body["cluster"] = cluster.into();

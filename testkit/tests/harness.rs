@@ -88,8 +88,7 @@ async fn network_fixture_creates_vpc_subnets_alb_listener_and_cluster() {
 
     // Another account sees none of it.
     let other = Moto::shared().await.expect("moto").new_account();
-    let other_clusters =
-        ecs::Client::new(&other.sdk_config().await).list_clusters().send().await.expect("list");
+    let other_clusters = ecs::Client::new(&other.sdk_config().await).list_clusters().send().await.expect("list");
     assert!(other_clusters.cluster_arns().is_empty(), "accounts are isolated");
 }
 

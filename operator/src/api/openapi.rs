@@ -77,10 +77,11 @@ pub fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldEr
                     check(child_schema, child, &child_path, errors);
                 } else if let Some(extra @ Value::Object(_)) = additional {
                     check(extra, child, &child_path, errors);
-                } else if schema.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool) != Some(true)
-                {
-                    let known: Vec<&str> = properties.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
-                    let hint = if known.is_empty() { String::new() } else { format!(" (known fields: {})", known.join(", ")) };
+                } else if schema.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool) != Some(true) {
+                    let known: Vec<&str> =
+                        properties.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
+                    let hint =
+                        if known.is_empty() { String::new() } else { format!(" (known fields: {})", known.join(", ")) };
                     errors.push(err(&child_path, "unknown", &format!("unknown field{hint}")));
                 }
             }
@@ -118,7 +119,15 @@ fn check_string(schema: &Value, s: &str, path: &str, errors: &mut Vec<FieldError
     }
 }
 
-fn check_len(schema: &Value, len: usize, min_key: &str, max_key: &str, unit: &str, path: &str, errors: &mut Vec<FieldError>) {
+fn check_len(
+    schema: &Value,
+    len: usize,
+    min_key: &str,
+    max_key: &str,
+    unit: &str,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) {
     if let Some(min) = schema.get(min_key).and_then(Value::as_u64)
         && (len as u64) < min
     {

@@ -5,6 +5,9 @@
 //! (`#[schemars(...)]`); cross-field rules are CEL (`#[x_kube(validation = ...)]`). Both run on the API
 //! server and, through [`crate::api::validate`], in the CLI before any AWS call.
 
+// The printcolumn(...) entries of #[kube] legitimately repeat keys such as `type_`.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use kube::{CustomResource, KubeSchema};

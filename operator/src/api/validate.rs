@@ -90,9 +90,8 @@ pub fn validate_object(object: &Value) -> Result<ApiDeployment, Vec<FieldError>>
 
 /// Validate an ApiDeployment already in typed form (as the controller receives it).
 pub fn validate(resource: &ApiDeployment) -> Result<(), Vec<FieldError>> {
-    let value = serde_json::to_value(resource).map_err(|e| {
-        vec![FieldError { path: String::new(), message: e.to_string(), source: RuleSource::Decode }]
-    })?;
+    let value = serde_json::to_value(resource)
+        .map_err(|e| vec![FieldError { path: String::new(), message: e.to_string(), source: RuleSource::Decode }])?;
     validate_object(&value).map(|_| ())
 }
 
