@@ -206,3 +206,24 @@ async fn the_driver_fails_and_rolls_back_the_primary_deployment() {
     assert!(messages.iter().any(|m| m.contains("failed container health checks")), "{messages:?}");
     assert_ne!(rev1, rev2);
 }
+
+#[tokio::test]
+async fn latency_delays_only_the_matching_operation() {
+    let account = account().await;
+    let client = ecs_no_retry(&account).await;
+    account
+        .inject(Fault::latency(std::time::Duration::from_millis(400)).operation("ListClusters").count(1))
+        .await
+        .expect("inject");
+    let started = std::time::Instant::now();
+    client.list_clusters().send().await.expect("delayed, then answered");
+    let delayed = started.elapsed();
+    let started = std::time::Instant::now();
+    client.list_clusters().send().await.expect("answered");
+    let plain = started.elapsed();
+    assert!(delayed >= std::time::Duration::from_millis(400), "{delayed:?}");
+    assert!(plain < delayed, "the rule was used up after one hit: {plain:?} vs {delayed:?}");
+    let calls = account.calls().await.expect("calls");
+    assert_eq!(calls.len(), 2);
+    assert!(calls.iter().all(|c| c.status == Some(200) && c.fault.is_none()), "{calls:?}");
+}
