@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod engine;
 pub mod error;
 pub mod manifest;
 

@@ -1,0 +1,111 @@
+//! AWS names and ownership tags, derived deterministically from an ApiDeployment's namespace and name.
+//!
+//! Names never change while the resource lives, so everything ecsop created can be found again after a
+//! crash from the manifest alone.
+
+use sha2::{Digest, Sha256};
+
+/// Tag marking a resource as created and managed by ecsop.
+pub const TAG_MANAGED_BY: &str = "ecsop.io/managed-by";
+/// The value of [`TAG_MANAGED_BY`].
+pub const MANAGED_BY_VALUE: &str = "ecsop";
+/// Tag naming the owning ApiDeployment as `<namespace>/<name>`.
+pub const TAG_OWNER: &str = "ecsop.io/owner";
+/// Tag carrying the content hash of a rendered task definition.
+pub const TAG_SPEC_HASH: &str = "ecsop.io/spec-hash";
+
+/// ELBv2 target group names are at most 32 characters.
+const TARGET_GROUP_MAX: usize = 32;
+
+/// The identity of one ApiDeployment, from which every AWS name is derived.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Names {
+    namespace: String,
+    name: String,
+}
+
+impl Names {
+    /// Names for the ApiDeployment `namespace/name`.
+    pub fn new(namespace: &str, name: &str) -> Self {
+        Names { namespace: namespace.to_string(), name: name.to_string() }
+    }
+
+    /// The value of the owner tag: `<namespace>/<name>`.
+    pub fn owner(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// The ECS service name: the ApiDeployment's name.
+    pub fn service(&self) -> &str {
+        &self.name
+    }
+
+    /// The task-definition family: `<namespace>-<name>`.
+    pub fn family(&self) -> String {
+        format!("{}-{}", self.namespace, self.name)
+    }
+
+    /// The container's name inside the task definition.
+    pub fn container(&self) -> &str {
+        "api"
+    }
+
+    /// The target group name: a readable prefix from namespace and name, then a hash of both, at most
+    /// 32 characters. The hash keeps two long names with the same prefix apart.
+    pub fn target_group(&self) -> String {
+        let hash = short_hash(&self.owner(), 8);
+        let budget = TARGET_GROUP_MAX - hash.len() - 1;
+        let readable: String = self.family().chars().take(budget).collect();
+        let readable = readable.trim_end_matches('-');
+        format!("{readable}-{hash}")
+    }
+
+    /// The tags every owned resource carries.
+    pub fn ownership_tags(&self) -> Vec<(String, String)> {
+        vec![(TAG_MANAGED_BY.to_string(), MANAGED_BY_VALUE.to_string()), (TAG_OWNER.to_string(), self.owner())]
+    }
+}
+
+/// The first `len` hex digits of the SHA-256 of `input`.
+pub fn short_hash(input: &str, len: usize) -> String {
+    let digest = Sha256::digest(input.as_bytes());
+    hex::encode(digest).chars().take(len).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn names_follow_the_design() {
+        let n = Names::new("prod", "books-api");
+        assert_eq!(n.service(), "books-api");
+        assert_eq!(n.family(), "prod-books-api");
+        assert_eq!(n.owner(), "prod/books-api");
+        assert_eq!(n.target_group(), format!("prod-books-api-{}", short_hash("prod/books-api", 8)));
+    }
+
+    #[test]
+    fn long_names_sharing_a_prefix_get_distinct_target_groups() {
+        let a = Names::new("payments-production", "books-api-internal-a").target_group();
+        let b = Names::new("payments-production", "books-api-internal-b").target_group();
+        assert_ne!(a, b);
+        assert!(a.len() <= 32 && b.len() <= 32, "{a} {b}");
+    }
+
+    proptest! {
+        #[test]
+        fn target_group_names_are_valid_elbv2_names(
+            ns in "[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?",
+            name in "[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?",
+        ) {
+            let tg = Names::new(&ns, &name).target_group();
+            prop_assert!(tg.len() <= 32);
+            prop_assert!(tg.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+            prop_assert!(!tg.starts_with('-') && !tg.ends_with('-'));
+            // Deterministic.
+            prop_assert_eq!(tg.clone(), Names::new(&ns, &name).target_group());
+        }
+    }
+}
