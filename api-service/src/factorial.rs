@@ -6,8 +6,30 @@ use malachite_nz::natural::Natural;
 
 use crate::error::ApiError;
 
-/// N at or below this is computed on the request's task (microseconds); above it, on the blocking pool.
+/// N at or below this is computed on the request's task (microseconds); above it, on a thread of its own.
 pub const INLINE_MAX: u64 = 1_000;
+
+/// Stack for the computing threads: malachite's divide-and-conquer recursion needs more than the
+/// 2 MiB tokio gives its blocking threads (debug builds overflow it for N = 100000). Only touched
+/// pages are committed.
+pub const STACK_SIZE: usize = 64 * 1024 * 1024;
+
+/// Computes N! on a thread of its own (with [`STACK_SIZE`]); `permit` is held until the computation
+/// ends, even when the request is dropped (timeout, client gone), so concurrent computations stay
+/// bounded by the semaphore the permit came from.
+pub async fn factorial_on_thread(n: u64, permit: tokio::sync::OwnedSemaphorePermit) -> Result<String, ApiError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("factorial".into())
+        .stack_size(STACK_SIZE)
+        .spawn(move || {
+            let result = factorial_decimal(n);
+            drop(permit);
+            let _ = tx.send(result);
+        })
+        .map_err(|e| ApiError::Internal(format!("starting a factorial thread: {e}")))?;
+    rx.await.map_err(|_| ApiError::Internal("the factorial thread died".into()))
+}
 
 /// N! as a decimal string.
 pub fn factorial_decimal(n: u64) -> String {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::{ApiError, Json, Query},
-    factorial::{INLINE_MAX, factorial_decimal, parse_number},
+    factorial::{INLINE_MAX, factorial_decimal, factorial_on_thread, parse_number},
     startup::AppState,
 };
 
@@ -25,7 +25,7 @@ pub struct FactorialResponse {
     pub factorial: String,
 }
 
-/// N!, exact. Large N runs on the blocking pool, at most one computation per CPU at a time, so it
+/// N!, exact. Large N runs on a thread of its own, at most one computation per CPU at a time, so it
 /// never stalls the request workers.
 pub async fn factorial(
     State(state): State<AppState>,
@@ -35,14 +35,13 @@ pub async fn factorial(
     let factorial = if number <= INLINE_MAX {
         factorial_decimal(number)
     } else {
-        let _permit = state
+        let permit = state
             .cpu_permits
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?;
-        tokio::task::spawn_blocking(move || factorial_decimal(number))
-            .await
-            .map_err(|e| ApiError::Internal(format!("factorial task: {e}")))?
+        factorial_on_thread(number, permit).await?
     };
     Ok(Json(FactorialResponse { number, factorial }))
 }

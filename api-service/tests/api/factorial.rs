@@ -1,0 +1,96 @@
+//! `GET /api/v1/factorial`.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+
+use crate::helpers::{Backend, error_code, spawn_app, spawn_app_with, status_json};
+
+#[tokio::test]
+async fn small_factorials_are_exact() {
+    let app = spawn_app(Backend::Sqlite).await;
+    for (n, expected) in [("0", "1"), ("1", "1"), ("5", "120"), ("20", "2432902008176640000"), ("007", "5040")] {
+        let (status, body) = status_json(app.factorial(&format!("number={n}")).await).await;
+        assert_eq!(status, StatusCode::OK, "{n}: {body}");
+        assert_eq!(body["factorial"], expected, "{n}");
+    }
+    let (_, body) = status_json(app.factorial("number=100").await).await;
+    let digits = body["factorial"].as_str().unwrap();
+    assert_eq!(digits.len(), 158);
+    assert!(digits.starts_with("93326215443944152681699238856266700490715968264381621468592963895217599993229915608941463976156518286253697920827223758251185210916864"));
+    assert!(digits.ends_with(&"0".repeat(24)));
+    assert_eq!(body["number"], 100);
+}
+
+#[tokio::test]
+async fn large_factorials_are_exact() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (status, body) = status_json(app.factorial("number=20000").await).await;
+    assert_eq!(status, StatusCode::OK);
+    let digits = body["factorial"].as_str().unwrap();
+    // 20000! has 77338 digits and 4999 trailing zeros.
+    assert_eq!(digits.len(), 77_338);
+    assert_eq!(digits.len() - digits.trim_end_matches('0').len(), 4_999);
+    assert!(digits.starts_with("18192063202303451348276417568664587660716"), "{}", &digits[..50]);
+}
+
+#[tokio::test]
+async fn invalid_numbers_get_400_json() {
+    let app = spawn_app(Backend::Sqlite).await;
+    for query in [
+        "",
+        "number=",
+        "number=-1",
+        "number=1.5",
+        "number=abc",
+        "number=1e3",
+        "number=%201",
+        "number=100001",
+        "number=99999999999999999999999999999",
+        "number=1&number=2",
+    ] {
+        let (status, body) = status_json(app.factorial(query).await).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query:?}: {body}");
+        assert_eq!(error_code(&body), "bad_request", "{query:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_cap_is_configurable() {
+    let app = spawn_app_with(Backend::Sqlite, |c| c.factorial_max = 50, None).await;
+    assert_eq!(app.factorial("number=50").await.status(), StatusCode::OK);
+    let (status, body) = status_json(app.factorial("number=51").await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"]["message"].as_str().unwrap().contains("at most 50"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_factorials_do_not_block_other_requests() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let started = Instant::now();
+    let heavy: Vec<_> = (0..4)
+        .map(|_| {
+            let client = app.client.clone();
+            let url = app.url("/api/v1/factorial?number=100000");
+            tokio::spawn(async move {
+                let response = client.get(url).send().await.unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+                response.bytes().await.unwrap();
+                Instant::now()
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // While the factorials run, cheap requests are still answered promptly.
+    for _ in 0..5 {
+        let t = Instant::now();
+        assert_eq!(app.healthz().await.status(), StatusCode::OK);
+        assert!(t.elapsed() < Duration::from_millis(500), "healthz took {:?}", t.elapsed());
+    }
+    let light_done = Instant::now();
+    let mut last_heavy = started;
+    for handle in heavy {
+        last_heavy = last_heavy.max(handle.await.unwrap());
+    }
+    assert!(last_heavy > light_done, "the factorials should still have been running");
+}

@@ -1,0 +1,132 @@
+//! `/healthz`, `/readyz`, `/metrics`, request ids, framework errors, the `healthcheck` subcommand.
+
+use reqwest::StatusCode;
+
+use crate::{
+    helpers::{Backend, TestApp, error_code, spawn_app, status_json},
+    on_both_databases,
+};
+
+on_both_databases!(ready_when_the_database_answers, unready_when_the_database_is_gone, unready_while_shutting_down);
+
+async fn ready_when_the_database_answers(app: TestApp) {
+    let (status, body) = status_json(app.readyz().await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "ready");
+}
+
+async fn unready_when_the_database_is_gone(app: TestApp) {
+    app.state.db.close().await;
+    let (status, body) = status_json(app.readyz().await).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(error_code(&body), "unavailable");
+    // Liveness does not depend on the database.
+    assert_eq!(app.healthz().await.status(), StatusCode::OK);
+}
+
+async fn unready_while_shutting_down(app: TestApp) {
+    app.mark_shutting_down();
+    let (status, body) = status_json(app.readyz().await).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["error"]["message"], "shutting down");
+}
+
+#[tokio::test]
+async fn healthz_is_alive() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let response = app.healthz().await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(response.json::<serde_json::Value>().await.unwrap()["status"], "ok");
+}
+
+#[tokio::test]
+async fn request_ids_are_generated_or_echoed() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let generated = app.healthz().await;
+    let id = generated.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    let echoed = app.client.get(app.url("/healthz")).header("x-request-id", "abc-123").send().await.unwrap();
+    assert_eq!(echoed.headers()["x-request-id"], "abc-123");
+    // Errors carry the id too.
+    let missing = app.client.get(app.url("/nope")).header("x-request-id", "err-1").send().await.unwrap();
+    assert_eq!(missing.headers()["x-request-id"], "err-1");
+}
+
+#[tokio::test]
+async fn framework_errors_use_the_json_error_shape() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (status, body) = status_json(app.get("/no/such/route").await).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body), "not_found");
+
+    let response = app.client.delete(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(response.headers().contains_key("allow"));
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let (_, body) = status_json(response).await;
+    assert_eq!(error_code(&body), "method_not_allowed");
+}
+
+#[tokio::test]
+async fn request_timeouts_answer_408_json() {
+    // A 1 s limit against factorial(100000), which takes longer than that in a debug build, or is
+    // at least never faster than the timer allows; accept 200 only if the machine is that fast.
+    let app = crate::helpers::spawn_app_with(Backend::Sqlite, |c| c.request_timeout_secs = 1, None).await;
+    let mut saw_timeout = false;
+    for _ in 0..3 {
+        let (status, body) = status_json(app.factorial("number=100000").await).await;
+        if status == StatusCode::REQUEST_TIMEOUT {
+            assert_eq!(error_code(&body), "request_timeout");
+            saw_timeout = true;
+            break;
+        }
+        assert_eq!(status, StatusCode::OK);
+    }
+    if cfg!(debug_assertions) {
+        assert!(saw_timeout, "factorial(100000) finished within 1 s three times in a debug build");
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_template_and_status() {
+    let app = spawn_app(Backend::Sqlite).await;
+    app.read("books", "1").await;
+    app.read("books", "2").await;
+    app.factorial("number=3").await;
+    app.get("/unknown/a").await;
+    let text = app.metrics().await;
+    assert!(
+        text.contains(r#"api_http_requests_total{method="GET",route="/api/v1/books/{id}",status="404"} 2"#),
+        "{text}"
+    );
+    assert!(text.contains(r#"api_http_requests_total{method="GET",route="/api/v1/factorial",status="200"} 1"#));
+    assert!(text.contains(r#"route="unmatched",status="404"} 1"#));
+    assert!(text.contains("api_http_request_duration_seconds_bucket"));
+    assert!(text.contains("# TYPE api_http_request_duration_seconds histogram"));
+    assert!(text.trim_end().ends_with("# EOF"));
+}
+
+#[tokio::test]
+async fn healthcheck_subcommand_exits_0_when_healthy_and_1_when_not() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let port = app.port;
+    let status = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_api-service"))
+            .arg("healthcheck")
+            .env("PORT", port.to_string())
+            .status()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.code(), Some(0));
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_api-service"))
+        .args(["healthcheck", "--port", &closed.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unhealthy"));
+}

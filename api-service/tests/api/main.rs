@@ -1,0 +1,14 @@
+//! The integration test binary: every endpoint, its errors and auth rules, on SQLite and PostgreSQL;
+//! uploads against S3 on moto; property tests through `oneshot`; graceful shutdown of the real binary.
+
+mod helpers;
+
+mod books;
+mod factorial;
+mod health;
+mod movies;
+mod openapi;
+mod props;
+mod shutdown;
+mod uploads;
+mod users;
