@@ -147,9 +147,7 @@ pub struct Config {
 impl Config {
     /// The defaults, with any of the variables above that are set in the environment applied.
     pub fn from_env() -> Result<Self, Error> {
-        Cli::try_parse_from(["api-service"])
-            .map(|cli| cli.config)
-            .map_err(|e| Error::Config(e.to_string()))
+        Cli::try_parse_from(["api-service"]).map(|cli| cli.config).map_err(|e| Error::Config(e.to_string()))
     }
 
     /// Rejects settings that cannot work or are unsafe for the environment.

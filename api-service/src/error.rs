@@ -156,9 +156,7 @@ struct Detail<'a> {
 pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     let body = serde_json::to_vec(&Body { error: Detail { code, message } }).unwrap_or_default();
     let mut response = (status, body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
@@ -181,9 +179,7 @@ impl IntoResponse for ApiError {
             error_response(status, self.code(), &self.to_string())
         };
         if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

@@ -23,9 +23,7 @@ fn main() -> ExitCode {
 
 fn serve(config: api_service::Config) -> anyhow::Result<()> {
     telemetry::init(config.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let app = Application::build(config, None).await?;
         app.run_until(shutdown_signal()).await?;

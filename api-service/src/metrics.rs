@@ -71,11 +71,7 @@ impl Metrics {
         let latency = Family::<LatencyLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
         let in_flight = Gauge::default();
         registry.register("http_requests", "HTTP requests by method, route and status", requests.clone());
-        registry.register(
-            "http_request_duration_seconds",
-            "HTTP request latency by method and route",
-            latency.clone(),
-        );
+        registry.register("http_request_duration_seconds", "HTTP request latency by method and route", latency.clone());
         registry.register("http_requests_in_flight", "HTTP requests being served", in_flight.clone());
         Self { registry, requests, latency, in_flight }
     }
@@ -96,10 +92,8 @@ impl Metrics {
 /// Middleware recording each request (added with `Router::layer`, so the route template is known;
 /// requests that match no route are labelled `unmatched` to keep cardinality bounded).
 pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route =
+        request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().as_str().to_owned();
     let start = Instant::now();
     // A guard, so a request dropped mid-way (client gone) still leaves the gauge.
@@ -110,10 +104,7 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
         .latency
         .get_or_create(&LatencyLabels { method: method.clone(), route: route.clone() })
         .observe(start.elapsed().as_secs_f64());
-    metrics
-        .requests
-        .get_or_create(&RequestLabels { method, route, status: response.status().as_u16() })
-        .inc();
+    metrics.requests.get_or_create(&RequestLabels { method, route, status: response.status().as_u16() }).inc();
     response
 }
 

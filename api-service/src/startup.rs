@@ -109,7 +109,7 @@ impl AppState {
 ///
 /// Middleware, outermost first: request id (x-request-id, generated when absent), trace span carrying
 /// it, echo of the id on the response, metrics by route template, one JSON error shape for framework
-/// errors, panic catcher, request timeout. Body sizes are limited by `DefaultBodyLimit` (JSON: 
+/// errors, panic catcher, request timeout. Body sizes are limited by `DefaultBodyLimit` (JSON:
 /// `BODY_LIMIT_BYTES`; uploads: `UPLOAD_MAX_BYTES` plus framing), which every extractor used here obeys.
 pub fn router(state: AppState) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
@@ -186,9 +186,8 @@ impl Application {
     pub async fn build(config: Config, sdk_config: Option<aws_config::SdkConfig>) -> Result<Self, Error> {
         let addr = SocketAddr::new(config.host, config.port);
         let state = AppState::new(config, sdk_config).await?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| Error::Io { context: format!("binding {addr}"), source })?;
+        let listener =
+            TcpListener::bind(addr).await.map_err(|source| Error::Io { context: format!("binding {addr}"), source })?;
         let local_addr = listener
             .local_addr()
             .map_err(|source| Error::Io { context: "reading the bound address".into(), source })?;

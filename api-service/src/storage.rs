@@ -55,7 +55,13 @@ impl Storage {
 
     /// Streams `body` to `key`. Fails with 413 (and leaves no object or pending upload behind) when
     /// the body exceeds `max_bytes`; an error from the body stream is returned as is.
-    pub async fn upload<S>(&self, key: String, content_type: &str, mut body: S, max_bytes: u64) -> Result<Stored, ApiError>
+    pub async fn upload<S>(
+        &self,
+        key: String,
+        content_type: &str,
+        mut body: S,
+        max_bytes: u64,
+    ) -> Result<Stored, ApiError>
     where
         S: Stream<Item = Result<Bytes, ApiError>> + Unpin,
     {
@@ -227,7 +233,9 @@ pub fn sanitized_content_type(content_type: Option<&str>) -> String {
             && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.' | b'_'))
     };
     match content_type.and_then(|ct| ct.split_once('/')) {
-        Some((kind, sub)) if ok(kind) && ok(sub) => format!("{}/{}", kind.to_ascii_lowercase(), sub.to_ascii_lowercase()),
+        Some((kind, sub)) if ok(kind) && ok(sub) => {
+            format!("{}/{}", kind.to_ascii_lowercase(), sub.to_ascii_lowercase())
+        }
         _ => "application/octet-stream".to_owned(),
     }
 }

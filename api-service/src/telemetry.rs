@@ -12,8 +12,8 @@ pub fn init(format: LogFormat) {
         LogFormat::Json => registry
             .with(fmt::layer().json().flatten_event(true).with_current_span(true).with_span_list(false))
             .try_init(),
-        LogFormat::Text => registry
-            .with(fmt::layer().with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())))
-            .try_init(),
+        LogFormat::Text => {
+            registry.with(fmt::layer().with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))).try_init()
+        }
     };
 }

@@ -51,11 +51,7 @@ impl Db {
     /// One book.
     pub async fn get_book(&self, id: i64) -> Result<Book, ApiError> {
         let sql = format!("SELECT {COLUMNS} FROM books WHERE id = $1");
-        sqlx::query_as(&sql)
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?
-            .ok_or(ApiError::NotFound("book"))
+        sqlx::query_as(&sql).bind(id).fetch_optional(self.pool()).await?.ok_or(ApiError::NotFound("book"))
     }
 
     /// Inserts a book; 409 on a duplicate ISBN.

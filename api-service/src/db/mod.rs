@@ -41,9 +41,7 @@ impl Backend {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Self::Postgres)
         } else {
-            Err(Error::Config(
-                "DATABASE_URL must start with sqlite: or postgres:// (or postgresql://)".into(),
-            ))
+            Err(Error::Config("DATABASE_URL must start with sqlite: or postgres:// (or postgresql://)".into()))
         }
     }
 }

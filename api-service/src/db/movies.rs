@@ -51,11 +51,7 @@ impl Db {
     /// One movie.
     pub async fn get_movie(&self, id: i64) -> Result<Movie, ApiError> {
         let sql = format!("SELECT {COLUMNS} FROM movies WHERE id = $1");
-        sqlx::query_as(&sql)
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?
-            .ok_or(ApiError::NotFound("movie"))
+        sqlx::query_as(&sql).bind(id).fetch_optional(self.pool()).await?.ok_or(ApiError::NotFound("movie"))
     }
 
     /// Inserts a movie; 409 on a duplicate title and year.

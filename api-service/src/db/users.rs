@@ -48,11 +48,9 @@ impl Db {
 
     /// The credentials of the user with this username or e-mail address, if any.
     pub async fn find_credentials(&self, login: &str) -> Result<Option<Credentials>, ApiError> {
-        Ok(sqlx::query_as(
-            "SELECT id, username, password_hash FROM users WHERE username = $1 OR email = $1 LIMIT 1",
-        )
-        .bind(login)
-        .fetch_optional(self.pool())
-        .await?)
+        Ok(sqlx::query_as("SELECT id, username, password_hash FROM users WHERE username = $1 OR email = $1 LIMIT 1")
+            .bind(login)
+            .fetch_optional(self.pool())
+            .await?)
     }
 }

@@ -43,9 +43,7 @@ impl BookInput {
         if let Some(year) = self.published_year
             && !(MIN_YEAR..=MAX_YEAR).contains(&year)
         {
-            return Err(ApiError::Validation(format!(
-                "published_year must be between {MIN_YEAR} and {MAX_YEAR}"
-            )));
+            return Err(ApiError::Validation(format!("published_year must be between {MIN_YEAR} and {MAX_YEAR}")));
         }
         Ok(BookFields { title, author, isbn, published_year: self.published_year })
     }
@@ -76,7 +74,10 @@ pub fn normalize_isbn(raw: &str) -> Option<String> {
 }
 
 /// `GET /api/v1/books`: one page, oldest first.
-pub async fn list(State(state): State<AppState>, Query(query): Query<ListQuery>) -> Result<Json<PageOf<Book>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<PageOf<Book>>, ApiError> {
     let page = query.page()?;
     let rows = state.db.list_books(crate::db::Page { limit: page.limit + 1, ..page }).await?;
     Ok(Json(PageOf::new(rows, page)))
@@ -112,7 +113,11 @@ pub async fn update(
 }
 
 /// `DELETE /api/v1/books/{id}`: 204.
-pub async fn delete(State(state): State<AppState>, _user: AuthUser, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
     state.db.delete_book(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -35,12 +35,7 @@ pub async fn factorial(
     let factorial = if number <= INLINE_MAX {
         factorial_decimal(number)
     } else {
-        let permit = state
-            .cpu_permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let permit = state.cpu_permits.clone().acquire_owned().await.map_err(|e| ApiError::Internal(e.to_string()))?;
         factorial_on_thread(number, permit).await?
     };
     Ok(Json(FactorialResponse { number, factorial }))

@@ -47,7 +47,10 @@ impl MovieInput {
 }
 
 /// `GET /api/v1/movies`: one page, oldest first.
-pub async fn list(State(state): State<AppState>, Query(query): Query<ListQuery>) -> Result<Json<PageOf<Movie>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<PageOf<Movie>>, ApiError> {
     let page = query.page()?;
     let rows = state.db.list_movies(crate::db::Page { limit: page.limit + 1, ..page }).await?;
     Ok(Json(PageOf::new(rows, page)))
@@ -83,7 +86,11 @@ pub async fn update(
 }
 
 /// `DELETE /api/v1/movies/{id}`: 204.
-pub async fn delete(State(state): State<AppState>, _user: AuthUser, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
     state.db.delete_movie(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

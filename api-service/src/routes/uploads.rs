@@ -4,7 +4,10 @@ use std::pin::pin;
 
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, Multipart, State, multipart::{MultipartError, MultipartRejection}},
+    extract::{
+        DefaultBodyLimit, Multipart, State,
+        multipart::{MultipartError, MultipartRejection},
+    },
     http::StatusCode,
     routing::post,
 };

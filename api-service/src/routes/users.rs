@@ -40,7 +40,8 @@ pub struct LoginInput {
 
 fn validate_username(raw: &str) -> Result<String, ApiError> {
     let name = raw.trim().to_ascii_lowercase();
-    let ok_chars = name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-'));
+    let ok_chars =
+        name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-'));
     if !(3..=32).contains(&name.len()) || !ok_chars {
         return Err(ApiError::Validation(
             "username must be 3 to 32 characters of letters, digits, '_', '.' or '-'".into(),
@@ -74,9 +75,7 @@ fn validate_email(raw: &str) -> Result<String, ApiError> {
 fn validate_password(password: &str) -> Result<(), ApiError> {
     let length = password.chars().count();
     if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&length) {
-        return Err(ApiError::Validation(format!(
-            "password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters"
-        )));
+        return Err(ApiError::Validation(format!("password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters")));
     }
     Ok(())
 }
@@ -97,7 +96,10 @@ pub async fn register(
 
 /// `POST /api/v1/auth/login`: a signed HS256 access token. Unknown users and wrong passwords get the
 /// same 401 `invalid_credentials`, after the same amount of hashing work.
-pub async fn login(State(state): State<AppState>, Json(input): Json<LoginInput>) -> Result<Json<IssuedToken>, ApiError> {
+pub async fn login(
+    State(state): State<AppState>,
+    Json(input): Json<LoginInput>,
+) -> Result<Json<IssuedToken>, ApiError> {
     if input.password.chars().count() > MAX_PASSWORD || input.username.len() > 254 {
         return Err(ApiError::InvalidCredentials);
     }

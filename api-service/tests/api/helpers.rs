@@ -139,9 +139,8 @@ impl Drop for TestApp {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
                 runtime.block_on(async move {
                     if let Ok(mut conn) = PgConnection::connect(&format!("{base}/postgres")).await {
-                        let _ = conn
-                            .execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str())
-                            .await;
+                        let _ =
+                            conn.execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str()).await;
                     }
                 });
             });
@@ -167,7 +166,8 @@ pub fn error_code(body: &Value) -> &str {
 /// A valid ISBN-13 made from a number (978 prefix plus check digit).
 pub fn isbn13(n: u64) -> String {
     let body = format!("978{:09}", n % 1_000_000_000);
-    let sum: u32 = body.chars().enumerate().map(|(i, c)| c.to_digit(10).unwrap() * if i % 2 == 0 { 1 } else { 3 }).sum();
+    let sum: u32 =
+        body.chars().enumerate().map(|(i, c)| c.to_digit(10).unwrap() * if i % 2 == 0 { 1 } else { 3 }).sum();
     format!("{body}{}", (10 - sum % 10) % 10)
 }
 
@@ -224,7 +224,8 @@ impl TestApp {
             .register(&json!({"username": name, "email": format!("{name}@example.org"), "password": "correct horse"}))
             .await;
         assert_eq!(response.status(), StatusCode::CREATED);
-        let (status, body) = status_json(self.login(&json!({"username": name, "password": "correct horse"})).await).await;
+        let (status, body) =
+            status_json(self.login(&json!({"username": name, "password": "correct horse"})).await).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["access_token"].as_str().unwrap().to_owned()
     }
@@ -278,7 +279,8 @@ impl TestApp {
 
     /// `POST /api/v1/uploads` with one `file` part.
     pub async fn upload(&self, token: Option<&str>, file_name: &str, bytes: Vec<u8>) -> Response {
-        let part = reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_owned()).mime_str("image/png").unwrap();
+        let part =
+            reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_owned()).mime_str("image/png").unwrap();
         let form = reqwest::multipart::Form::new().text("note", "ignored").part("file", part);
         let builder = self.client.post(self.url("/api/v1/uploads")).multipart(form);
         self.authed(builder, token).send().await.unwrap()

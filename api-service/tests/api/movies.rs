@@ -12,7 +12,13 @@ fn movie(title: &str, year: i64) -> Value {
     json!({"title": title, "year": year, "director": "Fritz Lang", "genre": "Science fiction"})
 }
 
-on_both_databases!(movies_crud_round_trip, movies_conflicts_are_409, movies_validation_is_422, movies_writes_need_a_token, movies_paginate);
+on_both_databases!(
+    movies_crud_round_trip,
+    movies_conflicts_are_409,
+    movies_validation_is_422,
+    movies_writes_need_a_token,
+    movies_paginate
+);
 
 async fn movies_crud_round_trip(app: TestApp) {
     let token = app.token().await;
@@ -28,7 +34,8 @@ async fn movies_crud_round_trip(app: TestApp) {
     assert_eq!(read, created);
 
     let (status, updated) = status_json(
-        app.update("movies", Some(&token), &id, &json!({"title": "M", "year": 1931, "director": " ", "genre": null})).await,
+        app.update("movies", Some(&token), &id, &json!({"title": "M", "year": 1931, "director": " ", "genre": null}))
+            .await,
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{updated}");
@@ -80,7 +87,10 @@ async fn movies_writes_need_a_token(app: TestApp) {
     let (_, created) = status_json(app.create("movies", Some(&token), &movie("Alien", 1979)).await).await;
     let id = created["id"].to_string();
     assert_eq!(app.create("movies", None, &movie("Aliens", 1986)).await.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(app.update("movies", Some("x.y.z"), &id, &movie("Aliens", 1986)).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.update("movies", Some("x.y.z"), &id, &movie("Aliens", 1986)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(app.delete("movies", None, &id).await.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(app.read("movies", &id).await.status(), StatusCode::OK);
     assert_eq!(app.list("movies", "").await.status(), StatusCode::OK);

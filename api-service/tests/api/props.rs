@@ -47,7 +47,13 @@ fn harness() -> &'static Harness {
     })
 }
 
-fn check(method: Method, uri: &str, content_type: Option<&str>, body: Vec<u8>, auth: bool) -> Result<(), TestCaseError> {
+fn check(
+    method: Method,
+    uri: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+    auth: bool,
+) -> Result<(), TestCaseError> {
     let h = harness();
     let mut builder = Request::builder().method(method.clone()).uri(uri);
     if let Some(ct) = content_type {
@@ -134,7 +140,9 @@ fn multipart_body() -> impl Strategy<Value = (String, Vec<u8>)> {
         .prop_map(|(boundary, parts, terminated, junk)| {
             let mut body = junk;
             for (name, filename, data) in parts {
-                body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"").as_bytes());
+                body.extend_from_slice(
+                    format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"").as_bytes(),
+                );
                 if let Some(f) = filename {
                     body.extend_from_slice(format!("; filename=\"{f}\"").as_bytes());
                 }

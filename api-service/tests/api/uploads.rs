@@ -42,7 +42,8 @@ async fn small_uploads_are_stored_under_a_generated_key() {
     let (app, s3, bucket) = app_with_bucket(10 * 1024 * 1024).await;
     let token = app.token().await;
     let bytes = pattern(100_000);
-    let (status, body) = status_json(app.upload(Some(&token), "../../etc/Holiday Photo.PNG", bytes.clone()).await).await;
+    let (status, body) =
+        status_json(app.upload(Some(&token), "../../etc/Holiday Photo.PNG", bytes.clone()).await).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let key = body["key"].as_str().unwrap();
     assert!(key.starts_with("uploads/") && key.ends_with(".png"), "{key}");
@@ -96,7 +97,8 @@ async fn uploads_need_a_token_a_file_part_and_a_multipart_body() {
     let token = app.token().await;
 
     let form = reqwest::multipart::Form::new().text("other", "x");
-    let response = app.client.post(app.url("/api/v1/uploads")).bearer_auth(&token).multipart(form).send().await.unwrap();
+    let response =
+        app.client.post(app.url("/api/v1/uploads")).bearer_auth(&token).multipart(form).send().await.unwrap();
     let (status, body) = status_json(response).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 

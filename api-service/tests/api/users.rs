@@ -8,10 +8,16 @@ use crate::{
     on_both_databases,
 };
 
-on_both_databases!(register_and_login, registration_conflicts_are_409, registration_validation_is_422, login_failures_do_not_enumerate_users);
+on_both_databases!(
+    register_and_login,
+    registration_conflicts_are_409,
+    registration_validation_is_422,
+    login_failures_do_not_enumerate_users
+);
 
 async fn register_and_login(app: TestApp) {
-    let response = app.register(&json!({"username": "Ada", "email": "Ada@Example.org", "password": "analytical engine"})).await;
+    let response =
+        app.register(&json!({"username": "Ada", "email": "Ada@Example.org", "password": "analytical engine"})).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let user: serde_json::Value = response.json().await.unwrap();
     assert_eq!(user["username"], "ada");
@@ -26,7 +32,8 @@ async fn register_and_login(app: TestApp) {
     assert!(stored.starts_with("$argon2id$"), "{stored}");
 
     for login in ["ada", "ADA", "ada@example.org"] {
-        let (status, token) = status_json(app.login(&json!({"username": login, "password": "analytical engine"})).await).await;
+        let (status, token) =
+            status_json(app.login(&json!({"username": login, "password": "analytical engine"})).await).await;
         assert_eq!(status, StatusCode::OK, "{login}: {token}");
         assert_eq!(token["token_type"], "Bearer");
         assert_eq!(token["expires_in"], 3600);
