@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use api_service::{Application, Cli, Command, healthcheck, shutdown_signal, telemetry};
 use clap::Parser;
 
+// musl's allocator is slow under concurrency; the container image builds with this feature.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
