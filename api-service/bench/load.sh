@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# Load benchmark: api-service (release build) against the same endpoints in Flask under gunicorn, in
+# one run, on this machine. Loopback traffic only; every load step is bounded in time.
+#
+#   api-service/bench/load.sh            # DURATION=10s CONNECTIONS=64 by default
+#
+# Prints, per endpoint and server: requests/s and p99 at peak (wrk, CONNECTIONS connections), then for
+# api-service the p99 at half of its peak rate (oha, fixed rate), RSS idle and peak, and time from
+# process start to the first 200 from /healthz. Uploads go to S3 on a local moto server for both.
+#
+# Needs: wrk (Debian package), oha (cargo install; installed under the target dir if missing),
+# python3 (a virtualenv with flask, gunicorn, boto3 and moto is made under the target dir).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+WORK=$TARGET/api-bench
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-2}
+GUNICORN_WORKERS=${GUNICORN_WORKERS:-$(( $(nproc) * 2 + 1 ))}
+RUST_PORT=18181
+FLASK_PORT=18182
+MOTO_PORT=18183
+mkdir -p "$WORK"
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+# --- tools -----------------------------------------------------------------------------------------
+if ! command -v wrk >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then apt-get install -y wrk >/dev/null; else echo "install wrk (apt-get install wrk)" >&2; exit 2; fi
+fi
+OHA=${OHA:-$(command -v oha || true)}
+if [ -z "$OHA" ]; then
+  OHA=$WORK/oha/bin/oha
+  [ -x "$OHA" ] || { log "installing oha"; cargo install oha --locked --root "$WORK/oha" >&2; }
+fi
+VENV=$WORK/venv
+if [ ! -x "$VENV/bin/gunicorn" ] || [ ! -x "$VENV/bin/moto_server" ]; then
+  log "creating the Python virtualenv"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q flask gunicorn boto3 "moto[server]==5.2.5" >&2
+fi
+log "building api-service (release)"
+(cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release -p api-service >&2)
+BIN=$TARGET/release/api-service
+
+# --- processes ----------------------------------------------------------------------------------------
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 \
+       AWS_ENDPOINT_URL=http://127.0.0.1:$MOTO_PORT AWS_EC2_METADATA_DISABLED=true
+"$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$MOTO_PORT/moto-api/" >/dev/null && break; sleep 0.1; done
+curl -sf -X PUT "http://127.0.0.1:$MOTO_PORT/bench" >/dev/null
+
+# Start to first 200 on /healthz, measured by a tight poll from Python (1 ms steps).
+start_and_time() { # name, then the command; prints "pid ms"
+  local name=$1; shift
+  "$VENV/bin/python" - "$@" <<'PY'
+import subprocess, sys, time, urllib.request, os
+port = os.environ["READY_PORT"]
+t0 = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stdout=open(os.environ["READY_LOG"], "w"), stderr=subprocess.STDOUT)
+while True:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+            if r.status == 200:
+                break
+    except Exception:
+        time.sleep(0.001)
+    if time.perf_counter() - t0 > 30:
+        sys.exit("not ready in 30 s")
+print(proc.pid, round((time.perf_counter() - t0) * 1000, 1))
+PY
+}
+
+rm -f "$WORK"/rust.db* "$WORK"/flask.db*
+read -r RUST_PID RUST_READY < <(READY_PORT=$RUST_PORT READY_LOG=$WORK/rust.log \
+  env HOST=127.0.0.1 PORT=$RUST_PORT DATABASE_URL="sqlite://$WORK/rust.db" JWT_SECRET=bench-secret-bench-secret-bench-secret \
+      UPLOAD_BUCKET=bench S3_FORCE_PATH_STYLE=true RUST_LOG=warn start_and_time rust "$BIN")
+PIDS+=("$RUST_PID")
+read -r FLASK_PID FLASK_READY < <(READY_PORT=$FLASK_PORT READY_LOG=$WORK/flask.log \
+  env FLASK_DB="$WORK/flask.db" UPLOAD_BUCKET=bench \
+  start_and_time flask "$VENV/bin/gunicorn" --chdir "$ROOT/api-service/bench" -w "$GUNICORN_WORKERS" \
+      -b "127.0.0.1:$FLASK_PORT" --log-level warning flask_app:app)
+PIDS+=("$FLASK_PID")
+
+# Seed api-service with the same 50 books the Flask app seeds itself with.
+curl -sf -X POST "http://127.0.0.1:$RUST_PORT/api/v1/users" -H 'content-type: application/json' \
+  -d '{"username":"bench","email":"bench@example.org","password":"bench-password"}' >/dev/null
+TOKEN=$(curl -sf -X POST "http://127.0.0.1:$RUST_PORT/api/v1/auth/login" -H 'content-type: application/json' \
+  -d '{"username":"bench","password":"bench-password"}' | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+for n in $(seq 0 49); do
+  isbn=$("$VENV/bin/python" -c "b='978%09d'%$n; s=sum(int(c)*(1 if i%2==0 else 3) for i,c in enumerate(b)); print(b+str((10-s%10)%10))")
+  curl -sf -X POST "http://127.0.0.1:$RUST_PORT/api/v1/books" -H "authorization: Bearer $TOKEN" \
+    -H 'content-type: application/json' \
+    -d "{\"title\":\"Book $n\",\"author\":\"Ada Lovelace\",\"isbn\":\"$isbn\",\"published_year\":1843}" >/dev/null
+done
+
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+hwm_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+tree_rss_kib() { # a process and its children (gunicorn's workers)
+  local total=0 pid
+  for pid in $1 $(pgrep -P "$1" || true); do total=$(( total + $(rss_kib "$pid") )); done
+  echo "$total"
+}
+sleep 1
+RUST_IDLE=$(rss_kib "$RUST_PID")
+FLASK_IDLE=$(tree_rss_kib "$FLASK_PID")
+
+# 1 MiB multipart upload for wrk.
+"$VENV/bin/python" - "$WORK" "$TOKEN" <<'PY'
+import sys
+work, token = sys.argv[1], sys.argv[2]
+boundary = "benchboundary1234567890"
+body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"bench.bin\"\r\n"
+        f"Content-Type: application/octet-stream\r\n\r\n").encode() + bytes(1024 * 1024) + f"\r\n--{boundary}--\r\n".encode()
+open(f"{work}/upload.body", "wb").write(body)
+with open(f"{work}/upload.lua", "w") as f:
+    f.write('wrk.method = "POST"\n')
+    f.write(f'wrk.headers["Content-Type"] = "multipart/form-data; boundary={boundary}"\n')
+    f.write(f'wrk.headers["Authorization"] = "Bearer {token}"\n')
+    f.write(f'local file = io.open("{work}/upload.body", "rb")\nwrk.body = file:read("*a")\nfile:close()\n')
+PY
+
+run_wrk() { # url [lua] -> "rps p99_ms"
+  local out
+  if [ -n "${2:-}" ]; then out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$2" "$1"); \
+  else out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$1"); fi
+  echo "$out" >>"$WORK/wrk.log"
+  local rps p99 non2xx
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; printf "%.2f", v}' <<<"$out")
+  non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
+  echo "$rps $p99 ${non2xx:-0}"
+}
+
+run_oha_half() { # url rate [extra oha args...] -> p99_ms
+  local url=$1 rate=$2; shift 2
+  "$OHA" --no-tui -z "$DURATION" -q "$rate" -c "$CONNECTIONS" --output-format json "$@" "$url" 2>/dev/null \
+    | "$VENV/bin/python" -c 'import json,sys; d=json.load(sys.stdin); print("%.2f" % (d["latencyPercentiles"]["p99"]*1000))'
+}
+
+declare -A PATHS=(
+  [factorial_50]="/api/v1/factorial?number=50"
+  [factorial_20000]="/api/v1/factorial?number=20000"
+  [book_read]="/api/v1/books/7"
+  [book_list]="/api/v1/books"
+  [upload_1MiB]="/api/v1/uploads"
+)
+ORDER=(factorial_50 factorial_20000 book_read book_list upload_1MiB)
+
+printf '\n%-16s %12s %10s %12s %10s %8s %16s\n' endpoint "rust rps" "rust p99" "flask rps" "flask p99" ratio "rust p99 @ 1/2" 
+RUST_PEAK=0
+for name in "${ORDER[@]}"; do
+  lua=""; [ "$name" = upload_1MiB ] && lua=$WORK/upload.lua
+  read -r r_rps r_p99 r_bad < <(run_wrk "http://127.0.0.1:$RUST_PORT${PATHS[$name]}" "$lua")
+  hwm=$(hwm_kib "$RUST_PID"); [ "$hwm" -gt "$RUST_PEAK" ] && RUST_PEAK=$hwm
+  FLASK_LOAD_RSS=$(tree_rss_kib "$FLASK_PID")
+  read -r f_rps f_p99 f_bad < <(run_wrk "http://127.0.0.1:$FLASK_PORT${PATHS[$name]}" "$lua")
+  half=$("$VENV/bin/python" -c "print(max(1, int($r_rps / 2)))")
+  if [ "$name" = upload_1MiB ]; then
+    h_p99=$(run_oha_half "http://127.0.0.1:$RUST_PORT${PATHS[$name]}" "$half" -m POST \
+      -H "authorization: Bearer $TOKEN" -T "multipart/form-data; boundary=benchboundary1234567890" \
+      -D "$WORK/upload.body")
+  else
+    h_p99=$(run_oha_half "http://127.0.0.1:$RUST_PORT${PATHS[$name]}" "$half")
+  fi
+  ratio=$("$VENV/bin/python" -c "print('%.1fx' % ($r_rps / max($f_rps, 0.001)))")
+  printf '%-16s %12s %8s ms %12s %8s ms %8s %13s ms' "$name" "$r_rps" "$r_p99" "$f_rps" "$f_p99" "$ratio" "$h_p99"
+  [ "$r_bad$f_bad" != 00 ] && printf '   (non-2xx: rust %s, flask %s)' "$r_bad" "$f_bad"
+  printf '\n'
+done
+
+printf '\nstart to ready:  api-service %s ms   flask/gunicorn (%s workers) %s ms\n' "$RUST_READY" "$GUNICORN_WORKERS" "$FLASK_READY"
+printf 'RSS idle:        api-service %s MiB   flask/gunicorn %s MiB (all workers)\n' \
+  "$(awk "BEGIN {printf \"%.1f\", $RUST_IDLE/1024}")" "$(awk "BEGIN {printf \"%.1f\", $FLASK_IDLE/1024}")"
+printf 'RSS under load:  api-service peak %s MiB   flask/gunicorn %s MiB (all workers, last sample)\n' \
+  "$(awk "BEGIN {printf \"%.1f\", $RUST_PEAK/1024}")" "$(awk "BEGIN {printf \"%.1f\", $FLASK_LOAD_RSS/1024}")"
+printf 'wrk: %s threads, %s connections, %s per run; raw output in %s\n' "$THREADS" "$CONNECTIONS" "$DURATION" "$WORK/wrk.log"
