@@ -78,16 +78,30 @@ print(proc.pid, round((time.perf_counter() - t0) * 1000, 1))
 PY
 }
 
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+hwm_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+tree_rss_kib() { # a process and its children (gunicorn's workers)
+  local total=0 pid
+  for pid in $1 $(pgrep -P "$1" || true); do total=$(( total + $(rss_kib "$pid") )); done
+  echo "$total"
+}
+
 rm -f "$WORK"/rust.db* "$WORK"/flask.db*
 read -r RUST_PID RUST_READY < <(READY_PORT=$RUST_PORT READY_LOG=$WORK/rust.log \
-  env HOST=127.0.0.1 PORT=$RUST_PORT DATABASE_URL="sqlite://$WORK/rust.db" JWT_SECRET=bench-secret-bench-secret-bench-secret \
+  HOST=127.0.0.1 PORT=$RUST_PORT DATABASE_URL="sqlite://$WORK/rust.db" JWT_SECRET=bench-secret-bench-secret-bench-secret \
       UPLOAD_BUCKET=bench S3_FORCE_PATH_STYLE=true RUST_LOG=warn start_and_time rust "$BIN")
 PIDS+=("$RUST_PID")
 read -r FLASK_PID FLASK_READY < <(READY_PORT=$FLASK_PORT READY_LOG=$WORK/flask.log \
-  env FLASK_DB="$WORK/flask.db" UPLOAD_BUCKET=bench \
+  FLASK_DB="$WORK/flask.db" UPLOAD_BUCKET=bench \
   start_and_time flask "$VENV/bin/gunicorn" --chdir "$ROOT/api-service/bench" -w "$GUNICORN_WORKERS" \
       -b "127.0.0.1:$FLASK_PORT" --log-level warning flask_app:app)
 PIDS+=("$FLASK_PID")
+
+# Idle RSS: started, ready, nothing served yet (argon2id's 19 MiB working memory during the seeding
+# below stays in glibc's heap afterwards, so it is measured first).
+sleep 1
+RUST_IDLE=$(rss_kib "$RUST_PID")
+FLASK_IDLE=$(tree_rss_kib "$FLASK_PID")
 
 # Seed api-service with the same 50 books the Flask app seeds itself with.
 curl -sf -X POST "http://127.0.0.1:$RUST_PORT/api/v1/users" -H 'content-type: application/json' \
@@ -101,16 +115,6 @@ for n in $(seq 0 49); do
     -d "{\"title\":\"Book $n\",\"author\":\"Ada Lovelace\",\"isbn\":\"$isbn\",\"published_year\":1843}" >/dev/null
 done
 
-rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-hwm_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
-tree_rss_kib() { # a process and its children (gunicorn's workers)
-  local total=0 pid
-  for pid in $1 $(pgrep -P "$1" || true); do total=$(( total + $(rss_kib "$pid") )); done
-  echo "$total"
-}
-sleep 1
-RUST_IDLE=$(rss_kib "$RUST_PID")
-FLASK_IDLE=$(tree_rss_kib "$FLASK_PID")
 
 # 1 MiB multipart upload for wrk.
 "$VENV/bin/python" - "$WORK" "$TOKEN" <<'PY'
