@@ -4,6 +4,7 @@
 //! (`ecsop apply|diff|delete|status -f PATH`). See DESIGN.md for the contracts.
 
 pub mod api;
+pub mod aws;
 pub mod cli;
 pub mod engine;
 pub mod error;

@@ -1,0 +1,223 @@
+//! One error type for every AWS adapter, classified by what the engine must do about it.
+
+use std::fmt;
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// What kind of failure an AWS call ended in; decides retrying, exit codes and backoff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The resource does not exist (treated as success while deleting).
+    NotFound,
+    /// The caller lacks permission; never retried.
+    AccessDenied,
+    /// AWS rate-limited the call and the SDK's retries ran out; worth another try later.
+    Throttled,
+    /// AWS rejected the request as invalid (a bad subnet, a priority in use, ...); never retried.
+    Invalid,
+    /// The resource exists already or is in a state that forbids the call.
+    Conflict,
+    /// A network error, a timeout or a 5xx; worth another try.
+    Transient,
+    /// Anything else.
+    Other,
+}
+
+impl ErrorKind {
+    /// Whether trying again later can help.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ErrorKind::Throttled | ErrorKind::Transient)
+    }
+
+    /// A stable label for metrics and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::AccessDenied => "access_denied",
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::Invalid => "invalid",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Transient => "transient",
+            ErrorKind::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// A failed AWS call: which one, its kind, and AWS's own code and message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{service} {operation} failed ({kind}{}): {message}", code.as_deref().map(|c| format!(", {c}")).unwrap_or_default())]
+pub struct AwsError {
+    /// The service (`ecs`, `ecr`, `elbv2`, `servicediscovery`, `application-autoscaling`).
+    pub service: &'static str,
+    /// The operation (`UpdateService`).
+    pub operation: &'static str,
+    /// The classification.
+    pub kind: ErrorKind,
+    /// AWS's error code (`ThrottlingException`, `AccessDeniedException`, ...).
+    pub code: Option<String>,
+    /// AWS's message, or the transport error.
+    pub message: String,
+}
+
+impl AwsError {
+    /// An error of this kind, made by ecsop itself (an answer missing a field it needs, ...).
+    pub fn new(service: &'static str, operation: &'static str, kind: ErrorKind, message: impl Into<String>) -> Self {
+        AwsError { service, operation, kind, code: None, message: message.into() }
+    }
+
+    /// Classify an SDK error of `service`'s `operation`.
+    pub fn from_sdk<E, R>(service: &'static str, operation: &'static str, err: SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: fmt::Debug,
+    {
+        match &err {
+            SdkError::ServiceError(ctx) => {
+                let e = ctx.err();
+                let code = e.code().map(str::to_string);
+                let message = e.message().map(str::to_string).unwrap_or_else(|| e.to_string());
+                let kind = classify_code(code.as_deref().unwrap_or_default(), &message);
+                AwsError { service, operation, kind, code, message }
+            }
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+                AwsError { service, operation, kind: ErrorKind::Transient, code: None, message: render_chain(&err) }
+            }
+            _ => AwsError { service, operation, kind: ErrorKind::Other, code: None, message: render_chain(&err) },
+        }
+    }
+
+    /// Whether the call failed because the resource is missing.
+    pub fn is_not_found(&self) -> bool {
+        self.kind == ErrorKind::NotFound
+    }
+}
+
+fn render_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Map an AWS error code (and, where AWS reuses one code for several meanings, its message) to a kind.
+pub fn classify_code(code: &str, message: &str) -> ErrorKind {
+    match code {
+        "ThrottlingException"
+        | "Throttling"
+        | "ThrottledException"
+        | "RequestLimitExceeded"
+        | "TooManyRequestsException"
+        | "SlowDown"
+        | "RequestThrottled"
+        | "ProvisionedThroughputExceededException" => ErrorKind::Throttled,
+        "AccessDeniedException"
+        | "AccessDenied"
+        | "UnauthorizedOperation"
+        | "UnrecognizedClientException"
+        | "InvalidClientTokenId"
+        | "ExpiredToken"
+        | "ExpiredTokenException"
+        | "AuthFailure" => ErrorKind::AccessDenied,
+        "RepositoryNotFoundException"
+        | "ImageNotFoundException"
+        | "LifecyclePolicyNotFoundException"
+        | "ServiceNotFoundException"
+        | "ServiceNotFound"
+        | "ClusterNotFoundException"
+        | "TargetGroupNotFound"
+        | "RuleNotFound"
+        | "ListenerNotFound"
+        | "LoadBalancerNotFound"
+        | "NamespaceNotFound"
+        | "ObjectNotFoundException"
+        | "ResourceNotFoundException" => ErrorKind::NotFound,
+        "RepositoryAlreadyExistsException"
+        | "DuplicateTargetGroupName"
+        | "PriorityInUse"
+        | "ServiceAlreadyExists"
+        | "ResourceInUse"
+        | "ResourceInUseException"
+        | "RepositoryNotEmptyException"
+        | "ConcurrentUpdateException"
+        | "ConcurrentUpdate" => ErrorKind::Conflict,
+        "ServiceNotActiveException" => ErrorKind::NotFound,
+        "ClientException"
+        | "InvalidParameterException"
+        | "InvalidParameterValue"
+        | "ValidationError"
+        | "ValidationException"
+        | "InvalidConfigurationRequest"
+        | "InvalidTargetException"
+        | "InvalidInput"
+        | "InvalidParameterCombination"
+        | "InvalidParameter"
+        | "TooManyTargetGroups"
+        | "TooManyRules"
+        | "TooManyTags"
+        | "TooManyTagsException"
+        | "LimitExceededException" => {
+            // ECS answers several missing-resource cases with a ClientException and a message only.
+            let lower = message.to_ascii_lowercase();
+            if lower.contains("not found") || lower.contains("does not exist") || lower.contains("unable to describe") {
+                ErrorKind::NotFound
+            } else if lower.contains("not authorized") || lower.contains("access denied") {
+                ErrorKind::AccessDenied
+            } else {
+                ErrorKind::Invalid
+            }
+        }
+        "ServerException"
+        | "InternalFailure"
+        | "InternalError"
+        | "InternalServerError"
+        | "ServiceUnavailable"
+        | "ServiceUnavailableException"
+        | "RequestTimeout"
+        | "RequestTimeoutException" => ErrorKind::Transient,
+        _ => ErrorKind::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_the_kinds_the_engine_acts_on() {
+        assert_eq!(classify_code("ThrottlingException", ""), ErrorKind::Throttled);
+        assert_eq!(classify_code("Throttling", ""), ErrorKind::Throttled);
+        assert_eq!(classify_code("AccessDeniedException", ""), ErrorKind::AccessDenied);
+        assert_eq!(classify_code("AccessDenied", ""), ErrorKind::AccessDenied);
+        assert_eq!(classify_code("RepositoryNotFoundException", ""), ErrorKind::NotFound);
+        assert_eq!(classify_code("ClientException", "Unable to describe task definition."), ErrorKind::NotFound);
+        assert_eq!(classify_code("ClientException", "Service was not found."), ErrorKind::NotFound);
+        assert_eq!(classify_code("InvalidParameterException", "subnet is invalid"), ErrorKind::Invalid);
+        assert_eq!(classify_code("PriorityInUse", ""), ErrorKind::Conflict);
+        assert_eq!(classify_code("InternalFailure", ""), ErrorKind::Transient);
+        assert_eq!(classify_code("Whatever", ""), ErrorKind::Other);
+        assert!(ErrorKind::Throttled.is_retryable() && !ErrorKind::AccessDenied.is_retryable());
+    }
+
+    #[test]
+    fn the_message_names_service_operation_kind_and_code() {
+        let e = AwsError {
+            service: "ecs",
+            operation: "UpdateService",
+            kind: ErrorKind::AccessDenied,
+            code: Some("AccessDeniedException".into()),
+            message: "not authorized".into(),
+        };
+        assert_eq!(e.to_string(), "ecs UpdateService failed (access_denied, AccessDeniedException): not authorized");
+    }
+}

@@ -1,0 +1,514 @@
+//! The AWS adapters: one small trait per service, speaking ecsop's own types.
+//!
+//! Only the SDK implementations in this module's submodules call `.send()`; the engine sees the traits,
+//! so its tests run against the in-memory fakes in [`fake`] and the CLI and controller against the SDK.
+//! Every SDK adapter goes through [`Calls`], which rate-limits writes per operation class, retries
+//! throttling with backoff, and records each call for metrics and tests.
+
+pub mod batch;
+pub mod calls;
+pub mod error;
+pub mod limiter;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+pub use calls::{CallRecord, Calls, Outcome};
+pub use error::{AwsError, ErrorKind};
+
+use crate::api::{DnsRecordType, TagMutability};
+use crate::engine::taskdef::TaskDefinition;
+
+/// AWS resource tags, sorted by key.
+pub type Tags = BTreeMap<String, String>;
+
+/// The result of an adapter call.
+pub type AwsResult<T> = Result<T, AwsError>;
+
+/// One client per service, as the engine uses them. Cheap to clone.
+#[derive(Clone)]
+pub struct Clients {
+    /// ECR.
+    pub ecr: Arc<dyn Ecr>,
+    /// ECS.
+    pub ecs: Arc<dyn Ecs>,
+    /// Elastic Load Balancing v2.
+    pub elbv2: Arc<dyn Elbv2>,
+    /// Cloud Map.
+    pub cloudmap: Arc<dyn CloudMap>,
+    /// Application Auto Scaling.
+    pub autoscaling: Arc<dyn Autoscaling>,
+}
+
+// ---- ECR ------------------------------------------------------------------------------------------
+
+/// An ECR repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repository {
+    /// The name (`books-api`).
+    pub name: String,
+    /// The ARN.
+    pub arn: String,
+    /// The URI images are pulled from (`123456789012.dkr.ecr.us-east-1.amazonaws.com/books-api`).
+    pub uri: String,
+    /// Scan on push.
+    pub scan_on_push: bool,
+    /// Tag mutability.
+    pub tag_mutability: TagMutability,
+}
+
+/// ECR, as ecsop uses it.
+#[async_trait]
+pub trait Ecr: Send + Sync {
+    /// The repository `name` in `registry_id` (the caller's account when `None`), if it exists.
+    /// Concurrent calls are batched into one DescribeRepositories per registry.
+    async fn repository(&self, registry_id: Option<&str>, name: &str) -> AwsResult<Option<Repository>>;
+    /// The repository's tags.
+    async fn repository_tags(&self, arn: &str) -> AwsResult<Tags>;
+    /// The repository's lifecycle policy text, if it has one.
+    async fn lifecycle_policy(&self, name: &str) -> AwsResult<Option<String>>;
+    /// The digest (`sha256:...`) of `tag` in the repository, if the tag exists.
+    async fn resolve_tag(&self, registry_id: Option<&str>, repository: &str, tag: &str) -> AwsResult<Option<String>>;
+    /// Whether an image with this digest exists in the repository.
+    async fn digest_exists(&self, registry_id: Option<&str>, repository: &str, digest: &str) -> AwsResult<bool>;
+    /// Create the repository with these settings and tags.
+    async fn create_repository(
+        &self,
+        name: &str,
+        scan_on_push: bool,
+        tag_mutability: TagMutability,
+        tags: &Tags,
+    ) -> AwsResult<Repository>;
+    /// Set scan on push.
+    async fn set_scan_on_push(&self, name: &str, scan_on_push: bool) -> AwsResult<()>;
+    /// Set tag mutability.
+    async fn set_tag_mutability(&self, name: &str, tag_mutability: TagMutability) -> AwsResult<()>;
+    /// Replace the lifecycle policy.
+    async fn put_lifecycle_policy(&self, name: &str, policy: &str) -> AwsResult<()>;
+    /// Add or overwrite tags.
+    async fn tag(&self, arn: &str, tags: &Tags) -> AwsResult<()>;
+    /// Remove tags by key.
+    async fn untag(&self, arn: &str, keys: &[String]) -> AwsResult<()>;
+    /// Delete the repository and its images. Missing is success.
+    async fn delete_repository(&self, name: &str) -> AwsResult<()>;
+}
+
+// ---- ECS ------------------------------------------------------------------------------------------
+
+/// A registered task-definition revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskDefinitionInfo {
+    /// The revision's ARN (`arn:aws:ecs:...:task-definition/prod-books-api:7`).
+    pub arn: String,
+    /// The family.
+    pub family: String,
+    /// The revision number.
+    pub revision: i32,
+    /// `ACTIVE` or `INACTIVE`.
+    pub status: String,
+    /// The revision's tags (ecsop's ownership and content-hash tags).
+    pub tags: Tags,
+}
+
+/// An ECS deployment of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    /// `ecs-svc/...`.
+    pub id: String,
+    /// `PRIMARY`, `ACTIVE` or `INACTIVE`.
+    pub status: String,
+    /// The task definition ARN it runs.
+    pub task_definition: String,
+    /// `IN_PROGRESS`, `COMPLETED` or `FAILED` (absent on services without the rolling-update tracking).
+    pub rollout_state: Option<String>,
+    /// ECS's explanation of the rollout state.
+    pub rollout_state_reason: Option<String>,
+    /// Desired tasks.
+    pub desired_count: i32,
+    /// Running tasks.
+    pub running_count: i32,
+    /// Pending tasks.
+    pub pending_count: i32,
+    /// Tasks that failed to start.
+    pub failed_tasks: i32,
+    /// When it started.
+    pub created_at: Option<DateTime<Utc>>,
+    /// When it last changed.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// A service event, as ECS writes them (newest first in [`Service::events`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceEvent {
+    /// The event id.
+    pub id: String,
+    /// When.
+    pub created_at: Option<DateTime<Utc>>,
+    /// The message.
+    pub message: String,
+}
+
+/// The rolling-update settings of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeploymentSettings {
+    /// maximumPercent.
+    pub maximum_percent: i32,
+    /// minimumHealthyPercent.
+    pub minimum_healthy_percent: i32,
+    /// Circuit breaker enabled.
+    pub circuit_breaker: bool,
+    /// Circuit breaker rolls back.
+    pub rollback: bool,
+}
+
+/// The awsvpc network placement of a service's tasks.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NetworkSettings {
+    /// Subnet IDs, sorted.
+    pub subnets: Vec<String>,
+    /// Security group IDs, sorted.
+    pub security_groups: Vec<String>,
+    /// Public IP assignment.
+    pub assign_public_ip: bool,
+}
+
+/// A container bound to a target group or a Cloud Map service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// The target group ARN or the Cloud Map service ARN.
+    pub arn: String,
+    /// The container name.
+    pub container: String,
+    /// The container port.
+    pub port: i32,
+}
+
+/// An ECS service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// The ARN.
+    pub arn: String,
+    /// The name.
+    pub name: String,
+    /// `ACTIVE`, `DRAINING` or `INACTIVE`.
+    pub status: String,
+    /// The task definition the service is set to.
+    pub task_definition: String,
+    /// Desired tasks.
+    pub desired_count: i32,
+    /// Running tasks.
+    pub running_count: i32,
+    /// Pending tasks.
+    pub pending_count: i32,
+    /// Deployments, PRIMARY first.
+    pub deployments: Vec<Deployment>,
+    /// Recent service events, newest first.
+    pub events: Vec<ServiceEvent>,
+    /// Load-balancer bindings.
+    pub load_balancers: Vec<Binding>,
+    /// Cloud Map bindings.
+    pub registries: Vec<Binding>,
+    /// Network placement.
+    pub network: NetworkSettings,
+    /// Rolling-update settings, when ECS reports them.
+    pub deployment: Option<DeploymentSettings>,
+    /// Health-check grace period.
+    pub health_check_grace_period_seconds: Option<i32>,
+    /// Tags.
+    pub tags: Tags,
+}
+
+/// A service as ecsop creates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// Cluster name.
+    pub cluster: String,
+    /// Service name.
+    pub name: String,
+    /// Task definition ARN.
+    pub task_definition: String,
+    /// Desired tasks.
+    pub desired_count: i32,
+    /// Network placement.
+    pub network: NetworkSettings,
+    /// Rolling-update settings.
+    pub deployment: DeploymentSettings,
+    /// Grace period (only sent with a load balancer).
+    pub health_check_grace_period_seconds: Option<i32>,
+    /// Target-group binding.
+    pub load_balancer: Option<Binding>,
+    /// Cloud Map binding.
+    pub registry: Option<Binding>,
+    /// Tags.
+    pub tags: Tags,
+}
+
+/// An UpdateService call: only the fields set are changed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServiceUpdate {
+    /// Cluster name.
+    pub cluster: String,
+    /// Service name.
+    pub name: String,
+    /// New task definition ARN.
+    pub task_definition: Option<String>,
+    /// New desired count.
+    pub desired_count: Option<i32>,
+    /// New network placement.
+    pub network: Option<NetworkSettings>,
+    /// New rolling-update settings.
+    pub deployment: Option<DeploymentSettings>,
+    /// New grace period.
+    pub health_check_grace_period_seconds: Option<i32>,
+    /// New target-group bindings (`Some(vec![])` removes them).
+    pub load_balancers: Option<Vec<Binding>>,
+    /// New Cloud Map bindings (`Some(vec![])` removes them).
+    pub registries: Option<Vec<Binding>>,
+}
+
+/// ECS, as ecsop uses it.
+#[async_trait]
+pub trait Ecs: Send + Sync {
+    /// The service `name` in `cluster` with its tags, if it exists and is not INACTIVE. Concurrent calls
+    /// for one cluster are batched into DescribeServices calls of up to 10 services.
+    async fn service(&self, cluster: &str, name: &str) -> AwsResult<Option<Service>>;
+    /// ARNs of the ACTIVE revisions of `family`, newest first.
+    async fn list_task_definitions(&self, family: &str) -> AwsResult<Vec<String>>;
+    /// One revision with its tags.
+    async fn task_definition(&self, arn: &str) -> AwsResult<TaskDefinitionInfo>;
+    /// Register a revision of `definition` with these tags.
+    async fn register_task_definition(&self, definition: &TaskDefinition, tags: &Tags)
+    -> AwsResult<TaskDefinitionInfo>;
+    /// Deregister a revision. Already inactive or missing is success.
+    async fn deregister_task_definition(&self, arn: &str) -> AwsResult<()>;
+    /// Create a Fargate service.
+    async fn create_service(&self, config: &ServiceConfig) -> AwsResult<Service>;
+    /// Update a service.
+    async fn update_service(&self, update: &ServiceUpdate) -> AwsResult<Service>;
+    /// Delete a service (forced: ECS stops its tasks). Missing is success.
+    async fn delete_service(&self, cluster: &str, name: &str) -> AwsResult<()>;
+    /// Add or overwrite tags of a service or task definition.
+    async fn tag(&self, arn: &str, tags: &Tags) -> AwsResult<()>;
+    /// Remove tags by key.
+    async fn untag(&self, arn: &str, keys: &[String]) -> AwsResult<()>;
+}
+
+// ---- ELBv2 ----------------------------------------------------------------------------------------
+
+/// A target group's health check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetGroupHealth {
+    /// HTTP path.
+    pub path: String,
+    /// Seconds between probes.
+    pub interval_seconds: i32,
+    /// Probe timeout.
+    pub timeout_seconds: i32,
+    /// Successes to healthy.
+    pub healthy_threshold: i32,
+    /// Failures to unhealthy.
+    pub unhealthy_threshold: i32,
+    /// Healthy HTTP codes.
+    pub matcher: String,
+}
+
+/// An ip-target HTTP target group as ecsop creates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetGroupConfig {
+    /// The name (at most 32 characters).
+    pub name: String,
+    /// The VPC.
+    pub vpc_id: String,
+    /// The port traffic goes to.
+    pub port: i32,
+    /// The health check.
+    pub health: TargetGroupHealth,
+    /// Tags.
+    pub tags: Tags,
+}
+
+/// A target group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetGroup {
+    /// The ARN.
+    pub arn: String,
+    /// The name.
+    pub name: String,
+    /// The VPC.
+    pub vpc_id: String,
+    /// The port.
+    pub port: i32,
+    /// The health check.
+    pub health: TargetGroupHealth,
+    /// Load balancers routing to it.
+    pub load_balancer_arns: Vec<String>,
+}
+
+/// A listener rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// The ARN.
+    pub arn: String,
+    /// Its priority; `None` for the listener's default rule.
+    pub priority: Option<i32>,
+    /// Host-header values.
+    pub hosts: Vec<String>,
+    /// Path-pattern values.
+    pub paths: Vec<String>,
+    /// Target groups the forward action sends to.
+    pub target_groups: Vec<String>,
+}
+
+/// What a listener rule matches and where it forwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleConfig {
+    /// The listener.
+    pub listener_arn: String,
+    /// The priority.
+    pub priority: i32,
+    /// Host-header values.
+    pub hosts: Vec<String>,
+    /// Path-pattern values.
+    pub paths: Vec<String>,
+    /// The target group to forward to.
+    pub target_group_arn: String,
+    /// Tags.
+    pub tags: Tags,
+}
+
+/// ELBv2, as ecsop uses it. Targets are never registered here: ECS does that.
+#[async_trait]
+pub trait Elbv2: Send + Sync {
+    /// The target group named `name`, if it exists. Concurrent calls are batched.
+    async fn target_group(&self, name: &str) -> AwsResult<Option<TargetGroup>>;
+    /// A target group's attributes (`deregistration_delay.timeout_seconds`, ...).
+    async fn target_group_attributes(&self, arn: &str) -> AwsResult<BTreeMap<String, String>>;
+    /// Tags of a target group or rule. Concurrent calls are batched (20 ARNs per DescribeTags).
+    async fn tags(&self, arn: &str) -> AwsResult<Tags>;
+    /// Create a target group.
+    async fn create_target_group(&self, config: &TargetGroupConfig) -> AwsResult<TargetGroup>;
+    /// Change a target group's health check.
+    async fn modify_target_group(&self, arn: &str, health: &TargetGroupHealth) -> AwsResult<()>;
+    /// Set target-group attributes.
+    async fn set_target_group_attributes(&self, arn: &str, attributes: &BTreeMap<String, String>) -> AwsResult<()>;
+    /// Delete a target group. Missing is success.
+    async fn delete_target_group(&self, arn: &str) -> AwsResult<()>;
+    /// Every rule of a listener. Concurrent calls for one listener share one answer.
+    async fn rules(&self, listener_arn: &str) -> AwsResult<Vec<Rule>>;
+    /// Create a forward rule.
+    async fn create_rule(&self, config: &RuleConfig) -> AwsResult<Rule>;
+    /// Change a rule's conditions and forward target.
+    async fn modify_rule(&self, arn: &str, hosts: &[String], paths: &[String], target_group_arn: &str)
+    -> AwsResult<()>;
+    /// Change a rule's priority.
+    async fn set_rule_priority(&self, arn: &str, priority: i32) -> AwsResult<()>;
+    /// Delete a rule. Missing is success.
+    async fn delete_rule(&self, arn: &str) -> AwsResult<()>;
+    /// Add or overwrite tags of a target group or rule.
+    async fn add_tags(&self, arn: &str, tags: &Tags) -> AwsResult<()>;
+    /// Remove tags by key.
+    async fn remove_tags(&self, arn: &str, keys: &[String]) -> AwsResult<()>;
+}
+
+// ---- Cloud Map ------------------------------------------------------------------------------------
+
+/// A Cloud Map service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveryService {
+    /// The id (`srv-...`).
+    pub id: String,
+    /// The ARN (what ECS's service registry takes).
+    pub arn: String,
+    /// The name.
+    pub name: String,
+    /// The namespace id.
+    pub namespace_id: String,
+    /// The DNS record type.
+    pub record_type: DnsRecordType,
+    /// The DNS TTL.
+    pub ttl_seconds: i64,
+}
+
+/// Cloud Map, as ecsop uses it.
+#[async_trait]
+pub trait CloudMap: Send + Sync {
+    /// The service `name` in namespace `namespace_id`, if it exists.
+    async fn find_service(&self, namespace_id: &str, name: &str) -> AwsResult<Option<DiscoveryService>>;
+    /// Tags of a service.
+    async fn tags(&self, arn: &str) -> AwsResult<Tags>;
+    /// Create a DNS-registered service with a custom health check (ECS reports task health).
+    async fn create_service(
+        &self,
+        namespace_id: &str,
+        name: &str,
+        record_type: DnsRecordType,
+        ttl_seconds: i64,
+        tags: &Tags,
+    ) -> AwsResult<DiscoveryService>;
+    /// Change the DNS TTL.
+    async fn update_ttl(&self, id: &str, record_type: DnsRecordType, ttl_seconds: i64) -> AwsResult<()>;
+    /// Delete a service. Missing is success.
+    async fn delete_service(&self, id: &str) -> AwsResult<()>;
+    /// Add or overwrite tags.
+    async fn tag(&self, arn: &str, tags: &Tags) -> AwsResult<()>;
+    /// Remove tags by key.
+    async fn untag(&self, arn: &str, keys: &[String]) -> AwsResult<()>;
+}
+
+// ---- Application Auto Scaling ----------------------------------------------------------------------
+
+/// The metric a target-tracking policy follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScalingMetric {
+    /// ECSServiceAverageCPUUtilization.
+    Cpu,
+    /// ECSServiceAverageMemoryUtilization.
+    Memory,
+    /// ALBRequestCountPerTarget, with its resource label (`app/<lb>/<id>/targetgroup/<tg>/<id>`).
+    RequestsPerTarget {
+        /// The resource label.
+        resource_label: String,
+    },
+}
+
+/// A target-tracking scaling policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScalingPolicy {
+    /// The policy name.
+    pub name: String,
+    /// The metric.
+    pub metric: ScalingMetric,
+    /// The target value.
+    pub target: f64,
+}
+
+/// The scalable target of an ECS service (`service/<cluster>/<service>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScalableTarget {
+    /// `service/<cluster>/<service>`.
+    pub resource_id: String,
+    /// Fewest tasks.
+    pub min_capacity: i32,
+    /// Most tasks.
+    pub max_capacity: i32,
+}
+
+/// Application Auto Scaling for ECS services, as ecsop uses it.
+#[async_trait]
+pub trait Autoscaling: Send + Sync {
+    /// The scalable target of `resource_id`, if registered.
+    async fn scalable_target(&self, resource_id: &str) -> AwsResult<Option<ScalableTarget>>;
+    /// Register (or update) the scalable target.
+    async fn register_scalable_target(&self, target: &ScalableTarget) -> AwsResult<()>;
+    /// Deregister the scalable target (and with it its policies). Missing is success.
+    async fn deregister_scalable_target(&self, resource_id: &str) -> AwsResult<()>;
+    /// The target-tracking policies on `resource_id`.
+    async fn policies(&self, resource_id: &str) -> AwsResult<Vec<ScalingPolicy>>;
+    /// Create or replace a target-tracking policy.
+    async fn put_policy(&self, resource_id: &str, policy: &ScalingPolicy) -> AwsResult<()>;
+    /// Delete a policy. Missing is success.
+    async fn delete_policy(&self, resource_id: &str, name: &str) -> AwsResult<()>;
+}
