@@ -7,6 +7,8 @@
 
 pub mod batch;
 pub mod calls;
+pub mod ecr;
+pub mod ecs;
 pub mod error;
 pub mod limiter;
 
