@@ -5,8 +5,11 @@
 //! Every SDK adapter goes through [`Calls`], which rate-limits writes per operation class, retries
 //! throttling with backoff, and records each call for metrics and tests.
 
+pub mod autoscaling;
 pub mod batch;
 pub mod calls;
+pub mod cloudmap;
+pub mod elbv2;
 pub mod error;
 pub mod limiter;
 
