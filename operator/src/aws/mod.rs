@@ -5,10 +5,13 @@
 //! Every SDK adapter goes through [`Calls`], which rate-limits writes per operation class, retries
 //! throttling with backoff, and records each call for metrics and tests.
 
+pub mod autoscaling;
 pub mod batch;
 pub mod calls;
+pub mod cloudmap;
 pub mod ecr;
 pub mod ecs;
+pub mod elbv2;
 pub mod error;
 pub mod limiter;
 
