@@ -8,6 +8,7 @@
 pub mod batch;
 pub mod calls;
 pub mod error;
+pub mod fake;
 pub mod limiter;
 
 use std::collections::BTreeMap;
