@@ -13,6 +13,7 @@ pub mod ecr;
 pub mod ecs;
 pub mod elbv2;
 pub mod error;
+pub mod fake;
 pub mod limiter;
 
 use std::collections::BTreeMap;
