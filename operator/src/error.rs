@@ -1,5 +1,6 @@
 //! The crate's error type.
 
+use crate::aws::{AwsError, ErrorKind};
 use crate::manifest::LoadError;
 
 /// Everything that can go wrong in ecsop, by kind; the kind decides the CLI exit code and the
@@ -9,6 +10,12 @@ pub enum Error {
     /// The manifests are invalid or unreadable.
     #[error(transparent)]
     Manifest(#[from] LoadError),
+    /// Invalid input that is not a manifest problem (flags, environment).
+    #[error("{0}")]
+    Usage(String),
+    /// An AWS call failed.
+    #[error(transparent)]
+    Aws(#[from] AwsError),
     /// Writing output failed.
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
@@ -18,8 +25,20 @@ impl Error {
     /// The CLI exit code for this error (DESIGN.md section 5): 2 invalid input, 4 AWS or permission.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Manifest(_) => 2,
+            Error::Manifest(_) | Error::Usage(_) => 2,
+            Error::Aws(_) => 4,
             Error::Output(_) => 1,
+        }
+    }
+
+    /// A short label per kind, for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Error::Manifest(_) | Error::Usage(_) => "invalid_spec",
+            Error::Aws(e) if e.kind == ErrorKind::AccessDenied => "access_denied",
+            Error::Aws(e) if e.kind == ErrorKind::Throttled => "throttled",
+            Error::Aws(_) => "aws",
+            Error::Output(_) => "output",
         }
     }
 }

@@ -9,5 +9,6 @@ pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod manifest;
+pub mod telemetry;
 
 pub use error::{Error, Result};

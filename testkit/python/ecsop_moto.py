@@ -66,6 +66,13 @@ REST_XML_ERRORS = {
 }
 
 
+READ_PREFIXES = ("Describe", "List", "Get", "BatchGet", "HEAD", "GET")
+
+
+def is_read(operation: str) -> bool:
+    return operation.startswith(READ_PREFIXES)
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -166,6 +173,12 @@ class Harness:
                     continue
                 if rule.get("operation") and rule["operation"] != call["operation"]:
                     continue
+                if rule.get("writesOnly") and is_read(call["operation"]):
+                    continue
+                if rule.get("skip"):
+                    # Let the first `skip` matching calls through (to fail "the call after N writes").
+                    rule["skip"] -= 1
+                    continue
                 if rule.get("remaining") is not None:
                     if rule["remaining"] <= 0:
                         continue
@@ -251,6 +264,8 @@ class Harness:
                 "probability": float(body.get("probability", 1.0)),
                 "remaining": body.get("count"),
                 "latencyMs": body.get("latencyMs"),
+                "skip": int(body.get("skip") or 0),
+                "writesOnly": bool(body.get("writesOnly", False)),
                 "hits": 0,
             }
             if rule["kind"] not in ("latency",) + tuple(JSON_ERRORS):

@@ -19,9 +19,11 @@
 //! itself after a minute without requests.
 
 mod fixture;
+mod images;
 mod server;
 
 pub use fixture::Network;
+pub use images::DeploymentView;
 pub use server::{Account, Call, Drive, Fault, FaultKind, Moto};
 
 /// Errors of the harness itself (not of the AWS calls made through it).

@@ -91,7 +91,12 @@ impl Paths {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default();
         let venv = std::env::var_os("ECSOP_MOTO_VENV").map(PathBuf::from).unwrap_or_else(|| root.join(".venv-moto"));
         let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-        Paths { venv, state_dir: target.join("ecsop-moto") }
+        // One server per version of the launcher: a server started by an older harness (still idling
+        // from an earlier run) is never reused by a newer one.
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(&(LAUNCHER, REQUIREMENTS), &mut hasher);
+        let version = std::hash::Hasher::finish(&hasher);
+        Paths { venv, state_dir: target.join(format!("ecsop-moto-{:08x}", version as u32)) }
     }
 }
 
@@ -410,12 +415,24 @@ pub struct Fault {
     count: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     latency_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skip: Option<u32>,
+    writes_only: bool,
 }
 
 impl Fault {
     /// A rule of this kind matching every call of the account, every time.
     pub fn new(kind: FaultKind) -> Self {
-        Fault { kind, service: None, operation: None, probability: 1.0, count: None, latency_ms: None }
+        Fault {
+            kind,
+            service: None,
+            operation: None,
+            probability: 1.0,
+            count: None,
+            latency_ms: None,
+            skip: None,
+            writes_only: false,
+        }
     }
     /// Throttle matching calls.
     pub fn throttle() -> Self {
@@ -446,6 +463,17 @@ impl Fault {
     /// Hit a matching call with this probability (0.0 to 1.0); the server's random source is seeded.
     pub fn probability(mut self, probability: f64) -> Self {
         self.probability = probability;
+        self
+    }
+    /// Let the first `n` matching calls through untouched (with [`Fault::writes_only`]: fail every
+    /// write after the n-th, as if the caller had died right after it).
+    pub fn skip(mut self, n: u32) -> Self {
+        self.skip = Some(n);
+        self
+    }
+    /// Only match calls that change state (not Describe/List/Get).
+    pub fn writes_only(mut self) -> Self {
+        self.writes_only = true;
         self
     }
     /// Stop after this many hits.

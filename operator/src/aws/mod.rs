@@ -49,6 +49,19 @@ pub struct Clients {
     pub autoscaling: Arc<dyn Autoscaling>,
 }
 
+impl Clients {
+    /// The SDK adapters for one region, sharing `calls` (limiter, retry policy and call counts).
+    pub fn from_sdk(config: &aws_config::SdkConfig, calls: Calls) -> Self {
+        Clients {
+            ecr: Arc::new(ecr::SdkEcr::new(config, calls.clone())),
+            ecs: Arc::new(ecs::SdkEcs::new(config, calls.clone())),
+            elbv2: Arc::new(elbv2::SdkElbv2::new(config, calls.clone())),
+            cloudmap: Arc::new(cloudmap::SdkCloudMap::new(config, calls.clone())),
+            autoscaling: Arc::new(autoscaling::SdkAutoscaling::new(config, calls)),
+        }
+    }
+}
+
 // ---- ECR ------------------------------------------------------------------------------------------
 
 /// An ECR repository.

@@ -1,0 +1,281 @@
+//! Acting: carry out a plan's writes in order through the adapters, filling in the ARNs of what the
+//! plan creates. Stops at the first failure: everything is re-derived from AWS on the next run, so a
+//! half-applied plan is finished by the next one, never duplicated.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::desired::service_tags;
+use super::plan::{Action, Created, Ref, Resource};
+use crate::aws::{AwsError, Clients, ErrorKind, ScalingMetric, ScalingPolicy, Tags};
+
+/// What acting created, by kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outputs {
+    created: HashMap<Created, String>,
+}
+
+impl Outputs {
+    /// The ARN of what the plan created of this kind.
+    pub fn get(&self, kind: Created) -> Option<&str> {
+        self.created.get(&kind).map(String::as_str)
+    }
+
+    fn resolve(&self, r: &Ref, service: &'static str, operation: &'static str) -> Result<String, AwsError> {
+        match r {
+            Ref::Arn(a) => Ok(a.clone()),
+            Ref::Created(kind) => self.created.get(kind).cloned().ok_or_else(|| {
+                AwsError::new(service, operation, ErrorKind::Other, format!("no {kind:?} was created before this step"))
+            }),
+        }
+    }
+}
+
+/// Told about each write as it happens (the CLI prints, the controller emits Events).
+pub trait Progress: Send + Sync {
+    /// `action` is about to run.
+    fn started(&self, _action: &Action) {}
+    /// `action` succeeded.
+    fn done(&self, _action: &Action) {}
+}
+
+/// A [`Progress`] that ignores everything.
+pub struct Quiet;
+impl Progress for Quiet {}
+
+/// How long [`Action::WaitServiceGone`] waits, and how often it looks.
+#[derive(Debug, Clone, Copy)]
+pub struct WaitSettings {
+    /// Give up after this long.
+    pub timeout: Duration,
+    /// Poll interval.
+    pub interval: Duration,
+}
+
+impl Default for WaitSettings {
+    fn default() -> Self {
+        WaitSettings { timeout: Duration::from_secs(600), interval: Duration::from_secs(5) }
+    }
+}
+
+/// Run `actions` in order.
+pub async fn act(
+    clients: &Clients,
+    actions: &[Action],
+    progress: &dyn Progress,
+    wait: WaitSettings,
+) -> Result<Outputs, AwsError> {
+    let mut out = Outputs::default();
+    for action in actions {
+        progress.started(action);
+        run(clients, action, &mut out, wait).await?;
+        progress.done(action);
+    }
+    Ok(out)
+}
+
+async fn run(clients: &Clients, action: &Action, out: &mut Outputs, wait: WaitSettings) -> Result<(), AwsError> {
+    match action {
+        Action::CreateRepository { repository, tags } => {
+            clients
+                .ecr
+                .create_repository(&repository.name, repository.scan_on_push, repository.tag_mutability, tags)
+                .await?;
+        }
+        Action::SetScanOnPush { name, scan_on_push, .. } => clients.ecr.set_scan_on_push(name, *scan_on_push).await?,
+        Action::SetTagMutability { name, tag_mutability } => {
+            clients.ecr.set_tag_mutability(name, *tag_mutability).await?
+        }
+        Action::PutLifecyclePolicy { name, policy } => clients.ecr.put_lifecycle_policy(name, policy).await?,
+        Action::RegisterTaskDefinition { definition, tags } => {
+            let td = clients.ecs.register_task_definition(definition, tags).await?;
+            out.created.insert(Created::TaskDefinition, td.arn);
+        }
+        Action::CreateTargetGroup { config, attributes } => {
+            let tg = clients.elbv2.create_target_group(config).await?;
+            clients.elbv2.set_target_group_attributes(&tg.arn, attributes).await?;
+            out.created.insert(Created::TargetGroup, tg.arn);
+        }
+        Action::ModifyTargetGroup { arn, health, .. } => clients.elbv2.modify_target_group(arn, health).await?,
+        Action::SetTargetGroupAttributes { arn, attributes, .. } => {
+            clients.elbv2.set_target_group_attributes(arn, attributes).await?
+        }
+        Action::CreateRule { listener_arn, priority, hosts, paths, target_group, tags } => {
+            let tg = out.resolve(target_group, "elbv2", "CreateRule")?;
+            clients
+                .elbv2
+                .create_rule(&crate::aws::RuleConfig {
+                    listener_arn: listener_arn.clone(),
+                    priority: *priority,
+                    hosts: hosts.clone(),
+                    paths: paths.clone(),
+                    target_group_arn: tg,
+                    tags: tags.clone(),
+                })
+                .await?;
+        }
+        Action::ModifyRule { arn, hosts, paths, target_group, .. } => {
+            clients.elbv2.modify_rule(arn, hosts, paths, target_group).await?
+        }
+        Action::SetRulePriority { arn, priority, .. } => clients.elbv2.set_rule_priority(arn, *priority).await?,
+        Action::CreateDiscoveryService { discovery, tags } => {
+            let d = clients
+                .cloudmap
+                .create_service(
+                    &discovery.namespace_id,
+                    &discovery.name,
+                    discovery.record_type,
+                    discovery.ttl_seconds,
+                    tags,
+                )
+                .await?;
+            out.created.insert(Created::Discovery, d.arn);
+        }
+        Action::UpdateDiscoveryTtl { id, discovery, .. } => {
+            clients.cloudmap.update_ttl(id, discovery.record_type, discovery.ttl_seconds).await?
+        }
+        Action::CreateService { config, task_definition, target_group, registry } => {
+            let mut config = config.clone();
+            config.task_definition = out.resolve(task_definition, "ecs", "CreateService")?;
+            if let (Some(b), Some(r)) = (config.load_balancer.as_mut(), target_group) {
+                b.arn = out.resolve(r, "ecs", "CreateService")?;
+            }
+            if let (Some(b), Some(r)) = (config.registry.as_mut(), registry) {
+                b.arn = out.resolve(r, "ecs", "CreateService")?;
+            }
+            let service = clients.ecs.create_service(&config).await?;
+            out.created.insert(Created::Service, service.arn);
+        }
+        Action::UpdateService { update, task_definition, target_group, .. } => {
+            let mut update = update.clone();
+            if let Some(r) = task_definition {
+                update.task_definition = Some(out.resolve(r, "ecs", "UpdateService")?);
+            }
+            if let (Some(bindings), Some(r)) = (update.load_balancers.as_mut(), target_group) {
+                let arn = out.resolve(r, "ecs", "UpdateService")?;
+                for b in bindings.iter_mut() {
+                    b.arn = arn.clone();
+                }
+            }
+            if let Some(bindings) = update.registries.as_mut()
+                && let Some(arn) = out.get(Created::Discovery)
+            {
+                for b in bindings.iter_mut() {
+                    if b.arn.starts_with("(new") {
+                        b.arn = arn.to_string();
+                    }
+                }
+            }
+            clients.ecs.update_service(&update).await?;
+        }
+        Action::RegisterScalableTarget { target, .. } => clients.autoscaling.register_scalable_target(target).await?,
+        Action::PutScalingPolicy { resource_id, policy, target_group, listener_arn } => {
+            let mut policy: ScalingPolicy = policy.clone();
+            if let ScalingMetric::RequestsPerTarget { resource_label } = &mut policy.metric {
+                let tg = match target_group {
+                    Some(r) => out.resolve(r, "application-autoscaling", "PutScalingPolicy")?,
+                    None => String::new(),
+                };
+                *resource_label = request_count_label(listener_arn.as_deref().unwrap_or(""), &tg).ok_or_else(|| {
+                    AwsError::new(
+                        "application-autoscaling",
+                        "PutScalingPolicy",
+                        ErrorKind::Invalid,
+                        "targetRequestsPerTarget needs loadBalancer (a listener and a target group)",
+                    )
+                })?;
+            }
+            clients.autoscaling.put_policy(resource_id, &policy).await?
+        }
+        Action::DeleteScalingPolicy { resource_id, name } => {
+            clients.autoscaling.delete_policy(resource_id, name).await?
+        }
+        Action::DeregisterScalableTarget { resource_id } => {
+            clients.autoscaling.deregister_scalable_target(resource_id).await?
+        }
+        Action::DeregisterTaskDefinition { arn } => clients.ecs.deregister_task_definition(arn).await?,
+        Action::TagService { service, tags, revision } => {
+            let arn = out.resolve(service, "ecs", "TagResource")?;
+            let mut tags: Tags = tags.clone();
+            tags.insert(service_tags::REVISION.into(), out.resolve(revision, "ecs", "TagResource")?);
+            clients.ecs.tag(&arn, &tags).await?
+        }
+        Action::DeleteRule { arn } => clients.elbv2.delete_rule(arn).await?,
+        Action::DeleteService { cluster, name } => {
+            // Scale to zero first so ECS drains the tasks through the (already removed) rule's target
+            // group deregistration delay instead of killing them mid-request.
+            match clients
+                .ecs
+                .update_service(&crate::aws::ServiceUpdate {
+                    cluster: cluster.clone(),
+                    name: name.clone(),
+                    desired_count: Some(0),
+                    ..Default::default()
+                })
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.kind == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            clients.ecs.delete_service(cluster, name).await?
+        }
+        Action::WaitServiceGone { cluster, name } => {
+            let deadline = tokio::time::Instant::now() + wait.timeout;
+            loop {
+                match clients.ecs.service(cluster, name).await? {
+                    None => break,
+                    Some(s) if s.status == "INACTIVE" => break,
+                    Some(s) => {
+                        if tokio::time::Instant::now() >= deadline {
+                            return Err(AwsError::new(
+                                "ecs",
+                                "DescribeServices",
+                                ErrorKind::Transient,
+                                format!("service {name} is still {} after {:?}", s.status, wait.timeout),
+                            ));
+                        }
+                        tokio::time::sleep(wait.interval).await;
+                    }
+                }
+            }
+        }
+        Action::DeleteTargetGroup { arn } => clients.elbv2.delete_target_group(arn).await?,
+        Action::DeleteDiscoveryService { id } => clients.cloudmap.delete_service(id).await?,
+        Action::DeleteRepository { name } => clients.ecr.delete_repository(name).await?,
+        Action::Untag { resource, arn, keys } => match resource {
+            Resource::Repository => clients.ecr.untag(arn, keys).await?,
+            Resource::TaskDefinition | Resource::Service => clients.ecs.untag(arn, keys).await?,
+            Resource::TargetGroup | Resource::Rule => clients.elbv2.remove_tags(arn, keys).await?,
+            Resource::Discovery => clients.cloudmap.untag(arn, keys).await?,
+        },
+    }
+    Ok(())
+}
+
+/// The ALBRequestCountPerTarget resource label: `app/<lb>/<id>/targetgroup/<tg>/<id>`, from the
+/// listener ARN (`...:listener/app/<lb>/<id>/<listener-id>`) and the target-group ARN.
+pub fn request_count_label(listener_arn: &str, target_group_arn: &str) -> Option<String> {
+    let lb = listener_arn.split_once(":listener/")?.1;
+    let lb = lb.rsplit_once('/')?.0;
+    let tg = target_group_arn.split_once(":targetgroup/").map(|(_, t)| t)?;
+    Some(format!("{lb}/targetgroup/{tg}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_count_label_joins_load_balancer_and_target_group() {
+        let label = request_count_label(
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/api-alb/50dc6c495c0c9188/f2f7dc8efc522ab2",
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/prod-books-api-1a2b3c4d/73e2d6bc24d8a067",
+        );
+        assert_eq!(
+            label.as_deref(),
+            Some("app/api-alb/50dc6c495c0c9188/targetgroup/prod-books-api-1a2b3c4d/73e2d6bc24d8a067")
+        );
+        assert_eq!(request_count_label("nope", "nope"), None);
+    }
+}

@@ -1,0 +1,1407 @@
+//! The planner: `plan(target, observed, now) -> Plan`. Pure: no IO, no clock it is not given.
+//!
+//! A plan is the ordered list of AWS writes that moves what was observed to what the spec wants, and
+//! the status that results. Writes that need an ARN created earlier in the same plan refer to it with
+//! [`Ref::Created`]; the actor fills it in.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::desired::{
+    Desired, DiscoveryState, RepositoryState, ServiceState, Target, TargetGroupState, is_owned, lb_binding, owned_tags,
+    registry_binding, service_tags,
+};
+use super::names::{self, Names, TAG_SPEC_HASH};
+use super::observe::{ImageState, Observed};
+use super::rollout::{self, Rollout, RolloutState};
+use super::taskdef::TaskDefinition;
+use crate::api::TagMutability;
+use crate::aws::{
+    Binding, ScalableTarget, ScalingMetric, ScalingPolicy, Service, ServiceConfig, ServiceUpdate, Tags,
+    TargetGroupConfig, TargetGroupHealth,
+};
+
+/// A resource created earlier in the same plan, whose ARN the actor knows only once it exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Created {
+    /// The task-definition revision registered by this plan.
+    TaskDefinition,
+    /// The target group created by this plan.
+    TargetGroup,
+    /// The Cloud Map service created by this plan.
+    Discovery,
+    /// The ECS service created by this plan.
+    Service,
+}
+
+/// An ARN: known, or of a resource this plan creates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Ref {
+    /// Known.
+    Arn(String),
+    /// Created earlier in this plan.
+    Created(Created),
+}
+
+impl fmt::Display for Ref {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ref::Arn(a) => f.write_str(a),
+            Ref::Created(c) => write!(f, "(new {c:?})"),
+        }
+    }
+}
+
+/// One field that changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    /// The field (`desiredCount`, `healthCheck.path`).
+    pub field: String,
+    /// The value now (`-` when absent).
+    pub from: String,
+    /// The value after.
+    pub to: String,
+}
+
+impl Change {
+    fn new(field: &str, from: impl fmt::Display, to: impl fmt::Display) -> Change {
+        Change { field: field.to_string(), from: from.to_string(), to: to.to_string() }
+    }
+}
+
+/// One AWS write.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "camelCase")]
+pub enum Action {
+    /// Create the owned ECR repository.
+    CreateRepository {
+        /// Settings.
+        repository: RepositoryState,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Change scan-on-push.
+    SetScanOnPush {
+        /// Repository.
+        name: String,
+        /// New value.
+        scan_on_push: bool,
+        /// Old value.
+        was: bool,
+    },
+    /// Change tag mutability.
+    SetTagMutability {
+        /// Repository.
+        name: String,
+        /// New value.
+        #[serde(skip)]
+        tag_mutability: TagMutability,
+    },
+    /// Set the lifecycle policy.
+    PutLifecyclePolicy {
+        /// Repository.
+        name: String,
+        /// Policy text.
+        policy: String,
+    },
+    /// Register a task-definition revision.
+    RegisterTaskDefinition {
+        /// The definition.
+        definition: Box<TaskDefinition>,
+        /// Tags (ownership and content hash).
+        tags: Tags,
+    },
+    /// Create the target group.
+    CreateTargetGroup {
+        /// Config.
+        #[serde(skip)]
+        config: TargetGroupConfig,
+        /// Attributes to set right after.
+        attributes: BTreeMap<String, String>,
+    },
+    /// Change the target group's health check.
+    ModifyTargetGroup {
+        /// Target group.
+        arn: String,
+        /// New health check.
+        #[serde(skip)]
+        health: TargetGroupHealth,
+        /// What changes.
+        changes: Vec<Change>,
+    },
+    /// Set target-group attributes.
+    SetTargetGroupAttributes {
+        /// Target group.
+        arn: String,
+        /// Attributes.
+        attributes: BTreeMap<String, String>,
+        /// What changes.
+        changes: Vec<Change>,
+    },
+    /// Create the listener rule.
+    CreateRule {
+        /// Listener.
+        listener_arn: String,
+        /// Priority.
+        priority: i32,
+        /// Hosts.
+        hosts: Vec<String>,
+        /// Paths.
+        paths: Vec<String>,
+        /// Target group.
+        target_group: Ref,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Change the rule's conditions or target.
+    ModifyRule {
+        /// Rule.
+        arn: String,
+        /// Hosts.
+        hosts: Vec<String>,
+        /// Paths.
+        paths: Vec<String>,
+        /// Target group.
+        target_group: String,
+        /// What changes.
+        changes: Vec<Change>,
+    },
+    /// Change the rule's priority.
+    SetRulePriority {
+        /// Rule.
+        arn: String,
+        /// New priority.
+        priority: i32,
+        /// Old priority.
+        was: Option<i32>,
+    },
+    /// Create the Cloud Map service.
+    CreateDiscoveryService {
+        /// Settings.
+        #[serde(skip)]
+        discovery: DiscoveryState,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Change the Cloud Map TTL.
+    UpdateDiscoveryTtl {
+        /// Service id.
+        id: String,
+        /// Settings.
+        #[serde(skip)]
+        discovery: DiscoveryState,
+        /// What changes.
+        changes: Vec<Change>,
+    },
+    /// Create the ECS service.
+    CreateService {
+        /// Config (task definition, bindings filled from the refs).
+        #[serde(skip)]
+        config: ServiceConfig,
+        /// Task definition.
+        task_definition: Ref,
+        /// Target group.
+        target_group: Option<Ref>,
+        /// Cloud Map service.
+        registry: Option<Ref>,
+    },
+    /// Update the ECS service.
+    UpdateService {
+        /// Fields to change (task definition from `task_definition`).
+        #[serde(skip)]
+        update: ServiceUpdate,
+        /// New task definition.
+        task_definition: Option<Ref>,
+        /// New target-group binding.
+        target_group: Option<Ref>,
+        /// What changes.
+        changes: Vec<Change>,
+    },
+    /// Register the scalable target.
+    RegisterScalableTarget {
+        /// Target.
+        #[serde(skip)]
+        target: ScalableTarget,
+        /// What changes.
+        changes: Vec<Change>,
+    },
+    /// Create or replace a target-tracking policy.
+    PutScalingPolicy {
+        /// `service/<cluster>/<name>`.
+        resource_id: String,
+        /// Policy (a requests-per-target label is completed from `target_group`).
+        #[serde(skip)]
+        policy: ScalingPolicy,
+        /// Target group, for requests-per-target policies.
+        target_group: Option<Ref>,
+        /// The listener (its load balancer is part of the metric's label).
+        listener_arn: Option<String>,
+    },
+    /// Delete a scaling policy ecsop no longer wants.
+    DeleteScalingPolicy {
+        /// Resource.
+        resource_id: String,
+        /// Policy.
+        name: String,
+    },
+    /// Deregister the scalable target.
+    DeregisterScalableTarget {
+        /// Resource.
+        resource_id: String,
+    },
+    /// Deregister an old revision of ours.
+    DeregisterTaskDefinition {
+        /// Revision.
+        arn: String,
+    },
+    /// Record on the ECS service what was applied (the last write of a plan).
+    TagService {
+        /// Service.
+        service: Ref,
+        /// Tags, the revision tag excepted.
+        tags: Tags,
+        /// The revision to record.
+        revision: Ref,
+    },
+    /// Delete the listener rule.
+    DeleteRule {
+        /// Rule.
+        arn: String,
+    },
+    /// Scale the service to zero and delete it.
+    DeleteService {
+        /// Cluster.
+        cluster: String,
+        /// Service.
+        name: String,
+    },
+    /// Wait until the deleted service is gone (its tasks stopped and deregistered).
+    WaitServiceGone {
+        /// Cluster.
+        cluster: String,
+        /// Service.
+        name: String,
+    },
+    /// Delete the target group.
+    DeleteTargetGroup {
+        /// Target group.
+        arn: String,
+    },
+    /// Delete the Cloud Map service.
+    DeleteDiscoveryService {
+        /// Service id.
+        id: String,
+    },
+    /// Delete the owned repository and its images.
+    DeleteRepository {
+        /// Repository.
+        name: String,
+    },
+    /// Remove ecsop's tags (deletionPolicy Retain).
+    Untag {
+        /// Which kind of resource.
+        resource: Resource,
+        /// Its ARN.
+        arn: String,
+        /// Tag keys.
+        keys: Vec<String>,
+    },
+}
+
+/// A kind of AWS resource ecsop owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Resource {
+    /// ECR repository.
+    Repository,
+    /// Task-definition revision.
+    TaskDefinition,
+    /// ECS service.
+    Service,
+    /// Target group.
+    TargetGroup,
+    /// Listener rule.
+    Rule,
+    /// Cloud Map service.
+    Discovery,
+}
+
+impl Action {
+    /// The AWS resource the action writes, for humans (`ecs service books-api`).
+    pub fn subject(&self) -> String {
+        match self {
+            Action::CreateRepository { repository, .. } => format!("ecr repository {}", repository.name),
+            Action::SetScanOnPush { name, .. }
+            | Action::SetTagMutability { name, .. }
+            | Action::PutLifecyclePolicy { name, .. }
+            | Action::DeleteRepository { name } => format!("ecr repository {name}"),
+            Action::RegisterTaskDefinition { definition, .. } => format!("task definition {}", definition.family),
+            Action::DeregisterTaskDefinition { arn } => format!("task definition {}", rollout::short_revision(arn)),
+            Action::CreateTargetGroup { config, .. } => format!("target group {}", config.name),
+            Action::ModifyTargetGroup { arn, .. }
+            | Action::SetTargetGroupAttributes { arn, .. }
+            | Action::DeleteTargetGroup { arn } => format!("target group {}", tg_name(arn)),
+            Action::CreateRule { priority, .. } => format!("listener rule (priority {priority})"),
+            Action::ModifyRule { arn, .. } | Action::SetRulePriority { arn, .. } | Action::DeleteRule { arn } => {
+                format!("listener rule {}", arn.rsplit('/').next().unwrap_or(arn))
+            }
+            Action::CreateDiscoveryService { discovery, .. } => format!("cloud map service {}", discovery.name),
+            Action::UpdateDiscoveryTtl { discovery, .. } => format!("cloud map service {}", discovery.name),
+            Action::DeleteDiscoveryService { id } => format!("cloud map service {id}"),
+            Action::CreateService { config, .. } => format!("ecs service {}", config.name),
+            Action::UpdateService { update, .. } => format!("ecs service {}", update.name),
+            Action::DeleteService { name, .. } | Action::WaitServiceGone { name, .. } => format!("ecs service {name}"),
+            Action::TagService { .. } => "ecs service tags".to_string(),
+            Action::RegisterScalableTarget { target, .. } => format!("scalable target {}", target.resource_id),
+            Action::PutScalingPolicy { policy, .. } => format!("scaling policy {}", policy.name),
+            Action::DeleteScalingPolicy { name, .. } => format!("scaling policy {name}"),
+            Action::DeregisterScalableTarget { resource_id } => format!("scalable target {resource_id}"),
+            Action::Untag { resource, arn, .. } => {
+                format!("{resource:?} {}", arn.rsplit(['/', ':']).next().unwrap_or(arn))
+            }
+        }
+    }
+
+    /// `+` create, `~` change, `-` delete.
+    pub fn verb(&self) -> char {
+        match self {
+            Action::CreateRepository { .. }
+            | Action::RegisterTaskDefinition { .. }
+            | Action::CreateTargetGroup { .. }
+            | Action::CreateRule { .. }
+            | Action::CreateDiscoveryService { .. }
+            | Action::CreateService { .. } => '+',
+            Action::DeleteRepository { .. }
+            | Action::DeregisterTaskDefinition { .. }
+            | Action::DeleteTargetGroup { .. }
+            | Action::DeleteRule { .. }
+            | Action::DeleteDiscoveryService { .. }
+            | Action::DeleteService { .. }
+            | Action::DeleteScalingPolicy { .. }
+            | Action::DeregisterScalableTarget { .. } => '-',
+            _ => '~',
+        }
+    }
+
+    /// The field-level changes, for `diff`.
+    pub fn changes(&self) -> Vec<Change> {
+        match self {
+            Action::CreateRepository { repository, .. } => vec![
+                Change::new("scanOnPush", "-", repository.scan_on_push),
+                Change::new("tagMutability", "-", format!("{:?}", repository.tag_mutability).to_uppercase()),
+            ],
+            Action::SetScanOnPush { scan_on_push, was, .. } => vec![Change::new("scanOnPush", was, scan_on_push)],
+            Action::SetTagMutability { tag_mutability, .. } => {
+                vec![Change::new("tagMutability", "?", format!("{tag_mutability:?}").to_uppercase())]
+            }
+            Action::PutLifecyclePolicy { policy, .. } => vec![Change::new("lifecyclePolicy", "?", policy)],
+            Action::RegisterTaskDefinition { definition, tags } => vec![
+                Change::new("image", "-", &definition.container.image),
+                Change::new("cpu/memory", "-", format!("{}/{}", definition.cpu, definition.memory)),
+                Change::new(TAG_SPEC_HASH, "-", tags.get(TAG_SPEC_HASH).map(String::as_str).unwrap_or("")),
+            ],
+            Action::CreateTargetGroup { config, .. } => {
+                vec![Change::new("port", "-", config.port), Change::new("healthCheck.path", "-", &config.health.path)]
+            }
+            Action::CreateRule { hosts, paths, target_group, .. } => vec![
+                Change::new("hosts", "-", hosts.join(",")),
+                Change::new("paths", "-", paths.join(",")),
+                Change::new("forward", "-", target_group),
+            ],
+            Action::SetRulePriority { priority, was, .. } => {
+                vec![Change::new("priority", was.map(|p| p.to_string()).unwrap_or("-".into()), priority)]
+            }
+            Action::CreateService { config, task_definition, .. } => vec![
+                Change::new("taskDefinition", "-", task_definition),
+                Change::new("desiredCount", "-", config.desired_count),
+            ],
+            Action::ModifyTargetGroup { changes, .. }
+            | Action::SetTargetGroupAttributes { changes, .. }
+            | Action::ModifyRule { changes, .. }
+            | Action::UpdateDiscoveryTtl { changes, .. }
+            | Action::UpdateService { changes, .. }
+            | Action::RegisterScalableTarget { changes, .. } => changes.clone(),
+            Action::PutScalingPolicy { policy, .. } => {
+                vec![Change::new(metric_name(&policy.metric), "?", policy.target)]
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn tg_name(arn: &str) -> &str {
+    arn.split('/').nth(1).unwrap_or(arn)
+}
+
+fn metric_name(m: &ScalingMetric) -> &'static str {
+    match m {
+        ScalingMetric::Cpu => "targetCpuPercent",
+        ScalingMetric::Memory => "targetMemoryPercent",
+        ScalingMetric::RequestsPerTarget { .. } => "targetRequestsPerTarget",
+    }
+}
+
+/// Overall health of an ApiDeployment, as the conditions report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Phase {
+    /// Changes are being applied or rolled out (`Ready=Unknown`, `Reconciling=True`).
+    Progressing,
+    /// The desired revision is rolled out (`Ready=True`).
+    Ready,
+    /// Progress stopped on something a human must fix (`Ready=False`, `Stalled=True`).
+    Stalled,
+}
+
+/// What the plan concludes about the ApiDeployment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    /// The phase.
+    pub phase: Phase,
+    /// CamelCase reason (`RolloutComplete`, `RolledBack`, `ImageNotFound`, ...).
+    pub reason: String,
+    /// A sentence for humans.
+    pub message: String,
+    /// The rollout of the desired revision, when assessed.
+    pub rollout: Option<Rollout>,
+}
+
+/// A plan: the writes, and the assessment of the observed state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The desired state, when the image resolved.
+    pub desired: Option<Desired>,
+    /// The writes, in order.
+    pub actions: Vec<Action>,
+    /// The desired revision's ARN when it exists already.
+    pub revision: Option<String>,
+    /// The assessment.
+    pub assessment: Assessment,
+}
+
+impl Plan {
+    /// Whether the plan writes anything.
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+}
+
+fn stalled(reason: &str, message: String) -> Assessment {
+    Assessment { phase: Phase::Stalled, reason: reason.to_string(), message, rollout: None }
+}
+
+/// Plan the writes that bring AWS to `target`'s spec from `observed`, at time `now`.
+pub fn plan(target: &Target, observed: &Observed, now: DateTime<Utc>) -> Plan {
+    let names = &target.names;
+    let spec = &target.spec;
+    let mut actions = Vec::new();
+
+    // Ownership first: never write next to a resource with our name that someone else owns.
+    if let Some(conflict) = conflict(target, observed) {
+        return Plan { desired: None, actions, revision: None, assessment: stalled("ResourceConflict", conflict) };
+    }
+
+    // The repository comes before the image: owning it lets a pipeline push the first image.
+    let owned_repo = spec.ecr.as_ref().filter(|e| e.create).map(|e| RepositoryState {
+        name: spec.image.repository.clone(),
+        scan_on_push: e.scan_on_push,
+        tag_mutability: e.tag_mutability,
+        lifecycle_policy: e.keep_last_images.map(super::desired::lifecycle_policy),
+    });
+    if let Some(repo) = &owned_repo {
+        plan_repository(names, repo, observed, &mut actions);
+    }
+
+    let image = match &observed.image {
+        Some(ImageState::Pinned(p)) => p.clone(),
+        Some(ImageState::NotFound(m)) => {
+            return Plan { desired: None, actions, revision: None, assessment: stalled("ImageNotFound", m.clone()) };
+        }
+        Some(ImageState::Unresolvable(m)) => {
+            return Plan { desired: None, actions, revision: None, assessment: stalled("InvalidSpec", m.clone()) };
+        }
+        None => {
+            return Plan {
+                desired: None,
+                actions,
+                revision: None,
+                assessment: stalled("ImageNotFound", "the image was not resolved".into()),
+            };
+        }
+    };
+    let desired = Desired::new(target, &image);
+
+    // Task definition: reuse the revision with our content hash, else register one.
+    let (td_ref, revision) = match &observed.matching_revision {
+        Some(td) => (Ref::Arn(td.arn.clone()), Some(td.arn.clone())),
+        None => {
+            let tags = owned_tags(names, &[(TAG_SPEC_HASH, &desired.task_definition_hash)]);
+            actions
+                .push(Action::RegisterTaskDefinition { definition: Box::new(desired.task_definition.clone()), tags });
+            (Ref::Created(Created::TaskDefinition), None)
+        }
+    };
+
+    // Target group and rule.
+    let tg_ref = desired.target_group.as_ref().map(|tg| plan_target_group(names, tg, observed, &mut actions));
+    if let (Some(rule), Some(tg_ref)) = (&desired.rule, &tg_ref) {
+        plan_rule(names, rule, tg_ref, observed, &mut actions);
+    }
+
+    // Cloud Map.
+    let registry_ref = desired.discovery.as_ref().map(|d| plan_discovery(names, d, observed, &mut actions));
+
+    // The service, unless the desired revision already failed (a rollback is not retried on resync).
+    let rollout = rollout::assess(
+        observed.service.as_ref(),
+        revision.as_deref(),
+        i64::from(spec.service.rollout.progress_deadline_seconds),
+        now,
+    );
+    let rolled_back = rollout.state == RolloutState::RolledBack;
+    let service_ref = plan_service(
+        &desired.service,
+        observed.service.as_ref(),
+        &td_ref,
+        tg_ref.as_ref(),
+        registry_ref.as_ref(),
+        desired.discovery.as_ref(),
+        rolled_back,
+        names,
+        &mut actions,
+    );
+
+    // Autoscaling.
+    if let Some(scaling) = &desired.scaling {
+        let resource_id = scaling.resource_id.clone();
+        let wanted =
+            ScalableTarget { resource_id: resource_id.clone(), min_capacity: scaling.min, max_capacity: scaling.max };
+        let known = observed.deep || observed.scalable_target.is_some();
+        if known && observed.scalable_target.as_ref() != Some(&wanted) {
+            let changes = match &observed.scalable_target {
+                Some(t) => vec![
+                    Change::new("minReplicas", t.min_capacity, wanted.min_capacity),
+                    Change::new("maxReplicas", t.max_capacity, wanted.max_capacity),
+                ],
+                None => vec![Change::new("min/max", "-", format!("{}/{}", wanted.min_capacity, wanted.max_capacity))],
+            };
+            actions.push(Action::RegisterScalableTarget { target: wanted, changes });
+        }
+        if known {
+            let existing = observed.scaling_policies.clone().unwrap_or_default();
+            for policy in &scaling.policies {
+                let current = existing.iter().find(|p| p.name == policy.name);
+                let same = current.is_some_and(|c| {
+                    c.target == policy.target
+                        && match (&c.metric, &policy.metric) {
+                            (ScalingMetric::RequestsPerTarget { .. }, ScalingMetric::RequestsPerTarget { .. }) => {
+                                // The label follows the target group, which keeps its ARN while it lives.
+                                matches!(tg_ref, Some(Ref::Arn(_)))
+                            }
+                            (a, b) => a == b,
+                        }
+                });
+                if !same {
+                    let needs_tg = matches!(policy.metric, ScalingMetric::RequestsPerTarget { .. });
+                    actions.push(Action::PutScalingPolicy {
+                        resource_id: resource_id.clone(),
+                        policy: policy.clone(),
+                        target_group: if needs_tg { tg_ref.clone() } else { None },
+                        listener_arn: if needs_tg {
+                            desired.rule.as_ref().map(|r| r.listener_arn.clone())
+                        } else {
+                            None
+                        },
+                    });
+                }
+            }
+            let prefix = super::desired::policy_name(names, "");
+            for p in &existing {
+                if p.name.starts_with(&prefix) && !scaling.policies.iter().any(|w| w.name == p.name) {
+                    actions
+                        .push(Action::DeleteScalingPolicy { resource_id: resource_id.clone(), name: p.name.clone() });
+                }
+            }
+        }
+    } else if let Some(t) = &observed.scalable_target {
+        // Autoscaling was removed from the spec: give the count back to ecsop.
+        actions.push(Action::DeregisterScalableTarget { resource_id: t.resource_id.clone() });
+    }
+
+    // Prune our old revisions beyond the history limit; never one a deployment still uses.
+    if let Some(revisions) = &observed.revisions {
+        let mut in_use: BTreeSet<&str> = BTreeSet::new();
+        if let Some(s) = &observed.service {
+            in_use.insert(s.task_definition.as_str());
+            in_use.extend(s.deployments.iter().map(|d| d.task_definition.as_str()));
+        }
+        if let Some(r) = &revision {
+            in_use.insert(r.as_str());
+        }
+        let keep = desired.revision_history_limit.saturating_sub(usize::from(revision.is_none()));
+        let mut kept = 0;
+        for td in revisions {
+            if td.status != "ACTIVE" {
+                continue;
+            }
+            if in_use.contains(td.arn.as_str()) || revision.as_deref() == Some(td.arn.as_str()) {
+                kept += 1;
+                continue;
+            }
+            if kept < keep {
+                kept += 1;
+            } else {
+                actions.push(Action::DeregisterTaskDefinition { arn: td.arn.clone() });
+            }
+        }
+    }
+
+    // Record what was applied: the last write, so a crash before it makes the next run look again.
+    let mut tags = Tags::new();
+    tags.insert(service_tags::APPLIED_HASH.into(), desired.hash());
+    tags.insert(service_tags::IMAGE.into(), image.reference());
+    tags.insert(service_tags::IMAGE_SOURCE.into(), super::desired::image_source_ref(spec));
+    if rollout.state == RolloutState::RolledBack
+        && let Some(r) = &revision
+    {
+        tags.insert(service_tags::FAILED_REVISION.into(), r.clone());
+    }
+    let current_tags = observed.service.as_ref().map(|s| &s.tags);
+    let tags_differ = current_tags.is_none_or(|current| {
+        tags.iter().any(|(k, v)| current.get(k) != Some(v))
+            || revision.as_ref().is_none_or(|r| current.get(service_tags::REVISION) != Some(r))
+    });
+    if !actions.is_empty() || tags_differ {
+        actions.push(Action::TagService { service: service_ref, tags, revision: td_ref.clone() });
+    }
+
+    let assessment = assess(target, observed, &actions, rollout, now);
+    Plan { desired: Some(desired), actions, revision, assessment }
+}
+
+/// Which of our names is held by something we do not own.
+fn conflict(target: &Target, observed: &Observed) -> Option<String> {
+    let names = &target.names;
+    let owner = names.owner();
+    let adopt = format!(
+        "; ecsop never takes over what it did not create (tag it {}={} and {}={} to hand it over)",
+        names::TAG_MANAGED_BY,
+        names::MANAGED_BY_VALUE,
+        names::TAG_OWNER,
+        owner
+    );
+    if let Some(s) = &observed.service
+        && !is_owned(&s.tags, names)
+    {
+        return Some(format!(
+            "ECS service {} in cluster {} exists and is not owned by {owner}{adopt}",
+            s.name, target.spec.cluster
+        ));
+    }
+    if let (Some(repo), Some(tags)) = (&observed.repository, &observed.repository_tags)
+        && target.spec.ecr.as_ref().is_some_and(|e| e.create)
+        && !is_owned(tags, names)
+    {
+        return Some(format!("ECR repository {} exists and is not owned by {owner}{adopt}", repo.name));
+    }
+    if let (Some(tg), Some(tags)) = (&observed.target_group, &observed.target_group_tags)
+        && !is_owned(tags, names)
+    {
+        return Some(format!("target group {} exists and is not owned by {owner}{adopt}", tg.name));
+    }
+    if let (Some(d), Some(tags)) = (&observed.discovery, &observed.discovery_tags)
+        && !is_owned(tags, names)
+    {
+        return Some(format!("Cloud Map service {} exists and is not owned by {owner}{adopt}", d.name));
+    }
+    if let (Some(lb), Some(rules)) = (&target.spec.load_balancer, &observed.listener_rules) {
+        let ours = observed.rule().map(|r| r.arn.as_str());
+        if let Some(other) = rules.iter().find(|r| r.priority == Some(lb.priority) && Some(r.arn.as_str()) != ours) {
+            return Some(format!(
+                "priority {} on listener {} is taken by rule {}; choose a free loadBalancer.priority",
+                lb.priority, lb.listener_arn, other.arn
+            ));
+        }
+    }
+    None
+}
+
+fn plan_repository(names: &Names, repo: &RepositoryState, observed: &Observed, actions: &mut Vec<Action>) {
+    match &observed.repository {
+        None if observed.deep => {
+            actions.push(Action::CreateRepository { repository: repo.clone(), tags: owned_tags(names, &[]) });
+            if let Some(policy) = &repo.lifecycle_policy {
+                actions.push(Action::PutLifecyclePolicy { name: repo.name.clone(), policy: policy.clone() });
+            }
+        }
+        None => {}
+        Some(current) => {
+            if current.scan_on_push != repo.scan_on_push {
+                actions.push(Action::SetScanOnPush {
+                    name: repo.name.clone(),
+                    scan_on_push: repo.scan_on_push,
+                    was: current.scan_on_push,
+                });
+            }
+            if current.tag_mutability != repo.tag_mutability {
+                actions.push(Action::SetTagMutability { name: repo.name.clone(), tag_mutability: repo.tag_mutability });
+            }
+            if let (Some(policy), Some(current_policy)) = (&repo.lifecycle_policy, &observed.lifecycle_policy)
+                && !same_json(current_policy.as_deref(), policy)
+            {
+                actions.push(Action::PutLifecyclePolicy { name: repo.name.clone(), policy: policy.clone() });
+            }
+        }
+    }
+}
+
+fn same_json(a: Option<&str>, b: &str) -> bool {
+    let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).ok();
+    a.and_then(parse).is_some_and(|a| Some(a) == parse(b))
+}
+
+fn plan_target_group(names: &Names, tg: &TargetGroupState, observed: &Observed, actions: &mut Vec<Action>) -> Ref {
+    let Some(current) = &observed.target_group else {
+        actions.push(Action::CreateTargetGroup {
+            config: TargetGroupConfig {
+                name: tg.name.clone(),
+                vpc_id: tg.vpc_id.clone(),
+                port: tg.port,
+                health: tg.health.clone(),
+                tags: owned_tags(names, &[]),
+            },
+            attributes: tg.attributes.clone(),
+        });
+        return Ref::Created(Created::TargetGroup);
+    };
+    let (a, b) = (&current.health, &tg.health);
+    let mut changes = Vec::new();
+    let mut diff = |field: &str, x: String, y: String| {
+        if x != y {
+            changes.push(Change::new(field, x, y));
+        }
+    };
+    diff("healthCheck.path", a.path.clone(), b.path.clone());
+    diff("healthCheck.intervalSeconds", a.interval_seconds.to_string(), b.interval_seconds.to_string());
+    diff("healthCheck.timeoutSeconds", a.timeout_seconds.to_string(), b.timeout_seconds.to_string());
+    diff("healthCheck.healthyThreshold", a.healthy_threshold.to_string(), b.healthy_threshold.to_string());
+    diff("healthCheck.unhealthyThreshold", a.unhealthy_threshold.to_string(), b.unhealthy_threshold.to_string());
+    diff("healthCheck.matcher", a.matcher.clone(), b.matcher.clone());
+    if !changes.is_empty() {
+        actions.push(Action::ModifyTargetGroup { arn: current.arn.clone(), health: tg.health.clone(), changes });
+    }
+    if let Some(attrs) = &observed.target_group_attributes {
+        let changes: Vec<Change> = tg
+            .attributes
+            .iter()
+            .filter(|(k, v)| attrs.get(*k) != Some(v))
+            .map(|(k, v)| Change::new(k, attrs.get(k).map(String::as_str).unwrap_or("-"), v))
+            .collect();
+        if !changes.is_empty() {
+            actions.push(Action::SetTargetGroupAttributes {
+                arn: current.arn.clone(),
+                attributes: tg.attributes.clone(),
+                changes,
+            });
+        }
+    }
+    Ref::Arn(current.arn.clone())
+}
+
+fn plan_rule(
+    names: &Names,
+    rule: &super::desired::RuleState,
+    tg_ref: &Ref,
+    observed: &Observed,
+    actions: &mut Vec<Action>,
+) {
+    match observed.rule() {
+        None => actions.push(Action::CreateRule {
+            listener_arn: rule.listener_arn.clone(),
+            priority: rule.priority,
+            hosts: rule.hosts.clone(),
+            paths: rule.paths.clone(),
+            target_group: tg_ref.clone(),
+            tags: owned_tags(names, &[]),
+        }),
+        Some(current) => {
+            let mut hosts = current.hosts.clone();
+            hosts.sort();
+            let mut paths = current.paths.clone();
+            paths.sort();
+            let mut changes = Vec::new();
+            if hosts != rule.hosts {
+                changes.push(Change::new("hosts", hosts.join(","), rule.hosts.join(",")));
+            }
+            if paths != rule.paths {
+                changes.push(Change::new("paths", paths.join(","), rule.paths.join(",")));
+            }
+            if let Ref::Arn(tg) = tg_ref
+                && current.target_groups != [tg.clone()]
+            {
+                changes.push(Change::new("forward", current.target_groups.join(","), tg));
+            }
+            if !changes.is_empty()
+                && let Ref::Arn(tg) = tg_ref
+            {
+                actions.push(Action::ModifyRule {
+                    arn: current.arn.clone(),
+                    hosts: rule.hosts.clone(),
+                    paths: rule.paths.clone(),
+                    target_group: tg.clone(),
+                    changes,
+                });
+            }
+            if current.priority != Some(rule.priority) {
+                actions.push(Action::SetRulePriority {
+                    arn: current.arn.clone(),
+                    priority: rule.priority,
+                    was: current.priority,
+                });
+            }
+        }
+    }
+}
+
+fn plan_discovery(names: &Names, d: &DiscoveryState, observed: &Observed, actions: &mut Vec<Action>) -> Ref {
+    // In the fast path Cloud Map is not read; the service's registry binding names it.
+    if !observed.deep
+        && let Some(binding) = observed.service.as_ref().and_then(|s| s.registries.first())
+    {
+        return Ref::Arn(binding.arn.clone());
+    }
+    match &observed.discovery {
+        None => {
+            actions.push(Action::CreateDiscoveryService { discovery: d.clone(), tags: owned_tags(names, &[]) });
+            Ref::Created(Created::Discovery)
+        }
+        Some(current) => {
+            if current.ttl_seconds != d.ttl_seconds {
+                actions.push(Action::UpdateDiscoveryTtl {
+                    id: current.id.clone(),
+                    discovery: d.clone(),
+                    changes: vec![Change::new("serviceDiscovery.ttlSeconds", current.ttl_seconds, d.ttl_seconds)],
+                });
+            }
+            Ref::Arn(current.arn.clone())
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan_service(
+    wanted: &ServiceState,
+    current: Option<&Service>,
+    td_ref: &Ref,
+    tg_ref: Option<&Ref>,
+    registry_ref: Option<&Ref>,
+    discovery: Option<&DiscoveryState>,
+    rolled_back: bool,
+    names: &Names,
+    actions: &mut Vec<Action>,
+) -> Ref {
+    let lb = tg_ref.map(|r| lb_binding(wanted, &r.to_string()));
+    let registry = match (registry_ref, discovery) {
+        (Some(r), Some(d)) => Some(registry_binding(wanted, d, &r.to_string())),
+        _ => None,
+    };
+    let Some(current) = current else {
+        actions.push(Action::CreateService {
+            config: ServiceConfig {
+                cluster: wanted.cluster.clone(),
+                name: wanted.name.clone(),
+                task_definition: td_ref.to_string(),
+                desired_count: wanted.replicas,
+                network: wanted.network.clone(),
+                deployment: wanted.deployment,
+                health_check_grace_period_seconds: wanted.health_check_grace_period_seconds,
+                load_balancer: lb,
+                registry,
+                tags: owned_tags(names, &[]),
+            },
+            task_definition: td_ref.clone(),
+            target_group: tg_ref.cloned(),
+            registry: registry_ref.cloned(),
+        });
+        return Ref::Created(Created::Service);
+    };
+    let mut update = ServiceUpdate { cluster: wanted.cluster.clone(), name: wanted.name.clone(), ..Default::default() };
+    let mut changes = Vec::new();
+    let mut td_change = None;
+    let td_differs = match td_ref {
+        Ref::Arn(arn) => &current.task_definition != arn,
+        Ref::Created(_) => true,
+    };
+    if td_differs && !rolled_back {
+        changes.push(Change::new(
+            "taskDefinition",
+            rollout::short_revision(&current.task_definition),
+            match td_ref {
+                Ref::Arn(a) => rollout::short_revision(a),
+                Ref::Created(_) => "(new revision)".into(),
+            },
+        ));
+        td_change = Some(td_ref.clone());
+    }
+    if wanted.enforce_replicas && current.desired_count != wanted.replicas {
+        changes.push(Change::new("desiredCount", current.desired_count, wanted.replicas));
+        update.desired_count = Some(wanted.replicas);
+    }
+    if current.network != wanted.network {
+        changes.push(Change::new("network", format!("{:?}", current.network), format!("{:?}", wanted.network)));
+        update.network = Some(wanted.network.clone());
+    }
+    if let Some(d) = current.deployment
+        && d != wanted.deployment
+    {
+        changes.push(Change::new("deploymentConfiguration", format!("{d:?}"), format!("{:?}", wanted.deployment)));
+        update.deployment = Some(wanted.deployment);
+    }
+    if wanted.health_check_grace_period_seconds.is_some()
+        && current.health_check_grace_period_seconds.unwrap_or(0)
+            != wanted.health_check_grace_period_seconds.unwrap_or(0)
+    {
+        changes.push(Change::new(
+            "healthCheckGracePeriodSeconds",
+            current.health_check_grace_period_seconds.unwrap_or(0),
+            wanted.health_check_grace_period_seconds.unwrap_or(0),
+        ));
+        update.health_check_grace_period_seconds = wanted.health_check_grace_period_seconds;
+    }
+    let mut tg_change = None;
+    let wanted_lbs: Vec<Binding> = lb.into_iter().collect();
+    let lb_differs = match tg_ref {
+        Some(Ref::Created(_)) => true,
+        _ => current.load_balancers != wanted_lbs,
+    };
+    if lb_differs {
+        changes.push(Change::new(
+            "loadBalancers",
+            current.load_balancers.iter().map(|b| tg_name(&b.arn).to_string()).collect::<Vec<_>>().join(","),
+            wanted_lbs.iter().map(|b| tg_name(&b.arn).to_string()).collect::<Vec<_>>().join(","),
+        ));
+        update.load_balancers = Some(wanted_lbs);
+        tg_change = tg_ref.cloned();
+    }
+    let wanted_registries: Vec<Binding> = registry.into_iter().collect();
+    let registry_known = !matches!(registry_ref, Some(Ref::Created(_)));
+    if !registry_known || current.registries != wanted_registries {
+        changes.push(Change::new("serviceRegistries", current.registries.len(), wanted_registries.len()));
+        update.registries = Some(wanted_registries);
+    }
+    if !changes.is_empty() {
+        actions.push(Action::UpdateService { update, task_definition: td_change, target_group: tg_change, changes });
+    }
+    Ref::Arn(current.arn.clone())
+}
+
+/// The assessment: what the conditions say about the observed state and the planned writes.
+fn assess(
+    target: &Target,
+    observed: &Observed,
+    actions: &[Action],
+    rollout: Rollout,
+    _now: DateTime<Utc>,
+) -> Assessment {
+    let writes_service = actions.iter().any(|a| match a {
+        Action::CreateService { .. } => true,
+        Action::UpdateService { task_definition, .. } => task_definition.is_some(),
+        _ => false,
+    });
+    if target.spec.suspend {
+        return Assessment {
+            phase: if rollout.state == RolloutState::Complete { Phase::Ready } else { Phase::Progressing },
+            reason: "Suspended".into(),
+            message: format!("suspended: ecsop observes and writes nothing; {}", rollout.message),
+            rollout: Some(rollout),
+        };
+    }
+    if writes_service {
+        let creating = observed.service.is_none();
+        return Assessment {
+            phase: Phase::Progressing,
+            reason: if creating { "Creating".into() } else { "RolloutStarted".into() },
+            message: if creating {
+                "creating the ECS service".into()
+            } else {
+                "updating the ECS service to the new revision".into()
+            },
+            rollout: Some(rollout),
+        };
+    }
+    let (phase, reason) = match rollout.state {
+        RolloutState::Complete if actions.is_empty() => (Phase::Ready, "RolloutComplete"),
+        RolloutState::Complete => (Phase::Progressing, "Updating"),
+        RolloutState::InProgress | RolloutState::Pending => (Phase::Progressing, "RolloutInProgress"),
+        RolloutState::Failed => (Phase::Stalled, "RolloutFailed"),
+        RolloutState::RolledBack => (Phase::Stalled, "RolledBack"),
+        RolloutState::DeadlineExceeded => (Phase::Stalled, "ProgressDeadlineExceeded"),
+    };
+    Assessment { phase, reason: reason.into(), message: rollout.message.clone(), rollout: Some(rollout) }
+}
+
+/// Plan the ordered teardown of everything `target` owns (DESIGN.md section 3): the rule first (traffic
+/// stops), then the service (scaled to zero, deleted, waited for), the target group, Cloud Map, our
+/// revisions, and the repository if ecsop created it. With deletionPolicy Retain, ecsop's tags are
+/// removed instead and everything keeps running.
+pub fn teardown(target: &Target, observed: &Observed) -> Vec<Action> {
+    let names = &target.names;
+    let spec = &target.spec;
+    let mut actions = Vec::new();
+    let owned = |tags: Option<&Tags>| tags.is_some_and(|t| is_owned(t, names));
+    let service = observed.service.as_ref().filter(|s| owned(Some(&s.tags)));
+    let tg = observed.target_group.as_ref().filter(|_| owned(observed.target_group_tags.as_ref()));
+    let rule = observed.rule().filter(|_| tg.is_some());
+    let discovery = observed.discovery.as_ref().filter(|_| owned(observed.discovery_tags.as_ref()));
+    let repo = observed
+        .repository
+        .as_ref()
+        .filter(|_| spec.ecr.as_ref().is_some_and(|e| e.create) && owned(observed.repository_tags.as_ref()));
+    let revisions: Vec<&str> =
+        observed.revisions.iter().flatten().filter(|td| td.status == "ACTIVE").map(|td| td.arn.as_str()).collect();
+
+    if spec.deletion_policy == crate::api::DeletionPolicy::Retain {
+        let mut keys: Vec<String> = vec![names::TAG_MANAGED_BY.into(), names::TAG_OWNER.into()];
+        if let Some(r) = rule {
+            actions.push(Action::Untag { resource: Resource::Rule, arn: r.arn.clone(), keys: keys.clone() });
+        }
+        if let Some(t) = tg {
+            actions.push(Action::Untag { resource: Resource::TargetGroup, arn: t.arn.clone(), keys: keys.clone() });
+        }
+        if let Some(d) = discovery {
+            actions.push(Action::Untag { resource: Resource::Discovery, arn: d.arn.clone(), keys: keys.clone() });
+        }
+        if let Some(r) = repo {
+            actions.push(Action::Untag { resource: Resource::Repository, arn: r.arn.clone(), keys: keys.clone() });
+        }
+        for arn in &revisions {
+            actions.push(Action::Untag {
+                resource: Resource::TaskDefinition,
+                arn: (*arn).to_string(),
+                keys: [keys.clone(), vec![TAG_SPEC_HASH.into()]].concat(),
+            });
+        }
+        if let Some(s) = service {
+            keys.extend(
+                [
+                    service_tags::APPLIED_HASH,
+                    service_tags::REVISION,
+                    service_tags::IMAGE,
+                    service_tags::IMAGE_SOURCE,
+                    service_tags::FAILED_REVISION,
+                ]
+                .map(String::from),
+            );
+            actions.push(Action::Untag { resource: Resource::Service, arn: s.arn.clone(), keys });
+        }
+        return actions;
+    }
+
+    if let Some(r) = rule {
+        actions.push(Action::DeleteRule { arn: r.arn.clone() });
+    }
+    if let Some(t) = &observed.scalable_target
+        && service.is_some()
+    {
+        actions.push(Action::DeregisterScalableTarget { resource_id: t.resource_id.clone() });
+    }
+    if service.is_some() {
+        actions.push(Action::DeleteService { cluster: spec.cluster.clone(), name: names.service().to_string() });
+        actions.push(Action::WaitServiceGone { cluster: spec.cluster.clone(), name: names.service().to_string() });
+    }
+    if let Some(t) = tg {
+        actions.push(Action::DeleteTargetGroup { arn: t.arn.clone() });
+    }
+    if let Some(d) = discovery {
+        actions.push(Action::DeleteDiscoveryService { id: d.id.clone() });
+    }
+    for arn in revisions {
+        actions.push(Action::DeregisterTaskDefinition { arn: arn.to_string() });
+    }
+    if let Some(r) = repo {
+        actions.push(Action::DeleteRepository { name: r.name.clone() });
+    }
+    actions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ApiDeployment;
+    use crate::aws::{Deployment, Repository, TaskDefinitionInfo};
+    use crate::engine::desired::PinnedImage;
+
+    fn target() -> Target {
+        let value: serde_json::Value = serde_yaml::from_str(include_str!("../../tests/valid.yaml")).expect("yaml");
+        let spec = serde_json::from_value::<ApiDeployment>(value).expect("typed").spec;
+        Target { names: Names::new("prod", "books-api"), generation: Some(1), spec, region: "us-east-1".into() }
+    }
+
+    fn image() -> PinnedImage {
+        PinnedImage {
+            uri: "123456789012.dkr.ecr.us-east-1.amazonaws.com/books-api".into(),
+            digest: format!("sha256:{}", "a".repeat(64)),
+        }
+    }
+
+    fn empty_account() -> Observed {
+        Observed {
+            deep: true,
+            image: Some(ImageState::Pinned(image())),
+            revisions: Some(vec![]),
+            listener_rules: Some(vec![]),
+            ..Default::default()
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z").expect("time").with_timezone(&Utc)
+    }
+
+    fn kinds(plan: &Plan) -> Vec<String> {
+        plan.actions
+            .iter()
+            .map(|a| serde_json::to_value(a).expect("json")["action"].as_str().unwrap_or("?").to_string())
+            .collect()
+    }
+
+    fn service(target: &Target, td: &str, deployments: Vec<Deployment>) -> Service {
+        Service {
+            arn: "arn:aws:ecs:us-east-1:123456789012:service/api-cluster/books-api".into(),
+            name: "books-api".into(),
+            status: "ACTIVE".into(),
+            task_definition: td.into(),
+            desired_count: 2,
+            running_count: 2,
+            pending_count: 0,
+            deployments,
+            events: vec![],
+            load_balancers: vec![],
+            registries: vec![],
+            network: Default::default(),
+            deployment: None,
+            health_check_grace_period_seconds: None,
+            tags: owned_tags(&target.names, &[]),
+        }
+    }
+
+    fn deployment(status: &str, td: &str, state: &str) -> Deployment {
+        Deployment {
+            id: format!("ecs-svc/{status}{state}"),
+            status: status.into(),
+            task_definition: td.into(),
+            rollout_state: Some(state.into()),
+            rollout_state_reason: None,
+            desired_count: 2,
+            running_count: 2,
+            pending_count: 0,
+            failed_tasks: 0,
+            created_at: Some(now()),
+            updated_at: Some(now()),
+        }
+    }
+
+    fn revision(target: &Target, n: i32, hash: &str) -> TaskDefinitionInfo {
+        TaskDefinitionInfo {
+            arn: format!("arn:aws:ecs:us-east-1:123456789012:task-definition/prod-books-api:{n}"),
+            family: "prod-books-api".into(),
+            revision: n,
+            status: "ACTIVE".into(),
+            tags: owned_tags(&target.names, &[(TAG_SPEC_HASH, hash)]),
+        }
+    }
+
+    #[test]
+    fn an_empty_account_gets_everything_in_dependency_order() {
+        let t = target();
+        let p = plan(&t, &empty_account(), now());
+        assert_eq!(
+            kinds(&p),
+            [
+                "createRepository",
+                "putLifecyclePolicy",
+                "registerTaskDefinition",
+                "createTargetGroup",
+                "createRule",
+                "createDiscoveryService",
+                "createService",
+                "registerScalableTarget",
+                "putScalingPolicy",
+                "tagService"
+            ]
+        );
+        assert_eq!(p.assessment.phase, Phase::Progressing);
+        assert_eq!(p.assessment.reason, "Creating");
+        // The service and rule point at what this plan creates.
+        let create = p.actions.iter().find(|a| matches!(a, Action::CreateService { .. })).expect("create");
+        let Action::CreateService { task_definition, target_group, registry, config } = create else { unreachable!() };
+        assert_eq!(task_definition, &Ref::Created(Created::TaskDefinition));
+        assert_eq!(target_group, &Some(Ref::Created(Created::TargetGroup)));
+        assert_eq!(registry, &Some(Ref::Created(Created::Discovery)));
+        assert!(is_owned(&config.tags, &t.names));
+        // Tags: every created resource is owned.
+        for a in &p.actions {
+            if let Action::RegisterTaskDefinition { tags, .. } | Action::CreateRule { tags, .. } = a {
+                assert!(is_owned(tags, &t.names), "{a:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_missing_image_creates_only_the_repository_and_stalls() {
+        let t = target();
+        let observed = Observed {
+            deep: true,
+            image: Some(ImageState::NotFound("image books-api:1.4.2 not found".into())),
+            ..Default::default()
+        };
+        let p = plan(&t, &observed, now());
+        assert_eq!(kinds(&p), ["createRepository", "putLifecyclePolicy"]);
+        assert_eq!((p.assessment.phase, p.assessment.reason.as_str()), (Phase::Stalled, "ImageNotFound"));
+        assert!(p.assessment.message.contains("books-api:1.4.2"));
+    }
+
+    #[test]
+    fn a_service_owned_by_someone_else_is_never_touched() {
+        let t = target();
+        let mut s = service(&t, "arn:x:1", vec![]);
+        s.tags.clear();
+        let observed = Observed { service: Some(s), ..empty_account() };
+        let p = plan(&t, &observed, now());
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+        assert_eq!(p.assessment.reason, "ResourceConflict");
+        assert!(p.assessment.message.contains("not owned by prod/books-api"), "{}", p.assessment.message);
+    }
+
+    #[test]
+    fn a_taken_priority_is_a_conflict_naming_the_field() {
+        let t = target();
+        let mut observed = empty_account();
+        observed.listener_rules = Some(vec![crate::aws::Rule {
+            arn: "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/a/1/2/3".into(),
+            priority: Some(10),
+            hosts: vec![],
+            paths: vec!["/other*".into()],
+            target_groups: vec!["arn:other".into()],
+        }]);
+        let p = plan(&t, &observed, now());
+        assert!(p.actions.is_empty());
+        assert!(p.assessment.message.contains("loadBalancer.priority"), "{}", p.assessment.message);
+    }
+
+    #[test]
+    fn a_rolled_back_revision_is_not_retried_and_is_recorded() {
+        let t = target();
+        let desired = Desired::new(&t, &image());
+        let ours = revision(&t, 2, &desired.task_definition_hash);
+        let old = "arn:aws:ecs:us-east-1:123456789012:task-definition/prod-books-api:1";
+        let s = service(
+            &t,
+            old,
+            vec![deployment("PRIMARY", old, "IN_PROGRESS"), deployment("ACTIVE", &ours.arn, "FAILED")],
+        );
+        let observed = Observed { service: Some(s), matching_revision: Some(ours.clone()), ..empty_account() };
+        let p = plan(&t, &observed, now());
+        let updates_td = p.actions.iter().any(|a| matches!(a, Action::UpdateService { task_definition: Some(_), .. }));
+        assert!(!updates_td, "{:?}", p.actions);
+        assert_eq!((p.assessment.phase, p.assessment.reason.as_str()), (Phase::Stalled, "RolledBack"));
+        let tags = p.actions.iter().find_map(|a| match a {
+            Action::TagService { tags, .. } => Some(tags.clone()),
+            _ => None,
+        });
+        assert_eq!(tags.expect("tagged").get(service_tags::FAILED_REVISION), Some(&ours.arn));
+    }
+
+    #[test]
+    fn an_identical_spec_reuses_its_revision_and_old_ones_are_pruned() {
+        let t = target();
+        let desired = Desired::new(&t, &image());
+        // Revisions 1..=8 of ours, newest first; revision 3 matches the spec.
+        let revisions: Vec<_> = (1..=8)
+            .rev()
+            .map(|n| revision(&t, n, if n == 3 { &desired.task_definition_hash } else { "other" }))
+            .collect();
+        let current = revisions[0].arn.clone(); // :8 runs now
+        let s = service(&t, &current, vec![deployment("PRIMARY", &current, "COMPLETED")]);
+        let observed = Observed {
+            service: Some(s),
+            matching_revision: Some(revisions[5].clone()),
+            revisions: Some(revisions.clone()),
+            ..empty_account()
+        };
+        let p = plan(&t, &observed, now());
+        assert!(!p.actions.iter().any(|a| matches!(a, Action::RegisterTaskDefinition { .. })));
+        let update = p.actions.iter().find_map(|a| match a {
+            Action::UpdateService { task_definition, .. } => task_definition.clone(),
+            _ => None,
+        });
+        assert_eq!(update, Some(Ref::Arn(revisions[5].arn.clone())), "back to revision 3");
+        let pruned: Vec<i32> = p
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::DeregisterTaskDefinition { arn } => Some(super::super::observe::revision_of(arn)),
+                _ => None,
+            })
+            .collect();
+        // Keep 5: the running :8 and the reused :3 plus the newest others (:7, :6, :5); prune :4, :2, :1.
+        assert_eq!(pruned, [4, 2, 1]);
+    }
+
+    #[test]
+    fn teardown_goes_rule_service_target_group_then_the_rest() {
+        let t = target();
+        let tg_arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/prod-books-api-x/1";
+        let observed = Observed {
+            service: Some(service(&t, "arn:td:1", vec![])),
+            target_group: Some(crate::aws::TargetGroup {
+                arn: tg_arn.into(),
+                name: "prod-books-api-x".into(),
+                vpc_id: "vpc-1".into(),
+                port: 8080,
+                health: Desired::new(&t, &image()).target_group.expect("tg").health,
+                load_balancer_arns: vec![],
+            }),
+            target_group_tags: Some(owned_tags(&t.names, &[])),
+            listener_rules: Some(vec![crate::aws::Rule {
+                arn: "arn:rule/1".into(),
+                priority: Some(10),
+                hosts: vec![],
+                paths: vec![],
+                target_groups: vec![tg_arn.into()],
+            }]),
+            repository: Some(Repository {
+                name: "books-api".into(),
+                arn: "arn:aws:ecr:us-east-1:123456789012:repository/books-api".into(),
+                uri: image().uri,
+                scan_on_push: true,
+                tag_mutability: TagMutability::Immutable,
+            }),
+            repository_tags: Some(owned_tags(&t.names, &[])),
+            revisions: Some(vec![revision(&t, 1, "h")]),
+            ..Default::default()
+        };
+        let order: Vec<String> = teardown(&t, &observed)
+            .iter()
+            .map(|a| serde_json::to_value(a).expect("json")["action"].as_str().unwrap_or("?").to_string())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "deleteRule",
+                "deleteService",
+                "waitServiceGone",
+                "deleteTargetGroup",
+                "deregisterTaskDefinition",
+                "deleteRepository"
+            ]
+        );
+
+        let mut retain = t.clone();
+        retain.spec.deletion_policy = crate::api::DeletionPolicy::Retain;
+        let actions = teardown(&retain, &observed);
+        assert!(actions.iter().all(|a| matches!(a, Action::Untag { .. })), "{actions:?}");
+        assert_eq!(actions.len(), 5, "rule, target group, repository, revision, service");
+    }
+}

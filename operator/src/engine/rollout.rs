@@ -1,0 +1,279 @@
+//! Rollout tracking: where the ECS service is with the revision ecsop registered. Pure.
+//!
+//! Success is only the PRIMARY deployment running *our* revision with rolloutState COMPLETED. A
+//! circuit-breaker rollback (a new PRIMARY of an older revision, ours FAILED) is a failure, never
+//! success, and so is a deadline passed.
+
+use chrono::{DateTime, Utc};
+
+use super::desired::service_tags;
+use crate::aws::{Deployment, Service};
+
+/// The rollout's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RolloutState {
+    /// The service does not run our revision yet and no deployment of it started.
+    Pending,
+    /// ECS is rolling out our revision.
+    InProgress,
+    /// Our revision runs everywhere.
+    Complete,
+    /// ECS stopped our deployment (circuit breaker without rollback).
+    Failed,
+    /// ECS rolled back from our revision to an earlier one.
+    RolledBack,
+    /// Our deployment did not finish within `progressDeadlineSeconds`.
+    DeadlineExceeded,
+}
+
+impl RolloutState {
+    /// Whether the rollout ended in failure.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, RolloutState::Failed | RolloutState::RolledBack | RolloutState::DeadlineExceeded)
+    }
+}
+
+/// A rollout assessment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rollout {
+    /// The state.
+    pub state: RolloutState,
+    /// The deployment of our revision (or the PRIMARY one when ours is gone).
+    pub deployment: Option<Deployment>,
+    /// A sentence for humans, with the ECS events that explain a failure.
+    pub message: String,
+    /// The revision that last completed, when known.
+    pub last_good_revision: Option<String>,
+}
+
+/// Assess `service`'s rollout of `revision`, with the deadline counted from the deployment's start.
+pub fn assess(service: Option<&Service>, revision: Option<&str>, deadline_seconds: i64, now: DateTime<Utc>) -> Rollout {
+    let pending = |message: String, last_good: Option<String>| Rollout {
+        state: RolloutState::Pending,
+        deployment: None,
+        message,
+        last_good_revision: last_good,
+    };
+    let Some(service) = service else {
+        return pending("the ECS service does not exist yet".into(), None);
+    };
+    let primary = service.deployments.iter().find(|d| d.status == "PRIMARY");
+    let last_good = service
+        .deployments
+        .iter()
+        .find(|d| d.rollout_state.as_deref() == Some("COMPLETED"))
+        .map(|d| d.task_definition.clone());
+    let Some(revision) = revision else {
+        return pending("the task definition is not registered yet".into(), last_good);
+    };
+    let ours = service.deployments.iter().find(|d| d.task_definition == revision);
+    match primary {
+        Some(p) if p.task_definition == revision => match p.rollout_state.as_deref() {
+            Some("COMPLETED") => Rollout {
+                state: RolloutState::Complete,
+                deployment: Some(p.clone()),
+                message: format!(
+                    "{} of {} tasks run revision {}",
+                    p.running_count,
+                    p.desired_count,
+                    short_revision(revision)
+                ),
+                last_good_revision: Some(revision.to_string()),
+            },
+            Some("FAILED") => Rollout {
+                state: RolloutState::Failed,
+                deployment: Some(p.clone()),
+                message: format!(
+                    "ECS deployment {} of revision {} failed: {}{}",
+                    p.id,
+                    short_revision(revision),
+                    p.rollout_state_reason.as_deref().unwrap_or("no reason given"),
+                    explain(service)
+                ),
+                last_good_revision: last_good,
+            },
+            _ => {
+                let started = p.created_at.unwrap_or(now);
+                let elapsed = (now - started).num_seconds();
+                if elapsed > deadline_seconds {
+                    Rollout {
+                        state: RolloutState::DeadlineExceeded,
+                        deployment: Some(p.clone()),
+                        message: format!(
+                            "revision {} has not finished rolling out after {elapsed}s (progressDeadlineSeconds \
+                             {deadline_seconds}): {} of {} tasks running{}",
+                            short_revision(revision),
+                            p.running_count,
+                            p.desired_count,
+                            explain(service)
+                        ),
+                        last_good_revision: last_good,
+                    }
+                } else {
+                    Rollout {
+                        state: RolloutState::InProgress,
+                        deployment: Some(p.clone()),
+                        message: format!(
+                            "rolling out revision {}: {} of {} tasks running, {} pending",
+                            short_revision(revision),
+                            p.running_count,
+                            p.desired_count,
+                            p.pending_count
+                        ),
+                        last_good_revision: last_good,
+                    }
+                }
+            }
+        },
+        _ => {
+            let failed_ours = ours.filter(|d| d.rollout_state.as_deref() == Some("FAILED"));
+            let recorded = service.tags.get(service_tags::FAILED_REVISION).map(String::as_str) == Some(revision);
+            if failed_ours.is_some() || recorded {
+                let back_to = primary.map(|p| short_revision(&p.task_definition)).unwrap_or_else(|| "?".into());
+                Rollout {
+                    state: RolloutState::RolledBack,
+                    deployment: failed_ours.or(primary).cloned(),
+                    message: format!(
+                        "the circuit breaker rolled back from revision {} to {back_to}{}",
+                        short_revision(revision),
+                        explain(service)
+                    ),
+                    last_good_revision: primary.map(|p| p.task_definition.clone()).or(last_good),
+                }
+            } else {
+                pending(
+                    format!(
+                        "the service runs {}, not revision {}",
+                        primary.map(|p| short_revision(&p.task_definition)).unwrap_or_else(|| "nothing".into()),
+                        short_revision(revision)
+                    ),
+                    last_good,
+                )
+            }
+        }
+    }
+}
+
+/// The service events that explain a failure: stopped tasks and failures first, at most three.
+fn explain(service: &Service) -> String {
+    let relevant: Vec<&str> = service
+        .events
+        .iter()
+        .map(|e| e.message.as_str())
+        .filter(|m| {
+            let m = m.to_ascii_lowercase();
+            m.contains("stopped") || m.contains("fail") || m.contains("unable") || m.contains("rolling back")
+        })
+        .take(3)
+        .collect();
+    if relevant.is_empty() { String::new() } else { format!(". ECS events: {}", relevant.join(" | ")) }
+}
+
+/// `family:revision` from a task-definition ARN.
+pub fn short_revision(arn: &str) -> String {
+    arn.rsplit('/').next().unwrap_or(arn).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::ServiceEvent;
+
+    const OLD: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/prod-books-api:1";
+    const NEW: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/prod-books-api:2";
+
+    fn deployment(id: &str, status: &str, td: &str, state: &str, age_seconds: i64) -> Deployment {
+        let now = now();
+        Deployment {
+            id: id.into(),
+            status: status.into(),
+            task_definition: td.into(),
+            rollout_state: Some(state.into()),
+            rollout_state_reason: Some(format!("ECS deployment {id} {state}")),
+            desired_count: 2,
+            running_count: if state == "COMPLETED" { 2 } else { 1 },
+            pending_count: 1,
+            failed_tasks: 0,
+            created_at: Some(now - chrono::Duration::seconds(age_seconds)),
+            updated_at: Some(now),
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z").expect("time").with_timezone(&Utc)
+    }
+
+    fn service(deployments: Vec<Deployment>) -> Service {
+        Service {
+            arn: "arn:aws:ecs:us-east-1:123456789012:service/c/books-api".into(),
+            name: "books-api".into(),
+            status: "ACTIVE".into(),
+            task_definition: deployments[0].task_definition.clone(),
+            desired_count: 2,
+            running_count: 2,
+            pending_count: 0,
+            deployments,
+            events: vec![ServiceEvent {
+                id: "e1".into(),
+                created_at: None,
+                message: "(service books-api) (task 1) stopped: Essential container in task exited.".into(),
+            }],
+            load_balancers: vec![],
+            registries: vec![],
+            network: Default::default(),
+            deployment: None,
+            health_check_grace_period_seconds: None,
+            tags: Default::default(),
+        }
+    }
+
+    #[test]
+    fn complete_only_when_the_primary_runs_our_revision_and_completed() {
+        let s = service(vec![deployment("d2", "PRIMARY", NEW, "COMPLETED", 30)]);
+        let r = assess(Some(&s), Some(NEW), 600, now());
+        assert_eq!(r.state, RolloutState::Complete);
+        assert_eq!(r.last_good_revision.as_deref(), Some(NEW));
+
+        // The old revision completed, ours not started: not Ready.
+        let s = service(vec![deployment("d1", "PRIMARY", OLD, "COMPLETED", 3000)]);
+        assert_eq!(assess(Some(&s), Some(NEW), 600, now()).state, RolloutState::Pending);
+    }
+
+    #[test]
+    fn in_progress_until_the_deadline_then_exceeded() {
+        let s = service(vec![
+            deployment("d2", "PRIMARY", NEW, "IN_PROGRESS", 100),
+            deployment("d1", "ACTIVE", OLD, "COMPLETED", 3000),
+        ]);
+        let r = assess(Some(&s), Some(NEW), 600, now());
+        assert_eq!(r.state, RolloutState::InProgress);
+        assert_eq!(r.last_good_revision.as_deref(), Some(OLD));
+        let r = assess(Some(&s), Some(NEW), 60, now());
+        assert_eq!(r.state, RolloutState::DeadlineExceeded);
+        assert!(r.message.contains("progressDeadlineSeconds 60"), "{}", r.message);
+    }
+
+    #[test]
+    fn a_rollback_is_a_failure_naming_the_revisions_and_the_events() {
+        let s = service(vec![
+            deployment("d3", "PRIMARY", OLD, "IN_PROGRESS", 5),
+            deployment("d2", "ACTIVE", NEW, "FAILED", 100),
+        ]);
+        let r = assess(Some(&s), Some(NEW), 600, now());
+        assert_eq!(r.state, RolloutState::RolledBack);
+        assert!(r.state.is_failure());
+        assert!(r.message.contains("prod-books-api:2") && r.message.contains("prod-books-api:1"), "{}", r.message);
+        assert!(r.message.contains("Essential container"), "{}", r.message);
+
+        // Once the failed deployment is gone, the recorded tag still says so.
+        let mut s = service(vec![deployment("d3", "PRIMARY", OLD, "COMPLETED", 5)]);
+        s.tags.insert(service_tags::FAILED_REVISION.into(), NEW.into());
+        assert_eq!(assess(Some(&s), Some(NEW), 600, now()).state, RolloutState::RolledBack);
+    }
+
+    #[test]
+    fn a_failed_primary_without_rollback_is_failed() {
+        let s = service(vec![deployment("d2", "PRIMARY", NEW, "FAILED", 100)]);
+        assert_eq!(assess(Some(&s), Some(NEW), 600, now()).state, RolloutState::Failed);
+    }
+}
