@@ -1,13 +1,15 @@
 //! `ecsop-local`: ecsop's local default. Starts the AWS emulator (moto, through the harness), builds the
-//! network an ApiDeployment needs, and runs the `ecsop` binary against it.
+//! network an ApiDeployment needs, and runs the real `ecsop` binary against it: create, deploy, roll
+//! out a new image, report.
 //!
 //! Everything here is local: no AWS account is touched. ECS progress is simulated by the harness's
 //! deployment driver, because moto never runs tasks.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Duration;
 
-use ecsop_testkit::{Drive, Moto};
+use ecsop_testkit::{Account, Drive, Moto, Network};
 
 const EXAMPLE: &str = include_str!("../../../examples/local/books-api.yaml");
 
@@ -22,84 +24,107 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-    println!("== starting the local AWS emulator (moto; first run installs it into .venv-moto/)");
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+async fn demo() -> Result<()> {
+    step("starting the local AWS emulator (moto; the first run installs it into .venv-moto/)");
     let moto = Moto::shared().await?;
     let account = moto.new_account();
     println!("   endpoint {}  account {}", account.endpoint_url(), account.id());
 
-    println!(
-        "== creating the network an ApiDeployment assumes (VPC, 2 subnets, security group, ALB + listener, cluster)"
-    );
+    step("creating what an ApiDeployment assumes exists: VPC, 2 subnets, security group, ALB + listener, cluster");
     let net = account.network("api-cluster").await?;
     println!("   vpc {}  subnets {}  sg {}", net.vpc_id, net.subnet_ids.join(","), net.security_group_id);
-    println!("   listener {}", net.listener_arn);
 
-    let manifest = EXAMPLE
+    let dir = workspace().join("target").join("ecsop-local");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("books-api.yaml");
+    std::fs::write(&path, manifest(&net, "1.0.0"))?;
+    println!("   manifest: {}", path.display());
+
+    step("ecsop validate");
+    ecsop(&account, &["validate", "-f"], &path, &[0])?;
+
+    step("ecsop diff (an empty account: everything is to be created)");
+    ecsop(&account, &["diff", "-f"], &path, &[0, 1])?;
+
+    step("ecsop apply: the repository is created first; no image is pushed yet, so it stops at ImageNotFound");
+    ecsop(&account, &["apply", "-f"], &path, &[1])?;
+
+    step("CI pushes books-api:1.0.0 (ECR PutImage into the emulator)");
+    let digest = account.push_image("books-api", "1.0.0", "books-api 1.0.0").await?;
+    println!("   pushed books-api:1.0.0 {digest}");
+
+    step("ecsop apply --wait (ECS progress is SIMULATED locally by the harness's deployment driver)");
+    let first = deploy(&account, &net, &path, None).await?;
+
+    step("CI pushes books-api:1.1.0; the manifest moves to it; ecsop apply --wait rolls it out");
+    let digest = account.push_image("books-api", "1.1.0", "books-api 1.1.0").await?;
+    println!("   pushed books-api:1.1.0 {digest}");
+    std::fs::write(&path, manifest(&net, "1.1.0"))?;
+    ecsop(&account, &["diff", "-f"], &path, &[1])?;
+    deploy(&account, &net, &path, Some(&first)).await?;
+
+    step("ecsop apply again: nothing to do, no AWS writes");
+    ecsop(&account, &["apply", "-f"], &path, &[0])?;
+
+    step("ecsop status");
+    ecsop(&account, &["status", "-f"], &path, &[0])?;
+
+    println!(
+        "\n== done. Everything ran against a local emulator; the ECS rollouts were simulated by the test \
+         harness (moto never runs tasks). Tear down with:\n   AWS_ENDPOINT_URL={} AWS_ACCESS_KEY_ID={} \
+         AWS_SECRET_ACCESS_KEY=x AWS_REGION={} target/debug/ecsop delete -f {}",
+        account.endpoint_url(),
+        account.access_key_id(),
+        account.region(),
+        path.display()
+    );
+    Ok(())
+}
+
+/// Run `ecsop apply --wait` while the harness plays ECS: start tasks, then complete the deployment.
+async fn deploy(account: &Account, net: &Network, path: &Path, previous: Option<&str>) -> Result<String> {
+    let mut child = Command::new(ecsop_binary()?)
+        .args(["apply", "--wait", "--timeout", "2m", "--poll-interval", "500ms", "-f"])
+        .arg(path)
+        .envs(account.env())
+        .stdin(Stdio::null())
+        .spawn()?;
+    let steps = [Drive::Progress { running: Some(1) }, Drive::Complete];
+    let driven = account
+        .drive_next_rollout(&net.cluster, "books-api", previous, &steps, Duration::from_millis(1500), Duration::from_secs(60))
+        .await?;
+    let status = tokio::task::spawn_blocking(move || child.wait()).await??;
+    if status.code() != Some(0) {
+        return Err(format!("ecsop apply --wait exited with {status}").into());
+    }
+    Ok(driven)
+}
+
+fn manifest(net: &Network, tag: &str) -> String {
+    EXAMPLE
         .replace("${CLUSTER}", &net.cluster)
         .replace("${SUBNET_A}", &net.subnet_ids[0])
         .replace("${SUBNET_B}", &net.subnet_ids[1])
         .replace("${SECURITY_GROUP}", &net.security_group_id)
         .replace("${LISTENER_ARN}", &net.listener_arn)
-        .replace("${VPC_ID}", &net.vpc_id);
-    let dir = workspace().join("target").join("ecsop-local");
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join("books-api.yaml");
-    std::fs::write(&path, manifest)?;
-    println!("== manifest written to {}", path.display());
+        .replace("${VPC_ID}", &net.vpc_id)
+        .replace("tag: \"1.0.0\"", &format!("tag: \"{tag}\""))
+}
 
-    println!("== ecsop validate -f {}", path.display());
-    let status = Command::new(ecsop_binary()?).arg("validate").arg("-f").arg(&path).envs(account.env()).status()?;
-    if !status.success() {
-        return Err(format!("ecsop validate failed with {status}").into());
-    }
+fn step(what: &str) {
+    println!("\n== {what}");
+}
 
-    println!("== the harness's ECS deployment driver (simulated locally: moto never runs tasks)");
-    let ecs = aws_sdk_ecs::Client::new(&account.sdk_config().await);
-    let td = ecs
-        .register_task_definition()
-        .family("demo-books-api")
-        .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
-        .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
-        .cpu("256")
-        .memory("512")
-        .container_definitions(
-            aws_sdk_ecs::types::ContainerDefinition::builder().name("api").image("books-api:1.0.0").build(),
-        )
-        .send()
-        .await?;
-    let td_arn = td.task_definition().and_then(|t| t.task_definition_arn()).unwrap_or_default().to_string();
-    ecs.create_service()
-        .cluster(&net.cluster)
-        .service_name("books-api")
-        .task_definition(&td_arn)
-        .desired_count(2)
-        .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
-        .network_configuration(
-            aws_sdk_ecs::types::NetworkConfiguration::builder()
-                .awsvpc_configuration(
-                    aws_sdk_ecs::types::AwsVpcConfiguration::builder()
-                        .set_subnets(Some(net.subnet_ids.clone()))
-                        .security_groups(&net.security_group_id)
-                        .build()?,
-                )
-                .build(),
-        )
-        .send()
-        .await?;
-    for step in [Drive::Progress { running: Some(1) }, Drive::Complete] {
-        let after = account.drive(&net.cluster, "books-api", step).await?;
-        let d = &after["deployments"][0];
-        println!(
-            "   deployment {} {} running {}/{}",
-            d["id"].as_str().unwrap_or("?"),
-            d["rolloutState"].as_str().unwrap_or("?"),
-            d["runningCount"],
-            d["desiredCount"]
-        );
+/// Run the ecsop binary against the account; fail unless it exits with one of `expected`.
+fn ecsop(account: &Account, args: &[&str], path: &Path, expected: &[i32]) -> Result<()> {
+    println!("$ ecsop {} {}", args.join(" "), path.display());
+    let status = Command::new(ecsop_binary()?).args(args).arg(path).envs(account.env()).status()?;
+    match status.code() {
+        Some(code) if expected.contains(&code) => Ok(()),
+        _ => Err(format!("ecsop {} exited with {status}", args.join(" ")).into()),
     }
-    println!("== done. Next: `ecsop apply -f {}` once the engine lands (see README).", path.display());
-    Ok(())
 }
 
 fn workspace() -> PathBuf {
@@ -107,7 +132,7 @@ fn workspace() -> PathBuf {
 }
 
 /// The `ecsop` binary next to this one (cargo builds both into the same directory).
-fn ecsop_binary() -> Result<PathBuf, Box<dyn std::error::Error>> {
+fn ecsop_binary() -> Result<PathBuf> {
     let me = std::env::current_exe()?;
     let candidate = me.with_file_name("ecsop");
     if candidate.exists() {
