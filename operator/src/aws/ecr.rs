@@ -316,3 +316,18 @@ impl Ecr for SdkEcr {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_mutability_maps_both_ways_and_exclusions_keep_their_base() {
+        for m in [TagMutability::Mutable, TagMutability::Immutable] {
+            assert_eq!(mutability(Some(&sdk_mutability(m))), m);
+        }
+        assert_eq!(mutability(Some(&sdk::ImageTagMutability::ImmutableWithExclusion)), TagMutability::Immutable);
+        assert_eq!(mutability(Some(&sdk::ImageTagMutability::MutableWithExclusion)), TagMutability::Mutable);
+        assert_eq!(mutability(None), TagMutability::Mutable, "ECR's default");
+    }
+}

@@ -42,6 +42,9 @@ macro_rules! call {
 type Lookup = Result<Service, AwsError>;
 
 /// [`Ecs`] on `aws-sdk-ecs`.
+///
+/// `create_service` and `update_service` return the service as the write's own answer describes it
+/// (its tags only where ECS includes them there); [`Ecs::service`] always asks for tags.
 pub struct SdkEcs {
     client: Client,
     calls: Calls,
@@ -366,7 +369,7 @@ impl Ecs for SdkEcs {
         }
         // sort=DESC already lists them newest first; sorting by the revision parsed for the family filter
         // makes "newest first" hold whatever order the pages come in.
-        revisions.sort_by(|a, b| b.0.cmp(&a.0));
+        revisions.sort_by_key(|r| std::cmp::Reverse(r.0));
         Ok(revisions.into_iter().map(|(_, arn)| arn).collect())
     }
 
@@ -518,6 +521,238 @@ mod tests {
         assert_eq!(family_and_revision(arn), Some(("prod-books-api", 7)));
         assert_eq!(family_and_revision("arn:aws:ecs:us-east-1:1:task-definition/a-b:c"), None);
         assert_eq!(family_and_revision("prod-books-api:7"), None);
+    }
+
+    use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
+    use aws_sdk_ecs::operation::list_task_definitions::ListTaskDefinitionsOutput;
+    use aws_sdk_ecs::operation::register_task_definition::RegisterTaskDefinitionOutput;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    use crate::aws::calls::RetryPolicy;
+    use crate::aws::limiter::Limiter;
+
+    fn adapter(client: Client) -> SdkEcs {
+        SdkEcs::from_client(client, Calls::new(Limiter::unlimited(), RetryPolicy::default()))
+    }
+
+    const TD: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/";
+
+    // moto treats familyPrefix as an exact family, ignores `sort` and never pages: this is where the
+    // adapter's own filtering, ordering and paging are checked.
+    #[tokio::test]
+    async fn task_definitions_are_listed_over_all_pages_for_the_exact_family_newest_first() {
+        let first = mock!(Client::list_task_definitions)
+            .match_requests(|r| {
+                r.next_token().is_none()
+                    && r.family_prefix() == Some("prod-api")
+                    && r.status() == Some(&sdk::TaskDefinitionStatus::Active)
+                    && r.sort() == Some(&sdk::SortOrder::Desc)
+            })
+            .then_output(|| {
+                ListTaskDefinitionsOutput::builder()
+                    .task_definition_arns(format!("{TD}prod-api-v2:4"))
+                    .task_definition_arns(format!("{TD}prod-api:12"))
+                    .task_definition_arns(format!("{TD}prod-api:9"))
+                    .next_token("page-2")
+                    .build()
+            });
+        let second = mock!(Client::list_task_definitions)
+            .match_requests(|r| r.next_token() == Some("page-2") && r.family_prefix() == Some("prod-api"))
+            .then_output(|| {
+                ListTaskDefinitionsOutput::builder()
+                    .task_definition_arns(format!("{TD}prod-api:10"))
+                    .task_definition_arns(format!("{TD}prod-apiary:3"))
+                    .build()
+            });
+        let ecs = adapter(mock_client!(aws_sdk_ecs, RuleMode::MatchAny, &[&first, &second]));
+        let arns = ecs.list_task_definitions("prod-api").await.expect("list");
+        assert_eq!(arns, [format!("{TD}prod-api:12"), format!("{TD}prod-api:10"), format!("{TD}prod-api:9")]);
+        assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+    }
+
+    // moto's RegisterTaskDefinition answer has no tags; AWS's has them.
+    #[tokio::test]
+    async fn a_registered_revision_reports_the_tags_of_the_answer() {
+        let rule = mock!(Client::register_task_definition)
+            .match_requests(|r| {
+                r.family() == Some("prod-api")
+                    && r.network_mode() == Some(&sdk::NetworkMode::Awsvpc)
+                    && r.tags().len() == 1
+                    && r.container_definitions().len() == 1
+                    && r.container_definitions()[0].command().is_empty()
+            })
+            .then_output(|| {
+                RegisterTaskDefinitionOutput::builder()
+                    .task_definition(
+                        sdk::TaskDefinition::builder()
+                            .task_definition_arn(format!("{TD}prod-api:3"))
+                            .family("prod-api")
+                            .revision(3)
+                            .status(sdk::TaskDefinitionStatus::Active)
+                            .build(),
+                    )
+                    .tags(sdk::Tag::builder().key("ecsop.io/spec-hash").value("abc").build())
+                    .build()
+            });
+        let ecs = adapter(mock_client!(aws_sdk_ecs, RuleMode::MatchAny, &[&rule]));
+        let td = TaskDefinition {
+            family: "prod-api".into(),
+            cpu: "256".into(),
+            memory: "512".into(),
+            cpu_architecture: "ARM64".into(),
+            execution_role_arn: None,
+            task_role_arn: None,
+            container: crate::engine::taskdef::Container {
+                name: "api".into(),
+                image: "repo@sha256:aa".into(),
+                port: 8080,
+                command: vec![],
+                environment: Default::default(),
+                secrets: Default::default(),
+                health_check: None,
+                logs: None,
+            },
+        };
+        let tags = Tags::from([("ecsop.io/spec-hash".to_string(), "abc".to_string())]);
+        let info = ecs.register_task_definition(&td, &tags).await.expect("register");
+        assert_eq!(
+            info,
+            TaskDefinitionInfo {
+                arn: format!("{TD}prod-api:3"),
+                family: "prod-api".into(),
+                revision: 3,
+                status: "ACTIVE".into(),
+                tags,
+            }
+        );
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    fn at(secs: i64) -> aws_smithy_types::DateTime {
+        aws_smithy_types::DateTime::from_secs(secs)
+    }
+
+    // Fields moto never fills (events, rollout reasons, failed tasks, public IPs) mapped from a full
+    // answer; INACTIVE services and MISSING failures are `None`, another failure errs that name only.
+    #[tokio::test]
+    async fn described_services_map_every_field_and_failures_stay_per_name() {
+        let rule = mock!(Client::describe_services)
+            .match_requests(|r| r.cluster() == Some("c1") && r.include() == [sdk::ServiceField::Tags])
+            .then_output(|| {
+                let vpc = sdk::AwsVpcConfiguration::builder()
+                    .subnets("subnet-b")
+                    .subnets("subnet-a")
+                    .security_groups("sg-2")
+                    .security_groups("sg-1")
+                    .assign_public_ip(sdk::AssignPublicIp::Enabled)
+                    .build()
+                    .expect("vpc");
+                let api = sdk::Service::builder()
+                    .service_arn("arn:aws:ecs:us-east-1:1:service/c1/api")
+                    .service_name("api")
+                    .status("ACTIVE")
+                    .task_definition("td:2")
+                    .desired_count(3)
+                    .running_count(2)
+                    .pending_count(1)
+                    .deployments(
+                        sdk::Deployment::builder()
+                            .id("ecs-svc/2")
+                            .status("PRIMARY")
+                            .task_definition("td:2")
+                            .rollout_state(sdk::DeploymentRolloutState::Failed)
+                            .rollout_state_reason("circuit breaker")
+                            .desired_count(3)
+                            .running_count(0)
+                            .failed_tasks(4)
+                            .created_at(at(1_700_000_100))
+                            .build(),
+                    )
+                    .deployments(
+                        sdk::Deployment::builder().id("ecs-svc/1").status("ACTIVE").task_definition("td:1").build(),
+                    )
+                    .events(
+                        sdk::ServiceEvent::builder().id("e2").created_at(at(1_700_000_200)).message("newer").build(),
+                    )
+                    .events(
+                        sdk::ServiceEvent::builder().id("e1").created_at(at(1_700_000_100)).message("older").build(),
+                    )
+                    .load_balancers(load_balancer(&Binding { arn: "tg".into(), container: "api".into(), port: 8080 }))
+                    .service_registries(service_registry(&Binding {
+                        arn: "srv".into(),
+                        container: "api".into(),
+                        port: 8080,
+                    }))
+                    .network_configuration(sdk::NetworkConfiguration::builder().awsvpc_configuration(vpc).build())
+                    .deployment_configuration(
+                        sdk::DeploymentConfiguration::builder()
+                            .maximum_percent(150)
+                            .minimum_healthy_percent(50)
+                            .deployment_circuit_breaker(
+                                sdk::DeploymentCircuitBreaker::builder().enable(true).rollback(false).build(),
+                            )
+                            .build(),
+                    )
+                    .health_check_grace_period_seconds(45)
+                    .tags(sdk::Tag::builder().key("k").value("v").build())
+                    .build();
+                let gone = sdk::Service::builder().service_name("gone").status("INACTIVE").build();
+                DescribeServicesOutput::builder()
+                    .services(api)
+                    .services(gone)
+                    .failures(
+                        sdk::Failure::builder()
+                            .arn("arn:aws:ecs:us-east-1:1:service/c1/missing")
+                            .reason("MISSING")
+                            .build(),
+                    )
+                    .failures(
+                        sdk::Failure::builder().arn("arn:aws:ecs:us-east-1:1:service/c1/odd").reason("ODD").build(),
+                    )
+                    .build()
+            });
+        let ecs = adapter(mock_client!(aws_sdk_ecs, RuleMode::MatchAny, &[&rule]));
+        let (api, gone, missing, odd) = tokio::join!(
+            ecs.service("c1", "api"),
+            ecs.service("c1", "gone"),
+            ecs.service("c1", "missing"),
+            ecs.service("c1", "odd")
+        );
+        assert_eq!(rule.num_calls(), 1, "one batch");
+        assert_eq!(gone.expect("gone"), None);
+        assert_eq!(missing.expect("missing"), None);
+        assert!(odd.expect_err("odd").message.contains("ODD"));
+        let api = api.expect("api").expect("exists");
+        assert_eq!(api.deployments.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["ecs-svc/2", "ecs-svc/1"]);
+        let primary = &api.deployments[0];
+        assert_eq!(primary.rollout_state.as_deref(), Some("FAILED"));
+        assert_eq!(primary.rollout_state_reason.as_deref(), Some("circuit breaker"));
+        assert_eq!(primary.failed_tasks, 4);
+        assert_eq!(primary.created_at.map(|t| t.timestamp()), Some(1_700_000_100));
+        assert_eq!(api.events.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(), ["newer", "older"]);
+        assert_eq!(api.events[0].created_at.map(|t| t.timestamp()), Some(1_700_000_200));
+        assert_eq!(api.load_balancers, [Binding { arn: "tg".into(), container: "api".into(), port: 8080 }]);
+        assert_eq!(api.registries, [Binding { arn: "srv".into(), container: "api".into(), port: 8080 }]);
+        assert_eq!(
+            api.network,
+            NetworkSettings {
+                subnets: vec!["subnet-a".into(), "subnet-b".into()],
+                security_groups: vec!["sg-1".into(), "sg-2".into()],
+                assign_public_ip: true,
+            }
+        );
+        assert_eq!(
+            api.deployment,
+            Some(DeploymentSettings {
+                maximum_percent: 150,
+                minimum_healthy_percent: 50,
+                circuit_breaker: true,
+                rollback: false
+            })
+        );
+        assert_eq!(api.health_check_grace_period_seconds, Some(45));
+        assert_eq!(api.tags, Tags::from([("k".to_string(), "v".to_string())]));
+        assert_eq!((api.desired_count, api.running_count, api.pending_count), (3, 2, 1));
     }
 
     #[test]
