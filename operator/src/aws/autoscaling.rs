@@ -176,6 +176,8 @@ impl Autoscaling for SdkAutoscaling {
                         .map_err(sdk_err(OP))
                 })
                 .await?;
+            // AWS filters by exact resource id already; the check keeps a policy of another service out
+            // should an answer ever hold one.
             policies.extend(
                 out.scaling_policies().iter().filter(|p| p.resource_id() == resource_id).filter_map(policy_from_sdk),
             );
