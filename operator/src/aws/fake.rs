@@ -131,8 +131,13 @@ impl Gen {
 
 struct Fault {
     service: Option<String>,
+    /// `"*"`: every operation.
     operation: String,
     kind: ErrorKind,
+    /// Only writes match.
+    writes_only: bool,
+    /// Matching calls still let through before the fault fires.
+    skip: u32,
     /// `None`: every call.
     remaining: Option<u32>,
 }
@@ -305,7 +310,7 @@ fn start_deployment(ids: &mut Gen, svc: &mut Service, task_definition: &str) -> 
 /// The Fargate CPU and memory combinations ECS accepts.
 fn fargate_size_ok(cpu: &str, memory: &str) -> bool {
     let (Ok(cpu), Ok(mem)) = (cpu.parse::<u32>(), memory.parse::<u32>()) else { return false };
-    let in_steps = |lo: u32, hi: u32, step: u32| mem >= lo && mem <= hi && (mem - lo) % step == 0;
+    let in_steps = |lo: u32, hi: u32, step: u32| mem >= lo && mem <= hi && (mem - lo).is_multiple_of(step);
     match cpu {
         256 => matches!(mem, 512 | 1024 | 2048),
         512 => in_steps(1024, 4096, 1024),
@@ -555,11 +560,22 @@ impl FakeAws {
         let (fault, latency) = {
             let mut st = self.lock();
             st.calls.push((service, operation));
-            let idx = st.faults.iter().position(|f| {
-                f.operation == operation
+            let matching = |f: &Fault| {
+                (f.operation == "*" || f.operation == operation)
                     && f.service.as_deref().is_none_or(|s| s == service)
+                    && !(f.writes_only && is_read(operation))
                     && f.remaining.is_none_or(|n| n > 0)
-            });
+            };
+            // Faults still skipping let this call through, and count it.
+            let mut idx = None;
+            for (i, f) in st.faults.iter_mut().enumerate().filter(|(_, f)| matching(f)) {
+                if f.skip > 0 {
+                    f.skip -= 1;
+                } else {
+                    idx = Some(i);
+                    break;
+                }
+            }
             let fault = idx.map(|i| {
                 let fault = &mut st.faults[i];
                 fault.remaining = fault.remaining.map(|n| n - 1);
@@ -610,8 +626,9 @@ impl FakeAws {
 
     /// Make the next call of `operation` fail with `kind`. `operation` is the AWS operation name
     /// (`"UpdateService"`), matching it in every service, or `service:operation` (`"ecs:UpdateService"`,
-    /// `"servicediscovery:UpdateService"`) for one service. Several `fail_next` of one operation fail
-    /// that many calls. The failed call is logged and changes nothing.
+    /// `"servicediscovery:UpdateService"`) for one service; `"*"` (or `"ecs:*"`) matches every operation.
+    /// Several `fail_next` of one operation fail that many calls. The failed call is logged and changes
+    /// nothing.
     pub fn fail_next(&self, operation: &str, kind: ErrorKind) {
         self.fail_times(operation, kind, 1);
     }
@@ -629,12 +646,25 @@ impl FakeAws {
         self.add_fault(operation, kind, None);
     }
 
+    /// Let the next `writes` write calls (of any service) succeed, then fail the one after with `kind`,
+    /// once: a crash in the middle of a reconcile, for recovery tests. Reads pass untouched.
+    pub fn fail_after_writes(&self, writes: u32, kind: ErrorKind) {
+        self.lock().faults.push(Fault {
+            service: None,
+            operation: "*".into(),
+            kind,
+            writes_only: true,
+            skip: writes,
+            remaining: Some(1),
+        });
+    }
+
     fn add_fault(&self, operation: &str, kind: ErrorKind, remaining: Option<u32>) {
         let (service, operation) = match operation.split_once(':') {
             Some((s, o)) => (Some(s.to_string()), o.to_string()),
             None => (None, operation.to_string()),
         };
-        self.lock().faults.push(Fault { service, operation, kind, remaining });
+        self.lock().faults.push(Fault { service, operation, kind, writes_only: false, skip: 0, remaining });
     }
 
     /// Remove every injected fault.
@@ -659,7 +689,7 @@ impl FakeAws {
         self.lock().calls.iter().filter(|(s, o)| *o == operation && service.is_none_or(|x| x == *s)).count()
     }
 
-    /// Read calls so far: operations starting with `Describe`, `List` or `Get`.
+    /// Read calls so far: operations starting with `Describe`, `List`, `Get` or `BatchGet`.
     pub fn reads(&self) -> usize {
         self.lock().calls.iter().filter(|(_, o)| is_read(o)).count()
     }
@@ -946,7 +976,7 @@ impl FakeAws {
 }
 
 fn is_read(operation: &str) -> bool {
-    ["Describe", "List", "Get"].iter().any(|p| operation.starts_with(p))
+    ["Describe", "List", "Get", "BatchGet"].iter().any(|p| operation.starts_with(p))
 }
 
 /// The PRIMARY deployment. Every ACTIVE service has one.
@@ -1860,5 +1890,657 @@ impl Autoscaling for FakeAws {
             target.policies.retain(|p| p.name != name);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::DeploymentSettings;
+    use crate::engine::taskdef::Container;
+
+    fn td(family: &str, image: &str) -> TaskDefinition {
+        TaskDefinition {
+            family: family.into(),
+            cpu: "256".into(),
+            memory: "512".into(),
+            cpu_architecture: "X86_64".into(),
+            execution_role_arn: None,
+            task_role_arn: None,
+            container: Container {
+                name: "api".into(),
+                image: image.into(),
+                port: 8080,
+                command: vec![],
+                environment: BTreeMap::new(),
+                secrets: BTreeMap::new(),
+                health_check: None,
+                logs: None,
+            },
+        }
+    }
+
+    fn tags(pairs: &[(&str, &str)]) -> Tags {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn network() -> NetworkSettings {
+        NetworkSettings {
+            subnets: vec!["subnet-1".into()],
+            security_groups: vec!["sg-1".into()],
+            assign_public_ip: false,
+        }
+    }
+
+    fn service_config(task_definition: &str) -> ServiceConfig {
+        ServiceConfig {
+            cluster: "prod".into(),
+            name: "books-api".into(),
+            task_definition: task_definition.into(),
+            desired_count: 2,
+            network: network(),
+            deployment: DeploymentSettings {
+                maximum_percent: 200,
+                minimum_healthy_percent: 100,
+                circuit_breaker: true,
+                rollback: true,
+            },
+            health_check_grace_period_seconds: None,
+            load_balancer: None,
+            registry: None,
+            tags: tags(&[("ecsop.io/owner", "prod/books-api")]),
+        }
+    }
+
+    fn health() -> TargetGroupHealth {
+        TargetGroupHealth {
+            path: "/healthz".into(),
+            interval_seconds: 10,
+            timeout_seconds: 5,
+            healthy_threshold: 2,
+            unhealthy_threshold: 3,
+            matcher: "200".into(),
+        }
+    }
+
+    fn tg_config(name: &str) -> TargetGroupConfig {
+        TargetGroupConfig { name: name.into(), vpc_id: "vpc-1".into(), port: 8080, health: health(), tags: Tags::new() }
+    }
+
+    fn rule_config(listener: &str, priority: i32, tg: &str) -> RuleConfig {
+        RuleConfig {
+            listener_arn: listener.into(),
+            priority,
+            hosts: vec!["api.example.com".into()],
+            paths: vec!["/books/*".into()],
+            target_group_arn: tg.into(),
+            tags: Tags::new(),
+        }
+    }
+
+    /// A fake with two revisions of `prod-books-api` and an ACTIVE service on revision 1.
+    async fn with_service() -> (FakeAws, String, String) {
+        let aws = FakeAws::new();
+        let v1 = aws.register_task_definition(&td("prod-books-api", "img@sha256:01"), &Tags::new()).await.unwrap();
+        let v2 = aws.register_task_definition(&td("prod-books-api", "img@sha256:02"), &Tags::new()).await.unwrap();
+        Ecs::create_service(&aws, &service_config(&v1.arn)).await.unwrap();
+        (aws, v1.arn, v2.arn)
+    }
+
+    fn update(task_definition: Option<&str>, desired: Option<i32>) -> ServiceUpdate {
+        ServiceUpdate {
+            cluster: "prod".into(),
+            name: "books-api".into(),
+            task_definition: task_definition.map(str::to_string),
+            desired_count: desired,
+            ..ServiceUpdate::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn revisions_are_numbered_per_family_from_one_and_never_reused() {
+        let aws = FakeAws::new();
+        let a1 = aws.register_task_definition(&td("prod-a", "i@sha256:1"), &Tags::new()).await.unwrap();
+        let a2 = aws.register_task_definition(&td("prod-a", "i@sha256:2"), &Tags::new()).await.unwrap();
+        let b1 = aws.register_task_definition(&td("prod-b", "i@sha256:1"), &Tags::new()).await.unwrap();
+        assert_eq!((a1.revision, a2.revision, b1.revision), (1, 2, 1));
+        assert_eq!(a2.arn, "arn:aws:ecs:us-east-1:123456789012:task-definition/prod-a:2");
+
+        aws.deregister_task_definition(&a2.arn).await.unwrap();
+        aws.deregister_task_definition(&a2.arn).await.unwrap(); // already inactive: success
+        aws.deregister_task_definition("arn:aws:ecs:us-east-1:123456789012:task-definition/prod-a:99").await.unwrap();
+        let a3 = aws.register_task_definition(&td("prod-a", "i@sha256:3"), &tags(&[("k", "v")])).await.unwrap();
+        assert_eq!(a3.revision, 3, "the number of a deregistered revision is not reused");
+
+        let all = aws.task_definitions("prod-a");
+        let summary: Vec<(i32, &str)> = all.iter().map(|t| (t.revision, t.status.as_str())).collect();
+        assert_eq!(summary, [(1, "ACTIVE"), (2, "INACTIVE"), (3, "ACTIVE")]);
+        // INACTIVE revisions can still be described, with their tags.
+        assert_eq!(aws.task_definition(&a2.arn).await.unwrap().status, "INACTIVE");
+        assert_eq!(aws.task_definition(&a3.arn).await.unwrap().tags, tags(&[("k", "v")]));
+        let missing = aws.task_definition("arn:aws:ecs:us-east-1:123456789012:task-definition/nope:1").await;
+        assert_eq!(missing.unwrap_err().kind, ErrorKind::NotFound);
+    }
+
+    #[tokio::test]
+    async fn list_task_definitions_is_active_only_newest_first_and_family_exact() {
+        let aws = FakeAws::new();
+        let mut arns = vec![];
+        for i in 0..4 {
+            arns.push(
+                aws.register_task_definition(&td("prod-api", &format!("i@sha256:{i}")), &Tags::new())
+                    .await
+                    .unwrap()
+                    .arn,
+            );
+        }
+        aws.register_task_definition(&td("prod-api-v2", "i@sha256:x"), &Tags::new()).await.unwrap();
+        aws.deregister_task_definition(&arns[1]).await.unwrap();
+        let listed = aws.list_task_definitions("prod-api").await.unwrap();
+        assert_eq!(listed, vec![arns[3].clone(), arns[2].clone(), arns[0].clone()]);
+        assert!(aws.list_task_definitions("prod").await.unwrap().is_empty(), "no prefix matching");
+    }
+
+    #[tokio::test]
+    async fn register_rejects_what_ecs_rejects() {
+        let aws = FakeAws::new();
+        let mut bad = td("prod-api", "i@sha256:1");
+        bad.memory = "4096".into();
+        let err = aws.register_task_definition(&bad, &Tags::new()).await.unwrap_err();
+        assert_eq!((err.kind, err.code.as_deref()), (ErrorKind::Invalid, Some("ClientException")));
+        let err = aws.register_task_definition(&td("prod/api", "i"), &Tags::new()).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Invalid);
+        assert!(aws.task_definitions("prod-api").is_empty());
+    }
+
+    #[tokio::test]
+    async fn create_service_starts_one_primary_deployment() {
+        let (aws, v1, _) = with_service().await;
+        let svc = aws.service("prod", "books-api").await.unwrap().expect("service");
+        assert_eq!(svc.arn, "arn:aws:ecs:us-east-1:123456789012:service/prod/books-api");
+        assert_eq!((svc.status.as_str(), svc.task_definition.as_str(), svc.running_count), ("ACTIVE", v1.as_str(), 0));
+        assert_eq!(svc.deployments.len(), 1);
+        let d = &svc.deployments[0];
+        assert_eq!((d.status.as_str(), d.rollout_state.as_deref()), ("PRIMARY", Some("IN_PROGRESS")));
+        assert_eq!((d.desired_count, d.running_count, d.task_definition.as_str()), (2, 0, v1.as_str()));
+        assert!(d.id.starts_with("ecs-svc/") && d.id.len() == 8 + 19, "{}", d.id);
+        assert_eq!(svc.tags, tags(&[("ecsop.io/owner", "prod/books-api")]));
+    }
+
+    #[tokio::test]
+    async fn update_service_starts_a_new_primary_only_when_the_task_definition_changes() {
+        let (aws, v1, v2) = with_service().await;
+        let first = aws.service_snapshot("prod", "books-api").unwrap().deployments[0].id.clone();
+
+        // Desired count only: the PRIMARY takes it, no new deployment.
+        let svc = aws.update_service(&update(None, Some(4))).await.unwrap();
+        assert_eq!(svc.deployments.len(), 1);
+        assert_eq!((svc.deployments[0].id.as_str(), svc.deployments[0].desired_count), (first.as_str(), 4));
+        assert_eq!(svc.desired_count, 4);
+
+        // The same task definition: nothing new.
+        let svc = aws.update_service(&update(Some(&v1), None)).await.unwrap();
+        assert_eq!(svc.deployments.len(), 1);
+
+        // A new task definition: old PRIMARY becomes ACTIVE, a new PRIMARY starts.
+        let svc = aws.update_service(&update(Some(&v2), None)).await.unwrap();
+        assert_eq!(svc.task_definition, v2);
+        let states: Vec<(&str, &str)> =
+            svc.deployments.iter().map(|d| (d.status.as_str(), d.task_definition.as_str())).collect();
+        assert_eq!(states, [("PRIMARY", v2.as_str()), ("ACTIVE", v1.as_str())]);
+        assert_eq!(svc.deployments[1].id, first);
+        assert_eq!(svc.deployments[0].rollout_state.as_deref(), Some("IN_PROGRESS"));
+        assert_eq!((svc.deployments[0].desired_count, svc.deployments[0].running_count), (4, 0));
+    }
+
+    #[tokio::test]
+    async fn update_service_to_new_network_also_deploys_like_ecs() {
+        let (aws, _, _) = with_service().await;
+        let mut u = update(None, None);
+        u.network = Some(NetworkSettings { subnets: vec!["subnet-2".into()], ..network() });
+        let svc = aws.update_service(&u).await.unwrap();
+        assert_eq!(svc.deployments.len(), 2);
+        // Deployment settings alone do not.
+        let mut u = update(None, None);
+        u.deployment = Some(DeploymentSettings {
+            maximum_percent: 150,
+            minimum_healthy_percent: 50,
+            circuit_breaker: true,
+            rollback: false,
+        });
+        let svc = aws.update_service(&u).await.unwrap();
+        assert_eq!(svc.deployments.len(), 2);
+        assert_eq!(svc.deployment.map(|d| d.maximum_percent), Some(150));
+    }
+
+    #[tokio::test]
+    async fn complete_reaches_a_steady_state_and_drains_older_deployments() {
+        let (aws, _, v2) = with_service().await;
+        aws.complete("prod", "books-api");
+        aws.update_service(&update(Some(&v2), None)).await.unwrap();
+        let svc = aws.progress("prod", "books-api", 1);
+        assert_eq!((svc.deployments[0].running_count, svc.deployments[0].pending_count), (1, 1));
+        assert!(svc.events[0].message.contains("has started 1 tasks"), "{}", svc.events[0].message);
+
+        let svc = aws.complete("prod", "books-api");
+        assert_eq!(svc.deployments.len(), 1);
+        let d = &svc.deployments[0];
+        assert_eq!((d.status.as_str(), d.rollout_state.as_deref()), ("PRIMARY", Some("COMPLETED")));
+        assert_eq!((d.task_definition.as_str(), d.running_count, svc.running_count), (v2.as_str(), 2, 2));
+        assert_eq!(svc.events[0].message, "(service books-api) has reached a steady state.");
+        assert!(svc.events[1].message.contains("deployment completed"));
+        assert_eq!(aws.service("prod", "books-api").await.unwrap(), Some(svc));
+    }
+
+    #[tokio::test]
+    async fn fail_marks_the_primary_failed_with_stopped_task_events() {
+        let (aws, _, v2) = with_service().await;
+        aws.complete("prod", "books-api");
+        aws.update_service(&update(Some(&v2), None)).await.unwrap();
+        let svc = aws.fail("prod", "books-api", "Essential container in task exited");
+        let d = &svc.deployments[0];
+        assert_eq!((d.status.as_str(), d.rollout_state.as_deref()), ("PRIMARY", Some("FAILED")));
+        assert_eq!((d.failed_tasks, d.running_count), (3, 0));
+        assert!(svc.events[0].message.contains("deployment failed"));
+        let stopped =
+            svc.events.iter().filter(|e| e.message.contains("stopped: Essential container in task exited.")).count();
+        assert_eq!(stopped, 3);
+        assert_eq!(svc.task_definition, v2, "fail alone does not roll back");
+    }
+
+    #[tokio::test]
+    async fn rollback_starts_a_primary_of_the_previous_task_definition() {
+        let (aws, v1, v2) = with_service().await;
+        aws.complete("prod", "books-api");
+        aws.update_service(&update(Some(&v2), None)).await.unwrap();
+        let failed_id = aws.service_snapshot("prod", "books-api").unwrap().deployments[0].id.clone();
+        let svc = aws.rollback("prod", "books-api", "Essential container in task exited");
+        assert_eq!(svc.task_definition, v1);
+        assert_eq!(svc.deployments.len(), 2);
+        let (new, failed) = (&svc.deployments[0], &svc.deployments[1]);
+        assert_eq!((new.status.as_str(), new.task_definition.as_str()), ("PRIMARY", v1.as_str()));
+        assert_eq!(new.rollout_state.as_deref(), Some("IN_PROGRESS"));
+        assert_eq!((failed.id.as_str(), failed.status.as_str()), (failed_id.as_str(), "ACTIVE"));
+        assert_eq!(failed.rollout_state.as_deref(), Some("FAILED"));
+        assert_eq!(svc.events[0].message, format!("(service books-api) rolling back to deployment {}.", new.id));
+        let svc = aws.complete("prod", "books-api");
+        assert_eq!((svc.deployments.len(), svc.running_count), (1, 2));
+    }
+
+    #[tokio::test]
+    async fn services_exist_once_and_vanish_when_deleted() {
+        let (aws, v1, _) = with_service().await;
+        let err = Ecs::create_service(&aws, &service_config(&v1)).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Invalid);
+        assert!(aws.service("prod", "other").await.unwrap().is_none());
+
+        Ecs::delete_service(&aws, "prod", "books-api").await.unwrap();
+        Ecs::delete_service(&aws, "prod", "books-api").await.unwrap();
+        Ecs::delete_service(&aws, "prod", "never-existed").await.unwrap();
+        assert!(aws.service("prod", "books-api").await.unwrap().is_none());
+        assert_eq!(aws.service_snapshot("prod", "books-api").unwrap().status, "INACTIVE");
+        let err = aws.update_service(&update(None, Some(1))).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NotFound);
+
+        // A deleted name can be used again.
+        Ecs::create_service(&aws, &service_config(&v1)).await.unwrap();
+        assert!(aws.service("prod", "books-api").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn services_refuse_inactive_task_definitions_and_bad_bindings() {
+        let aws = FakeAws::new();
+        let v1 = aws.register_task_definition(&td("prod-books-api", "i@sha256:1"), &Tags::new()).await.unwrap();
+        aws.deregister_task_definition(&v1.arn).await.unwrap();
+        let err = Ecs::create_service(&aws, &service_config(&v1.arn)).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Invalid);
+
+        let v2 = aws.register_task_definition(&td("prod-books-api", "i@sha256:2"), &Tags::new()).await.unwrap();
+        let tg = aws.create_target_group(&tg_config("prod-books-api-1")).await.unwrap();
+        let mut config = service_config(&v2.arn);
+        config.load_balancer = Some(Binding { arn: tg.arn.clone(), container: "api".into(), port: 8080 });
+        let err = Ecs::create_service(&aws, &config).await.unwrap_err();
+        assert!(err.message.contains("does not have an associated load balancer"), "{err}");
+
+        let listener = aws.create_listener();
+        aws.create_rule(&rule_config(&listener, 10, &tg.arn)).await.unwrap();
+        config.load_balancer = Some(Binding { arn: tg.arn.clone(), container: "api".into(), port: 9090 });
+        assert_eq!(Ecs::create_service(&aws, &config).await.unwrap_err().kind, ErrorKind::Invalid);
+        config.load_balancer = Some(Binding { arn: tg.arn.clone(), container: "api".into(), port: 8080 });
+        config.health_check_grace_period_seconds = Some(30);
+        let svc = Ecs::create_service(&aws, &config).await.unwrap();
+        assert_eq!(svc.load_balancers.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn rule_priority_in_use_is_a_conflict() {
+        let aws = FakeAws::new();
+        let listener = aws.create_listener();
+        let tg = aws.create_target_group(&tg_config("tg-a")).await.unwrap();
+        let r1 = aws.create_rule(&rule_config(&listener, 10, &tg.arn)).await.unwrap();
+        let err = aws.create_rule(&rule_config(&listener, 10, &tg.arn)).await.unwrap_err();
+        assert_eq!((err.kind, err.code.as_deref()), (ErrorKind::Conflict, Some("PriorityInUse")));
+
+        let r2 = aws.create_rule(&rule_config(&listener, 20, &tg.arn)).await.unwrap();
+        let err = aws.set_rule_priority(&r2.arn, 10).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Conflict);
+        aws.set_rule_priority(&r1.arn, 10).await.unwrap(); // its own priority
+        aws.set_rule_priority(&r2.arn, 5).await.unwrap();
+
+        // A priority is per listener.
+        let other = aws.create_listener();
+        let tg_b = aws.create_target_group(&tg_config("tg-b")).await.unwrap();
+        aws.create_rule(&rule_config(&other, 10, &tg_b.arn)).await.unwrap();
+
+        let rules = aws.rules(&listener).await.unwrap();
+        let priorities: Vec<Option<i32>> = rules.iter().map(|r| r.priority).collect();
+        assert_eq!(priorities, [Some(5), Some(10), None], "by priority, the default rule last");
+        assert!(rules[0].arn.starts_with(&listener.replace(":listener/", ":listener-rule/")));
+    }
+
+    #[tokio::test]
+    async fn target_group_create_is_idempotent_with_the_same_settings_only() {
+        let aws = FakeAws::new();
+        let a = aws.create_target_group(&tg_config("prod-books-api-1")).await.unwrap();
+        let re = Regex::new(
+            r"^arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/prod-books-api-1/[0-9a-f]{16}$",
+        )
+        .unwrap();
+        assert!(re.is_match(&a.arn), "{}", a.arn);
+        let again = aws.create_target_group(&tg_config("prod-books-api-1")).await.unwrap();
+        assert_eq!(again.arn, a.arn);
+        assert_eq!(aws.target_groups().len(), 1);
+
+        let mut different = tg_config("prod-books-api-1");
+        different.port = 9090;
+        let err = aws.create_target_group(&different).await.unwrap_err();
+        assert_eq!((err.kind, err.code.as_deref()), (ErrorKind::Conflict, Some("DuplicateTargetGroupName")));
+
+        let err = aws.create_target_group(&tg_config("-bad")).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Invalid);
+        assert_eq!(aws.target_group("prod-books-api-1").await.unwrap().map(|t| t.arn), Some(a.arn));
+        assert!(aws.target_group("nope").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_target_group_used_by_a_rule_cannot_be_deleted() {
+        let aws = FakeAws::new();
+        let listener = aws.create_listener();
+        let tg = aws.create_target_group(&tg_config("tg-a")).await.unwrap();
+        let rule = aws.create_rule(&rule_config(&listener, 1, &tg.arn)).await.unwrap();
+        let lb = aws.load_balancer_of(&listener).unwrap();
+        assert_eq!(aws.target_group("tg-a").await.unwrap().unwrap().load_balancer_arns, vec![lb]);
+
+        let err = aws.delete_target_group(&tg.arn).await.unwrap_err();
+        assert_eq!((err.kind, err.code.as_deref()), (ErrorKind::Conflict, Some("ResourceInUse")));
+        aws.delete_rule(&rule.arn).await.unwrap();
+        aws.delete_rule(&rule.arn).await.unwrap(); // missing: success
+        aws.delete_target_group(&tg.arn).await.unwrap();
+        aws.delete_target_group(&tg.arn).await.unwrap();
+        assert!(aws.target_groups().is_empty());
+    }
+
+    #[tokio::test]
+    async fn target_group_attributes_and_tags() {
+        let aws = FakeAws::new();
+        let tg = aws
+            .create_target_group(&TargetGroupConfig { tags: tags(&[("a", "1")]), ..tg_config("tg-a") })
+            .await
+            .unwrap();
+        let attrs = BTreeMap::from([("deregistration_delay.timeout_seconds".to_string(), "30".to_string())]);
+        aws.set_target_group_attributes(&tg.arn, &attrs).await.unwrap();
+        let got = aws.target_group_attributes(&tg.arn).await.unwrap();
+        assert_eq!(got["deregistration_delay.timeout_seconds"], "30");
+        let unknown = BTreeMap::from([("no.such.key".to_string(), "1".to_string())]);
+        assert_eq!(aws.set_target_group_attributes(&tg.arn, &unknown).await.unwrap_err().kind, ErrorKind::Invalid);
+
+        aws.add_tags(&tg.arn, &tags(&[("b", "2")])).await.unwrap();
+        aws.remove_tags(&tg.arn, &["a".into()]).await.unwrap();
+        assert_eq!(Elbv2::tags(&aws, &tg.arn).await.unwrap(), tags(&[("b", "2")]));
+        let missing = format!("{}x", tg.arn);
+        assert_eq!(Elbv2::tags(&aws, &missing).await.unwrap_err().kind, ErrorKind::NotFound);
+    }
+
+    #[tokio::test]
+    async fn fail_next_fires_once_and_fail_always_until_cleared() {
+        let (aws, _, v2) = with_service().await;
+        aws.fail_next("UpdateService", ErrorKind::AccessDenied);
+        let err = aws.update_service(&update(Some(&v2), None)).await.unwrap_err();
+        assert_eq!((err.kind, err.service, err.operation), (ErrorKind::AccessDenied, "ecs", "UpdateService"));
+        assert_eq!(
+            aws.service_snapshot("prod", "books-api").unwrap().deployments.len(),
+            1,
+            "a failed call changes nothing"
+        );
+        aws.update_service(&update(Some(&v2), None)).await.unwrap();
+
+        // Qualified by service: Cloud Map's UpdateService is not ECS's.
+        aws.fail_next("servicediscovery:UpdateService", ErrorKind::Throttled);
+        aws.update_service(&update(None, Some(3))).await.unwrap();
+
+        aws.fail_always("ecs:DescribeServices", ErrorKind::Throttled);
+        for _ in 0..3 {
+            assert_eq!(aws.service("prod", "books-api").await.unwrap_err().kind, ErrorKind::Throttled);
+        }
+        aws.clear_faults();
+        assert!(aws.service("prod", "books-api").await.unwrap().is_some());
+
+        aws.fail_times("DescribeRules", ErrorKind::Transient, 2);
+        let listener = aws.create_listener();
+        assert!(aws.rules(&listener).await.is_err());
+        assert!(aws.rules(&listener).await.is_err());
+        assert!(aws.rules(&listener).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn fail_after_writes_lets_reads_and_n_writes_through() {
+        let aws = FakeAws::new();
+        aws.fail_after_writes(2, ErrorKind::Transient);
+        aws.register_task_definition(&td("prod-a", "i"), &Tags::new()).await.unwrap();
+        aws.list_task_definitions("prod-a").await.unwrap();
+        aws.create_target_group(&tg_config("tg-a")).await.unwrap();
+        aws.service("prod", "x").await.unwrap();
+        let err = aws.register_task_definition(&td("prod-a", "i"), &Tags::new()).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Transient);
+        aws.register_task_definition(&td("prod-a", "i"), &Tags::new()).await.unwrap();
+        assert_eq!(aws.task_definitions("prod-a").len(), 2);
+
+        aws.fail_next("ecr:*", ErrorKind::AccessDenied);
+        aws.service("prod", "x").await.unwrap();
+        assert_eq!(aws.repository(None, "r").await.unwrap_err().kind, ErrorKind::AccessDenied);
+    }
+
+    #[test]
+    fn injected_faults_classify_back_to_their_kind() {
+        let kinds = [
+            ErrorKind::NotFound,
+            ErrorKind::AccessDenied,
+            ErrorKind::Throttled,
+            ErrorKind::Invalid,
+            ErrorKind::Conflict,
+            ErrorKind::Transient,
+            ErrorKind::Other,
+        ];
+        for service in [ECR, ECS, ELB, SD, AAS] {
+            for kind in kinds {
+                let e = injected(service, "Op", kind);
+                assert_eq!(classify_code(e.code.as_deref().unwrap_or_default(), &e.message), kind, "{service} {kind}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_call_log_names_operations_and_counts_reads_and_writes() {
+        let aws = FakeAws::new();
+        let listener = aws.create_listener(); // a test control: not logged
+        let tg = aws.create_target_group(&tg_config("tg-a")).await.unwrap();
+        aws.rules(&listener).await.unwrap();
+        Elbv2::tags(&aws, &tg.arn).await.unwrap();
+        aws.service("prod", "x").await.unwrap();
+        aws.fail_next("RegisterTaskDefinition", ErrorKind::Throttled);
+        let _ = aws.register_task_definition(&td("f", "i"), &Tags::new()).await;
+        let ecr_repo = aws.repository(None, "books-api").await.unwrap();
+        assert!(ecr_repo.is_none());
+
+        let expected = [
+            ("elbv2", "CreateTargetGroup"),
+            ("elbv2", "DescribeRules"),
+            ("elbv2", "DescribeTags"),
+            ("ecs", "DescribeServices"),
+            ("ecs", "RegisterTaskDefinition"),
+            ("ecr", "DescribeRepositories"),
+        ];
+        let expected: Vec<(String, String)> = expected.iter().map(|(s, o)| (s.to_string(), o.to_string())).collect();
+        assert_eq!(aws.calls(), expected);
+        assert_eq!((aws.reads(), aws.writes()), (4, 2));
+        assert_eq!((aws.count("DescribeRules"), aws.count("ecs:DescribeRules")), (1, 0));
+        aws.clear_calls();
+        assert_eq!((aws.calls().len(), aws.reads(), aws.writes()), (0, 0, 0));
+    }
+
+    #[tokio::test]
+    async fn images_resolve_by_tag_and_digest() {
+        let aws = FakeAws::new();
+        let repo =
+            aws.create_repository("books-api", true, TagMutability::Mutable, &tags(&[("o", "x")])).await.unwrap();
+        assert_eq!(repo.uri, "123456789012.dkr.ecr.us-east-1.amazonaws.com/books-api");
+        assert_eq!(repo.arn, "arn:aws:ecr:us-east-1:123456789012:repository/books-api");
+        let err = aws.create_repository("books-api", true, TagMutability::Mutable, &Tags::new()).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Conflict);
+
+        aws.push_image("books-api", "v1", "sha256:aa");
+        aws.push_image("books-api", "latest", "sha256:aa");
+        aws.push_image("books-api", "latest", "sha256:bb"); // mutable: the tag moves
+        assert_eq!(aws.resolve_tag(None, "books-api", "v1").await.unwrap().as_deref(), Some("sha256:aa"));
+        assert_eq!(aws.resolve_tag(None, "books-api", "latest").await.unwrap().as_deref(), Some("sha256:bb"));
+        assert_eq!(aws.resolve_tag(None, "books-api", "v9").await.unwrap(), None);
+        assert!(aws.digest_exists(None, "books-api", "sha256:aa").await.unwrap());
+        assert!(!aws.digest_exists(None, "books-api", "sha256:cc").await.unwrap());
+        assert_eq!(aws.resolve_tag(None, "nope", "v1").await.unwrap_err().kind, ErrorKind::NotFound);
+
+        // Another account's registry.
+        aws.push_image_to("210987654321", "shared/base", "v1", "sha256:dd");
+        assert_eq!(
+            aws.resolve_tag(Some("210987654321"), "shared/base", "v1").await.unwrap().as_deref(),
+            Some("sha256:dd")
+        );
+        assert!(aws.repository(None, "shared/base").await.unwrap().is_none());
+
+        aws.delete_repository("books-api").await.unwrap(); // forced: images go too
+        aws.delete_repository("books-api").await.unwrap();
+        assert!(aws.repository(None, "books-api").await.unwrap().is_none());
+        assert!(aws.images("books-api").is_empty());
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "ImageTagAlreadyExistsException")]
+    async fn an_immutable_tag_cannot_move() {
+        let aws = FakeAws::new();
+        aws.create_repository("books-api", false, TagMutability::Immutable, &Tags::new()).await.unwrap();
+        aws.push_image("books-api", "v1", "sha256:aa");
+        aws.push_image("books-api", "v1", "sha256:bb");
+    }
+
+    #[tokio::test]
+    async fn repository_settings_policy_and_tags() {
+        let aws = FakeAws::new();
+        let repo = aws.create_repository("books-api", false, TagMutability::Immutable, &Tags::new()).await.unwrap();
+        aws.set_scan_on_push("books-api", true).await.unwrap();
+        aws.set_tag_mutability("books-api", TagMutability::Mutable).await.unwrap();
+        let got = aws.repository(None, "books-api").await.unwrap().unwrap();
+        assert!(got.scan_on_push && got.tag_mutability == TagMutability::Mutable);
+        assert_eq!(aws.lifecycle_policy("books-api").await.unwrap(), None);
+        assert_eq!(aws.put_lifecycle_policy("books-api", "{}").await.unwrap_err().kind, ErrorKind::Invalid);
+        let policy = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":5},"action":{"type":"expire"}}]}"#;
+        aws.put_lifecycle_policy("books-api", policy).await.unwrap();
+        assert_eq!(aws.lifecycle_policy("books-api").await.unwrap().as_deref(), Some(policy));
+        Ecr::tag(&aws, &repo.arn, &tags(&[("a", "1"), ("b", "2")])).await.unwrap();
+        Ecr::untag(&aws, &repo.arn, &["a".into()]).await.unwrap();
+        assert_eq!(aws.repository_tags(&repo.arn).await.unwrap(), tags(&[("b", "2")]));
+        assert_eq!(aws.set_scan_on_push("nope", true).await.unwrap_err().kind, ErrorKind::NotFound);
+    }
+
+    #[tokio::test]
+    async fn autoscaling_needs_the_service_and_brings_desired_into_range() {
+        let (aws, _, _) = with_service().await;
+        let target = ScalableTarget { resource_id: "service/prod/books-api".into(), min_capacity: 3, max_capacity: 6 };
+        let missing = ScalableTarget { resource_id: "service/prod/nope".into(), ..target.clone() };
+        assert_eq!(aws.register_scalable_target(&missing).await.unwrap_err().kind, ErrorKind::Invalid);
+        aws.register_scalable_target(&target).await.unwrap();
+        assert_eq!(aws.service_snapshot("prod", "books-api").unwrap().desired_count, 3);
+        assert_eq!(aws.scale_to("prod", "books-api", 10).desired_count, 6);
+
+        let policy = ScalingPolicy { name: "cpu".into(), metric: ScalingMetric::Cpu, target: 60.0 };
+        aws.put_policy(&target.resource_id, &policy).await.unwrap();
+        aws.put_policy(&target.resource_id, &ScalingPolicy { target: 70.0, ..policy.clone() }).await.unwrap();
+        assert_eq!(aws.policies(&target.resource_id).await.unwrap().len(), 1);
+        let bad_label = ScalingPolicy {
+            name: "rps".into(),
+            metric: ScalingMetric::RequestsPerTarget { resource_label: "nonsense".into() },
+            target: 100.0,
+        };
+        assert_eq!(aws.put_policy(&target.resource_id, &bad_label).await.unwrap_err().kind, ErrorKind::Invalid);
+        assert_eq!(aws.put_policy("service/prod/nope", &policy).await.unwrap_err().kind, ErrorKind::NotFound);
+        aws.delete_policy(&target.resource_id, "cpu").await.unwrap();
+        aws.delete_policy(&target.resource_id, "cpu").await.unwrap();
+        aws.deregister_scalable_target(&target.resource_id).await.unwrap();
+        aws.deregister_scalable_target(&target.resource_id).await.unwrap();
+        assert!(aws.scalable_target(&target.resource_id).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_cloud_map_service_with_running_tasks_cannot_be_deleted() {
+        let (aws, _, v2) = with_service().await;
+        let ns = aws.create_namespace("internal.local");
+        assert_eq!(
+            CloudMap::create_service(&aws, "ns-missing", "x", DnsRecordType::Srv, 10, &Tags::new())
+                .await
+                .unwrap_err()
+                .kind,
+            ErrorKind::NotFound
+        );
+        let sd = CloudMap::create_service(&aws, &ns, "books-api", DnsRecordType::Srv, 10, &Tags::new()).await.unwrap();
+        assert!(sd.id.starts_with("srv-") && sd.arn.ends_with(&format!(":service/{}", sd.id)));
+        let dup = CloudMap::create_service(&aws, &ns, "books-api", DnsRecordType::Srv, 10, &Tags::new()).await;
+        assert_eq!(dup.unwrap_err().kind, ErrorKind::Conflict);
+        assert_eq!(aws.find_service(&ns, "books-api").await.unwrap(), Some(sd.clone()));
+
+        let mut u = update(Some(&v2), None);
+        u.registries = Some(vec![Binding { arn: sd.arn.clone(), container: "api".into(), port: 8080 }]);
+        aws.update_service(&u).await.unwrap();
+        aws.complete("prod", "books-api");
+        assert_eq!(aws.instance_count(&sd.arn), 2);
+        let err = CloudMap::delete_service(&aws, &sd.id).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Conflict);
+
+        Ecs::delete_service(&aws, "prod", "books-api").await.unwrap();
+        aws.update_ttl(&sd.id, DnsRecordType::Srv, 60).await.unwrap();
+        assert_eq!(aws.discovery_services()[0].ttl_seconds, 60);
+        CloudMap::delete_service(&aws, &sd.id).await.unwrap();
+        CloudMap::delete_service(&aws, &sd.id).await.unwrap();
+        assert!(aws.find_service(&ns, "books-api").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn the_clock_stamps_deployments_and_events() {
+        let aws = FakeAws::new();
+        let t0 = DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        aws.set_now(t0);
+        let v1 = aws.register_task_definition(&td("prod-books-api", "i@sha256:1"), &Tags::new()).await.unwrap();
+        Ecs::create_service(&aws, &service_config(&v1.arn)).await.unwrap();
+        aws.advance(chrono::Duration::minutes(5));
+        let svc = aws.complete("prod", "books-api");
+        assert_eq!(svc.deployments[0].created_at, Some(t0));
+        assert_eq!(svc.deployments[0].updated_at, Some(t0 + chrono::Duration::minutes(5)));
+        assert_eq!(svc.events[0].created_at, Some(aws.now()));
+    }
+
+    #[tokio::test]
+    async fn clients_share_one_state() {
+        let aws = FakeAws::new();
+        let clients = aws.clients();
+        clients.ecs.register_task_definition(&td("prod-a", "i"), &Tags::new()).await.unwrap();
+        assert_eq!(aws.task_definitions("prod-a").len(), 1);
+        assert_eq!(aws.count("ecs:RegisterTaskDefinition"), 1);
     }
 }
