@@ -16,11 +16,12 @@ use tokio::sync::oneshot;
 use super::AwsError;
 
 type Waiter<V> = oneshot::Sender<Result<Option<V>, AwsError>>;
+type Pending<G, K, V> = Arc<Mutex<HashMap<G, Vec<(K, Waiter<V>)>>>>;
 type Loader<G, K, V> = dyn Fn(G, Vec<K>) -> BoxFuture<'static, Result<HashMap<K, V>, AwsError>> + Send + Sync;
 
 /// Batches loads of keys `K` within a group `G` (a cluster, a registry, a listener) into one call.
 pub struct Batcher<G, K, V> {
-    pending: Arc<Mutex<HashMap<G, Vec<(K, Waiter<V>)>>>>,
+    pending: Pending<G, K, V>,
     loader: Arc<Loader<G, K, V>>,
     max_batch: usize,
     window: Duration,

@@ -76,13 +76,15 @@ impl Default for RetryPolicy {
 }
 
 type Observer = dyn Fn(&CallRecord) + Send + Sync;
+/// Attempts by (service, operation, outcome).
+pub type CallCounts = BTreeMap<(&'static str, &'static str, Outcome), u64>;
 
 /// Shared by every SDK adapter of a process: the limiter, the retry policy and the call counters.
 #[derive(Clone)]
 pub struct Calls {
     limiter: Arc<Limiter>,
     retry: RetryPolicy,
-    counts: Arc<Mutex<BTreeMap<(&'static str, &'static str, Outcome), u64>>>,
+    counts: Arc<Mutex<CallCounts>>,
     observer: Option<Arc<Observer>>,
 }
 
@@ -111,7 +113,7 @@ impl Calls {
     }
 
     /// Attempts so far by (service, operation, outcome).
-    pub fn counts(&self) -> BTreeMap<(&'static str, &'static str, Outcome), u64> {
+    pub fn counts(&self) -> CallCounts {
         self.counts.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 

@@ -108,10 +108,8 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
     if fast {
         observed.image = recorded.map(ImageState::Pinned);
     } else {
-        if owns_repository || matches!(source, ImageSource::Ecr { .. }) {
-            if let ImageSource::Ecr { registry_id, repository } = &source {
-                observed.repository = clients.ecr.repository(registry_id.as_deref(), repository).await?;
-            }
+        if let ImageSource::Ecr { registry_id, repository } = &source {
+            observed.repository = clients.ecr.repository(registry_id.as_deref(), repository).await?;
         }
         if owns_repository && let Some(repo) = &observed.repository {
             observed.repository_tags = Some(clients.ecr.repository_tags(&repo.arn).await?);

@@ -639,18 +639,17 @@ pub fn plan(target: &Target, observed: &Observed, now: DateTime<Utc>) -> Plan {
         if let Some(r) = &revision {
             in_use.insert(r.as_str());
         }
+        // The limit counts every revision kept: the ones in use first, then the newest others.
         let keep = desired.revision_history_limit.saturating_sub(usize::from(revision.is_none()));
-        let mut kept = 0;
-        for td in revisions {
-            if td.status != "ACTIVE" {
+        let active: Vec<_> = revisions.iter().filter(|td| td.status == "ACTIVE").collect();
+        let in_use_count = active.iter().filter(|td| in_use.contains(td.arn.as_str())).count();
+        let mut slots = keep.saturating_sub(in_use_count);
+        for td in active {
+            if in_use.contains(td.arn.as_str()) {
                 continue;
             }
-            if in_use.contains(td.arn.as_str()) || revision.as_deref() == Some(td.arn.as_str()) {
-                kept += 1;
-                continue;
-            }
-            if kept < keep {
-                kept += 1;
+            if slots > 0 {
+                slots -= 1;
             } else {
                 actions.push(Action::DeregisterTaskDefinition { arn: td.arn.clone() });
             }
