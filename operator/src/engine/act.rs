@@ -202,22 +202,8 @@ async fn run(clients: &Clients, action: &Action, out: &mut Outputs, wait: WaitSe
         }
         Action::DeleteRule { arn } => clients.elbv2.delete_rule(arn).await?,
         Action::DeleteService { cluster, name } => {
-            // Scale to zero first so ECS drains the tasks through the (already removed) rule's target
-            // group deregistration delay instead of killing them mid-request.
-            match clients
-                .ecs
-                .update_service(&crate::aws::ServiceUpdate {
-                    cluster: cluster.clone(),
-                    name: name.clone(),
-                    desired_count: Some(0),
-                    ..Default::default()
-                })
-                .await
-            {
-                Ok(_) => {}
-                Err(e) if e.kind == ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
+            // Forced: ECS scales the service to zero and stops its tasks, which drain through the
+            // target group's deregistration delay; no separate scale-down call is needed.
             clients.ecs.delete_service(cluster, name).await?
         }
         Action::WaitServiceGone { cluster, name } => {

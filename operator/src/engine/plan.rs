@@ -271,7 +271,7 @@ pub enum Action {
         /// Rule.
         arn: String,
     },
-    /// Scale the service to zero and delete it.
+    /// Delete the service (forced: ECS scales it to zero and stops its tasks).
     DeleteService {
         /// Cluster.
         cluster: String,

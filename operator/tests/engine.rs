@@ -1,0 +1,244 @@
+//! The engine end to end against the in-memory AWS fakes: the whole lifecycle, convergence after a
+//! crash at every write, and the property that an applied spec plans zero writes.
+
+use chrono::Utc;
+use ecsop::api::ApiDeployment;
+use ecsop::aws::ErrorKind;
+use ecsop::aws::fake::FakeAws;
+use ecsop::engine::act::Quiet;
+use ecsop::engine::desired::Target;
+use ecsop::engine::plan::Phase;
+use ecsop::engine::{Engine, Options, Reconciled};
+use proptest::prelude::*;
+
+const CLUSTER: &str = "api-cluster";
+
+fn digest(n: u8) -> String {
+    format!("sha256:{}", format!("{n:02x}").repeat(32))
+}
+
+/// The full-featured manifest, pointed at the fake's listener and Cloud Map namespace.
+fn resource(fake: &FakeAws, listener: &str, namespace: &str) -> ApiDeployment {
+    let _ = fake;
+    let text = include_str!("valid.yaml")
+        .replace(
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/api-alb/50dc6c495c0c9188/f2f7dc8efc522ab2",
+            listener,
+        )
+        .replace("ns-abcdefgh12345678", namespace);
+    let value: serde_json::Value = serde_yaml::from_str(&text).expect("yaml");
+    ecsop::api::validate_object(&value).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+struct World {
+    fake: FakeAws,
+    engine: Engine,
+    resource: ApiDeployment,
+}
+
+impl World {
+    fn new() -> World {
+        let fake = FakeAws::new();
+        let listener = fake.create_listener();
+        let namespace = fake.create_namespace("svc.local");
+        let resource = resource(&fake, &listener, &namespace);
+        let engine = Engine::new(fake.clients(), "us-east-1");
+        World { fake, engine, resource }
+    }
+
+    fn target(&self) -> Target {
+        self.engine.target(&self.resource)
+    }
+
+    async fn reconcile(&self) -> Result<Reconciled, ecsop::aws::AwsError> {
+        self.engine.reconcile(&self.target(), Options::default(), &Quiet, Utc::now()).await
+    }
+
+    /// From an empty account to Ready: repository first, then the image, then the rollout.
+    async fn deploy(&self) -> Reconciled {
+        let first = self.reconcile().await.expect("first reconcile");
+        assert_eq!(first.report.reason, "ImageNotFound", "{:?}", first.report);
+        self.fake.push_image("books-api", "1.4.2", &digest(1));
+        let created = self.reconcile().await.expect("create");
+        assert_eq!(created.report.phase, Phase::Progressing);
+        self.fake.complete(CLUSTER, "books-api");
+        let ready = self.reconcile().await.expect("after completion");
+        assert_eq!(ready.report.phase, Phase::Ready, "{:?}", ready.report);
+        ready
+    }
+
+    fn active_revisions(&self) -> usize {
+        self.fake.task_definitions("prod-books-api").iter().filter(|t| t.status == "ACTIVE").count()
+    }
+}
+
+#[tokio::test]
+async fn the_whole_lifecycle_creates_rolls_out_and_then_writes_nothing() {
+    let w = World::new();
+    let ready = w.deploy().await;
+    assert!(ready.plan.actions.is_empty(), "{:?}", ready.plan.actions);
+
+    // In sync: zero writes.
+    w.fake.clear_calls();
+    let again = w.reconcile().await.expect("again");
+    assert_eq!(again.report.phase, Phase::Ready);
+    assert_eq!(w.fake.writes(), 0, "{:?}", w.fake.calls());
+
+    // Everything exists once, owned.
+    assert_eq!(w.fake.target_groups().len(), 1);
+    assert_eq!(w.fake.discovery_services().len(), 1);
+    assert_eq!(w.fake.scalable_targets().len(), 1);
+    assert_eq!(w.active_revisions(), 1);
+    let service = w.fake.service_snapshot(CLUSTER, "books-api").expect("service");
+    assert_eq!(service.tags.get("ecsop.io/owner").map(String::as_str), Some("prod/books-api"));
+
+    // A new image: one revision, one service update, then Ready again.
+    let mut w2 = w;
+    w2.fake.push_image("books-api", "1.5.0", &digest(2));
+    w2.resource.spec.image.tag = Some("1.5.0".into());
+    w2.fake.clear_calls();
+    let rolling = w2.reconcile().await.expect("roll");
+    assert_eq!(w2.fake.count("RegisterTaskDefinition"), 1);
+    assert_eq!(w2.fake.count("UpdateService"), 1);
+    assert_eq!(rolling.report.reason, "RolloutStarted");
+    w2.fake.complete(CLUSTER, "books-api");
+    assert_eq!(w2.reconcile().await.expect("done").report.phase, Phase::Ready);
+    assert_eq!(w2.active_revisions(), 2);
+}
+
+#[tokio::test]
+async fn a_crash_after_any_write_converges_without_duplicates() {
+    // How many writes a clean deployment makes (after the image exists).
+    let clean = World::new();
+    clean.reconcile().await.expect("repository");
+    clean.fake.push_image("books-api", "1.4.2", &digest(1));
+    clean.fake.clear_calls();
+    clean.reconcile().await.expect("create");
+    let total = u32::try_from(clean.fake.writes()).expect("count");
+    assert!(total >= 8, "a full deployment makes many writes, got {total}");
+
+    for crash_after in 0..total {
+        let w = World::new();
+        w.reconcile().await.expect("repository");
+        w.fake.push_image("books-api", "1.4.2", &digest(1));
+        w.fake.fail_after_writes(crash_after, ErrorKind::Transient);
+        assert!(w.reconcile().await.is_err(), "the run after write {crash_after} must fail");
+        w.fake.clear_faults();
+        w.reconcile().await.unwrap_or_else(|e| panic!("resume after write {crash_after}: {e}"));
+        w.fake.complete(CLUSTER, "books-api");
+        let done = w.reconcile().await.expect("converged");
+        assert_eq!(done.report.phase, Phase::Ready, "after crash at write {crash_after}: {:?}", done.report);
+        assert_eq!(w.fake.target_groups().len(), 1, "crash at write {crash_after}");
+        assert_eq!(w.fake.discovery_services().len(), 1, "crash at write {crash_after}");
+        assert_eq!(w.active_revisions(), 1, "crash at write {crash_after}");
+        let rules = w.fake.listener_rules(&w.resource.spec.load_balancer.as_ref().expect("lb").listener_arn);
+        assert_eq!(rules.iter().filter(|r| r.priority == Some(10)).count(), 1, "crash at write {crash_after}");
+        w.fake.clear_calls();
+        w.reconcile().await.expect("steady");
+        assert_eq!(w.fake.writes(), 0, "crash at write {crash_after}: {:?}", w.fake.calls());
+    }
+}
+
+#[tokio::test]
+async fn delete_removes_everything_in_order_and_retain_only_untags() {
+    let w = World::new();
+    w.deploy().await;
+    w.fake.clear_calls();
+    w.engine.delete(&w.target(), Options::default(), &Quiet).await.expect("delete");
+    let writes: Vec<String> = w
+        .fake
+        .calls()
+        .into_iter()
+        .map(|(_, op)| op)
+        .filter(|op| !op.starts_with("Describe") && !op.starts_with("List") && !op.starts_with("Get"))
+        .collect();
+    let pos = |op: &str| writes.iter().position(|w| w == op).unwrap_or_else(|| panic!("{op} in {writes:?}"));
+    assert!(pos("DeleteRule") < pos("DeleteService"), "{writes:?}");
+    assert!(pos("DeleteService") < pos("DeleteTargetGroup"), "{writes:?}");
+    assert!(pos("DeleteTargetGroup") < pos("DeleteRepository"), "{writes:?}");
+    assert!(w.fake.target_groups().is_empty());
+    assert!(w.fake.discovery_services().is_empty());
+    assert_eq!(w.active_revisions(), 0);
+    assert!(w.fake.repositories().is_empty());
+    // Again: nothing left, nothing written.
+    w.fake.clear_calls();
+    let actions = w.engine.delete(&w.target(), Options::default(), &Quiet).await.expect("again");
+    assert!(actions.is_empty(), "{actions:?}");
+
+    let mut r = World::new();
+    r.resource.spec.deletion_policy = ecsop::api::DeletionPolicy::Retain;
+    r.deploy().await;
+    r.engine.delete(&r.target(), Options::default(), &Quiet).await.expect("retain");
+    let service = r.fake.service_snapshot(CLUSTER, "books-api").expect("still there");
+    assert_eq!(service.status, "ACTIVE");
+    assert!(!service.tags.contains_key("ecsop.io/owner"), "{:?}", service.tags);
+    let tg = &r.fake.target_groups()[0];
+    assert!(!r.fake.tags_of(&tg.arn).unwrap_or_default().contains_key("ecsop.io/owner"));
+    assert_eq!(r.active_revisions(), 1);
+}
+
+#[tokio::test]
+async fn a_rollback_is_reported_and_never_retried_on_resync() {
+    let mut w = World::new();
+    w.deploy().await;
+    w.fake.push_image("books-api", "2.0.0", &digest(3));
+    w.resource.spec.image.tag = Some("2.0.0".into());
+    w.reconcile().await.expect("roll");
+    w.fake.rollback(CLUSTER, "books-api", "Essential container in task exited");
+    let seen = w.reconcile().await.expect("observe rollback");
+    assert_eq!((seen.report.phase, seen.report.reason.as_str()), (Phase::Stalled, "RolledBack"));
+    // The old deployment completes and the failed one drains away: still RolledBack, no retry.
+    w.fake.complete(CLUSTER, "books-api");
+    w.fake.clear_calls();
+    let later = w.reconcile().await.expect("resync");
+    assert_eq!(later.report.reason, "RolledBack", "{:?}", later.report);
+    assert_eq!(w.fake.count("UpdateService"), 0, "{:?}", w.fake.calls());
+}
+
+fn sizes() -> impl Strategy<Value = (i32, i32)> {
+    prop_oneof![Just((256, 512)), Just((256, 2048)), Just((512, 1024)), Just((1024, 4096)), Just((2048, 8192))]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Whatever the spec, once applied and rolled out, the next reconcile writes nothing and is Ready;
+    /// and after changing it, one more round converges the same way.
+    #[test]
+    fn an_applied_spec_plans_no_writes(
+        (cpu, memory) in sizes(),
+        replicas in 2..6i32,
+        env in proptest::collection::btree_map("[A-Z][A-Z0-9_]{0,8}", "[a-z0-9]{0,12}", 0..4),
+        path in "/[a-z]{1,10}",
+        (cpu2, memory2) in sizes(),
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let mut w = World::new();
+            w.resource.spec.container.cpu = cpu;
+            w.resource.spec.container.memory = memory;
+            w.resource.spec.container.env = env.clone();
+            w.resource.spec.container.env.insert("RUST_LOG".into(), "info".into());
+            w.resource.spec.service.replicas = replicas;
+            if let Some(lb) = w.resource.spec.load_balancer.as_mut() {
+                lb.health_check.path = path.clone();
+            }
+            w.deploy().await;
+            w.fake.clear_calls();
+            let steady = w.reconcile().await.expect("steady");
+            assert_eq!(steady.report.phase, Phase::Ready);
+            assert_eq!(w.fake.writes(), 0, "{:?}", w.fake.calls());
+
+            w.resource.spec.container.cpu = cpu2;
+            w.resource.spec.container.memory = memory2;
+            w.resource.spec.container.env.insert("CHANGED".into(), "yes".into());
+            w.reconcile().await.expect("change");
+            w.fake.complete(CLUSTER, "books-api");
+            w.reconcile().await.expect("settle");
+            w.fake.clear_calls();
+            let after = w.reconcile().await.expect("steady again");
+            assert_eq!(after.report.phase, Phase::Ready, "{:?}", after.report);
+            assert_eq!(w.fake.writes(), 0, "{:?}", w.fake.calls());
+        });
+    }
+}
