@@ -47,8 +47,8 @@ pub struct Common {
     /// A manifest file or a directory of them (multi-document YAML allowed).
     #[arg(short = 'f', long = "filename")]
     pub path: PathBuf,
-    /// How many ApiDeployments to work on at once.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    /// How many ApiDeployments to work on at once (concurrent reads are batched, so more is cheaper).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
 }
 
