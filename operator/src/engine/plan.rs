@@ -516,7 +516,13 @@ pub fn plan(target: &Target, observed: &Observed, now: DateTime<Utc>) -> Plan {
     let image = match &observed.image {
         Some(ImageState::Pinned(p)) => p.clone(),
         Some(ImageState::NotFound(m)) => {
-            return Plan { desired: None, actions, revision: None, assessment: stalled("ImageNotFound", m.clone()) };
+            // The observation predates this plan: say that the repository is being created, and what to push.
+            let m = if actions.iter().any(|a| matches!(a, Action::CreateRepository { .. })) {
+                format!("{m} yet: apply creates it; push {} to it", super::desired::image_source_ref(spec))
+            } else {
+                m.clone()
+            };
+            return Plan { desired: None, actions, revision: None, assessment: stalled("ImageNotFound", m) };
         }
         Some(ImageState::Unresolvable(m)) => {
             return Plan { desired: None, actions, revision: None, assessment: stalled("InvalidSpec", m.clone()) };
