@@ -41,6 +41,15 @@ pub enum Output {
     Json,
 }
 
+/// Log format of `ecsop run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// Flags shared by the commands that talk to AWS.
 #[derive(Debug, clap::Args)]
 pub struct Common {
@@ -110,6 +119,46 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Run the Kubernetes controller: reconcile ApiDeployments continuously.
+    Run {
+        /// Watch only this namespace (default: all namespaces).
+        #[arg(long, env = "ECSOP_NAMESPACE")]
+        namespace: Option<String>,
+        /// Watch only ApiDeployments with these labels (`team=payments,tier!=batch`), to split a fleet
+        /// between several operator instances.
+        #[arg(long, env = "ECSOP_SELECTOR")]
+        selector: Option<String>,
+        /// Address of the admin server (/metrics, /healthz, /readyz).
+        #[arg(long, default_value = "0.0.0.0:8080", env = "ECSOP_ADMIN_ADDR")]
+        admin_addr: std::net::SocketAddr,
+        /// Reconciles running at once.
+        #[arg(long, default_value_t = 16, env = "ECSOP_CONCURRENCY", value_parser = clap::value_parser!(u16).range(1..=1024))]
+        concurrency: u16,
+        /// Resync period of settled ApiDeployments (AWS has no watch; drift is found by looking).
+        #[arg(long, default_value = "5m", env = "ECSOP_RESYNC", value_parser = humantime::parse_duration)]
+        resync: Duration,
+        /// Requeue period while a rollout is in progress.
+        #[arg(long, default_value = "15s", env = "ECSOP_ROLLOUT_POLL", value_parser = humantime::parse_duration)]
+        rollout_poll: Duration,
+        /// Every N-th reconcile of an ApiDeployment re-reads what only changes by hand.
+        #[arg(long, default_value_t = 12, env = "ECSOP_DEEP_EVERY")]
+        deep_every: u32,
+        /// Elect a leader through a Lease so only one replica writes.
+        #[arg(long, env = "ECSOP_LEADER_ELECTION")]
+        leader_election: bool,
+        /// The Lease's name.
+        #[arg(long, default_value = "ecsop-leader", env = "ECSOP_LEASE_NAME")]
+        lease_name: String,
+        /// The Lease's namespace (the pod's own namespace in a cluster).
+        #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+        lease_namespace: String,
+        /// This replica's identity in the Lease (the pod name in a cluster).
+        #[arg(long, env = "POD_NAME")]
+        identity: Option<String>,
+        /// Log format.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "ECSOP_LOG_FORMAT")]
+        log_format: LogFormat,
+    },
     /// Report the state of each ApiDeployment; writes nothing.
     Status {
         /// Manifests and concurrency.
@@ -131,7 +180,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    crate::telemetry::init_cli();
+    match &cli.command {
+        Command::Run { log_format, .. } => crate::telemetry::init_controller(*log_format == LogFormat::Json),
+        _ => crate::telemetry::init_cli(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -191,6 +243,44 @@ async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Delete { common, timeout, dry_run, .. } => {
             let fleet = Fleet::load(&common).await?;
             delete(&fleet, timeout, dry_run).await
+        }
+        Command::Run {
+            namespace,
+            selector,
+            admin_addr,
+            concurrency,
+            resync,
+            rollout_poll,
+            deep_every,
+            leader_election,
+            lease_name,
+            lease_namespace,
+            identity,
+            ..
+        } => {
+            let identity = identity.unwrap_or_else(|| {
+                std::env::var("HOSTNAME").unwrap_or_else(|_| format!("ecsop-{}", std::process::id()))
+            });
+            let config = crate::controller::RunConfig {
+                namespace,
+                selector,
+                admin_addr,
+                concurrency,
+                timing: crate::controller::Timing { resync, rollout_poll, deep_every, ..Default::default() },
+                leader_election: leader_election.then(|| {
+                    (
+                        lease_namespace,
+                        crate::controller::leader::LeaseConfig {
+                            name: lease_name,
+                            identity,
+                            duration: Duration::from_secs(15),
+                            renew_every: Duration::from_secs(5),
+                        },
+                    )
+                }),
+            };
+            crate::controller::run(config).await?;
+            Ok(exit::OK)
         }
         Command::Status { common, output } => {
             let fleet = Fleet::load(&common).await?;

@@ -16,6 +16,12 @@ pub enum Error {
     /// An AWS call failed.
     #[error(transparent)]
     Aws(#[from] AwsError),
+    /// A Kubernetes API call failed.
+    #[error("kubernetes: {0}")]
+    Kube(#[from] kube::Error),
+    /// Adding or removing the finalizer failed.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
     /// Writing output failed.
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
@@ -26,7 +32,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Manifest(_) | Error::Usage(_) => 2,
-            Error::Aws(_) => 4,
+            Error::Aws(_) | Error::Kube(_) | Error::Finalizer(_) => 4,
             Error::Output(_) => 1,
         }
     }
@@ -38,6 +44,7 @@ impl Error {
             Error::Aws(e) if e.kind == ErrorKind::AccessDenied => "access_denied",
             Error::Aws(e) if e.kind == ErrorKind::Throttled => "throttled",
             Error::Aws(_) => "aws",
+            Error::Kube(_) | Error::Finalizer(_) => "kubernetes",
             Error::Output(_) => "output",
         }
     }

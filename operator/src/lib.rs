@@ -3,12 +3,15 @@
 //! One engine, two front ends: the Kubernetes controller (`ecsop run`) and the one-shot CLI
 //! (`ecsop apply|diff|delete|status -f PATH`). See DESIGN.md for the contracts.
 
+pub mod admin;
 pub mod api;
 pub mod aws;
 pub mod cli;
+pub mod controller;
 pub mod engine;
 pub mod error;
 pub mod manifest;
+pub mod metrics;
 pub mod telemetry;
 
 pub use error::{Error, Result};

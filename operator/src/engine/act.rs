@@ -33,6 +33,11 @@ impl Outputs {
 
 /// Told about each write as it happens (the CLI prints, the controller emits Events).
 pub trait Progress: Send + Sync {
+    /// Whether writing may go on; checked before every write (the controller answers false the moment
+    /// it loses its leader lease, so two replicas never both write).
+    fn proceed(&self) -> bool {
+        true
+    }
     /// `action` is about to run.
     fn started(&self, _action: &Action) {}
     /// `action` succeeded.
@@ -67,6 +72,14 @@ pub async fn act(
 ) -> Result<Outputs, AwsError> {
     let mut out = Outputs::default();
     for action in actions {
+        if !progress.proceed() {
+            return Err(AwsError::new(
+                "ecsop",
+                "Act",
+                ErrorKind::Other,
+                "stopped before writing: this replica is not the leader",
+            ));
+        }
         progress.started(action);
         run(clients, action, &mut out, wait).await?;
         progress.done(action);

@@ -1,0 +1,200 @@
+//! Prometheus metrics of the controller, under the `ecsop_` prefix.
+//!
+//! | metric | labels | what |
+//! |---|---|---|
+//! | `ecsop_reconcile_total` | `result` (`success`, `error`) | reconciles |
+//! | `ecsop_reconcile_errors_total` | `kind` | failed reconciles by error kind |
+//! | `ecsop_reconcile_duration_seconds` | | reconcile wall time (histogram) |
+//! | `ecsop_aws_calls_total` | `service`, `operation`, `outcome` (`ok`, `throttled`, error kind) | AWS call attempts |
+//! | `ecsop_rollouts_total` | `outcome` (`completed`, `failed`, `rolled_back`, `deadline_exceeded`) | finished rollouts |
+//! | `ecsop_drift_corrections_total` | | reconciles of an unchanged generation that had to write |
+//! | `ecsop_apideployments` | `ready` (`True`, `False`, `Unknown`) | ApiDeployments by Ready condition |
+//! | `ecsop_leader` | | 1 while this replica holds the lease |
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicI64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::aws::CallRecord;
+
+/// Label set with one `result` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// success or error.
+    pub result: String,
+}
+
+/// Label set with one `kind` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// The error kind.
+    pub kind: String,
+}
+
+/// Labels of an AWS call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    /// Service.
+    pub service: String,
+    /// Operation.
+    pub operation: String,
+    /// ok, throttled or an error kind.
+    pub outcome: String,
+}
+
+/// Label set with one `outcome` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// The outcome.
+    pub outcome: String,
+}
+
+/// Label set with one `ready` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReadyLabel {
+    /// True, False or Unknown.
+    pub ready: String,
+}
+
+/// Every metric of the controller, and the registry that exposes them.
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<ResultLabel, Counter>,
+    errors: Family<KindLabel, Counter>,
+    duration: Histogram,
+    aws_calls: Family<CallLabels, Counter>,
+    rollouts: Family<OutcomeLabel, Counter>,
+    drift: Counter,
+    by_ready: Family<ReadyLabel, Gauge<i64, AtomicI64>>,
+    leader: Gauge<i64, AtomicI64>,
+    ready_of: Mutex<HashMap<String, String>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("ecsop");
+        let reconciles = Family::<ResultLabel, Counter>::default();
+        let errors = Family::<KindLabel, Counter>::default();
+        let duration = Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]);
+        let aws_calls = Family::<CallLabels, Counter>::default();
+        let rollouts = Family::<OutcomeLabel, Counter>::default();
+        let drift = Counter::default();
+        let by_ready = Family::<ReadyLabel, Gauge<i64, AtomicI64>>::default();
+        let leader = Gauge::<i64, AtomicI64>::default();
+        registry.register("reconcile", "Reconciles by result", reconciles.clone());
+        registry.register("reconcile_errors", "Failed reconciles by error kind", errors.clone());
+        registry.register("reconcile_duration_seconds", "Reconcile wall time", duration.clone());
+        registry.register("aws_calls", "AWS call attempts by service, operation and outcome", aws_calls.clone());
+        registry.register("rollouts", "Finished rollouts by outcome", rollouts.clone());
+        registry.register(
+            "drift_corrections",
+            "Reconciles of an unchanged generation that had to write",
+            drift.clone(),
+        );
+        registry.register("apideployments", "ApiDeployments by Ready condition", by_ready.clone());
+        registry.register("leader", "1 while this replica holds the leader lease", leader.clone());
+        Metrics {
+            registry,
+            reconciles,
+            errors,
+            duration,
+            aws_calls,
+            rollouts,
+            drift,
+            by_ready,
+            leader,
+            ready_of: Mutex::default(),
+        }
+    }
+}
+
+impl Metrics {
+    /// A reconcile finished after `seconds`.
+    pub fn reconciled(&self, seconds: f64, error_kind: Option<&str>) {
+        self.duration.observe(seconds);
+        let result = if error_kind.is_some() { "error" } else { "success" };
+        self.reconciles.get_or_create(&ResultLabel { result: result.into() }).inc();
+        if let Some(kind) = error_kind {
+            self.errors.get_or_create(&KindLabel { kind: kind.into() }).inc();
+        }
+    }
+
+    /// An AWS call attempt ended.
+    pub fn aws_call(&self, record: &CallRecord) {
+        self.aws_calls
+            .get_or_create(&CallLabels {
+                service: record.service.into(),
+                operation: record.operation.into(),
+                outcome: record.outcome.label().into(),
+            })
+            .inc();
+    }
+
+    /// A rollout finished with `outcome`.
+    pub fn rollout(&self, outcome: &str) {
+        self.rollouts.get_or_create(&OutcomeLabel { outcome: outcome.into() }).inc();
+    }
+
+    /// A reconcile corrected drift.
+    pub fn drift_corrected(&self) {
+        self.drift.inc();
+    }
+
+    /// `key` (namespace/name) now has Ready=`ready`; `None` when it is gone.
+    pub fn set_ready(&self, key: &str, ready: Option<&str>) {
+        let mut map = self.ready_of.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = map.remove(key) {
+            self.by_ready.get_or_create(&ReadyLabel { ready: old }).dec();
+        }
+        if let Some(new) = ready {
+            self.by_ready.get_or_create(&ReadyLabel { ready: new.into() }).inc();
+            map.insert(key.to_string(), new.to_string());
+        }
+    }
+
+    /// Whether this replica leads.
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_render_with_the_prefix_and_labels() {
+        let m = Metrics::default();
+        m.reconciled(0.02, None);
+        m.reconciled(0.5, Some("throttled"));
+        m.rollout("rolled_back");
+        m.set_ready("prod/a", Some("True"));
+        m.set_ready("prod/b", Some("False"));
+        m.set_ready("prod/b", Some("True"));
+        m.set_leader(true);
+        let text = m.render();
+        assert!(text.contains("ecsop_reconcile_total{result=\"success\"} 1"), "{text}");
+        assert!(text.contains("ecsop_reconcile_errors_total{kind=\"throttled\"} 1"), "{text}");
+        assert!(text.contains("ecsop_rollouts_total{outcome=\"rolled_back\"} 1"), "{text}");
+        assert!(text.contains("ecsop_apideployments{ready=\"True\"} 2"), "{text}");
+        assert!(text.contains("ecsop_apideployments{ready=\"False\"} 0"), "{text}");
+        assert!(text.contains("ecsop_leader 1"), "{text}");
+        assert!(text.contains("ecsop_reconcile_duration_seconds_bucket"), "{text}");
+    }
+}
