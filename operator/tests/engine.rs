@@ -242,3 +242,29 @@ proptest! {
         });
     }
 }
+
+#[tokio::test]
+async fn dropping_the_load_balancer_removes_the_rule_and_target_group_instead_of_orphaning_them() {
+    let mut w = World::new();
+    // Request-count autoscaling needs the load balancer; keep CPU only.
+    w.resource.spec.service.autoscaling.as_mut().expect("autoscaling").target_requests_per_target = None;
+    w.deploy().await;
+    let listener = w.resource.spec.load_balancer.as_ref().expect("lb").listener_arn.clone();
+    assert_eq!(w.fake.target_groups().len(), 1);
+    w.resource.spec.load_balancer = None;
+    w.fake.clear_calls();
+    w.reconcile().await.expect("drop the load balancer");
+    let ops: Vec<String> = w.fake.calls().into_iter().map(|(_, op)| op).collect();
+    let pos = |op: &str| ops.iter().position(|o| o == op).unwrap_or_else(|| panic!("{op} in {ops:?}"));
+    assert!(pos("DeleteRule") < pos("UpdateService") && pos("UpdateService") < pos("DeleteTargetGroup"), "{ops:?}");
+    assert!(w.fake.target_groups().is_empty());
+    assert!(w.fake.listener_rules(&listener).iter().all(|r| r.priority.is_none()), "only the default rule is left");
+    let service = w.fake.service_snapshot(CLUSTER, "books-api").expect("service");
+    assert!(service.load_balancers.is_empty());
+    w.fake.complete(CLUSTER, "books-api");
+    w.reconcile().await.expect("settle");
+    w.fake.clear_calls();
+    let steady = w.reconcile().await.expect("steady");
+    assert_eq!(steady.report.phase, Phase::Ready, "{:?}", steady.report);
+    assert_eq!(w.fake.writes(), 0, "{:?}", w.fake.calls());
+}

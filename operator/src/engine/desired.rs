@@ -364,6 +364,8 @@ pub mod service_tags {
     pub const IMAGE_SOURCE: &str = "ecsop.io/image-source";
     /// A revision whose rollout failed or was rolled back; not retried until the spec changes.
     pub const FAILED_REVISION: &str = "ecsop.io/failed-revision";
+    /// The listener the owned rule was put on, to find it again when the spec moves or drops it.
+    pub const LISTENER: &str = "ecsop.io/listener";
 }
 
 /// Ownership tags plus `extra`.

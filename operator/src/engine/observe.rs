@@ -56,6 +56,8 @@ pub struct Observed {
     pub target_group_attributes: Option<BTreeMap<String, String>>,
     /// Every rule of the listener, when there is a load balancer.
     pub listener_rules: Option<Vec<Rule>>,
+    /// Our rules on a listener the spec no longer names (moved or removed), to delete.
+    pub stale_rules: Vec<Rule>,
     /// The Cloud Map service with our name.
     pub discovery: Option<DiscoveryService>,
     /// Its tags, when read.
@@ -143,8 +145,11 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
         }
     }
 
-    // 3. Load balancing: the target group by name (batched), the listener's rules (shared).
-    if let Some(lb) = &spec.load_balancer {
+    // 3. Load balancing: the target group by name (batched), the listener's rules (shared). When the
+    //    spec moved to another listener or dropped the load balancer, our rule on the old listener
+    //    (recorded on the service) is found too, so it can be removed instead of orphaned.
+    let recorded_listener = observed.service.as_ref().and_then(|s| s.tags.get(service_tags::LISTENER)).cloned();
+    if spec.load_balancer.is_some() || !fast {
         observed.target_group = clients.elbv2.target_group(&names.target_group()).await?;
         if let Some(tg) = &observed.target_group
             && !fast
@@ -152,7 +157,21 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
             observed.target_group_tags = Some(clients.elbv2.tags(&tg.arn).await?);
             observed.target_group_attributes = Some(clients.elbv2.target_group_attributes(&tg.arn).await?);
         }
+    }
+    if let Some(lb) = &spec.load_balancer {
         observed.listener_rules = Some(clients.elbv2.rules(&lb.listener_arn).await?);
+    }
+    let wanted_listener = spec.load_balancer.as_ref().map(|lb| lb.listener_arn.as_str());
+    if !fast
+        && let (Some(old), Some(tg)) = (recorded_listener, &observed.target_group)
+        && Some(old.as_str()) != wanted_listener
+    {
+        let rules = match clients.elbv2.rules(&old).await {
+            Ok(rules) => rules,
+            Err(e) if e.kind == ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        observed.stale_rules = rules.into_iter().filter(|r| r.target_groups.iter().any(|a| a == &tg.arn)).collect();
     }
 
     // 4. Hidden state: Cloud Map and autoscaling.

@@ -549,6 +549,15 @@ pub fn plan(target: &Target, observed: &Observed, now: DateTime<Utc>) -> Plan {
         }
     };
 
+    // Our rule on a listener the spec left goes first: a target group serves one load balancer only,
+    // so the rule on a new listener (possibly of another load balancer) can only follow it.
+    let owns_tg = observed.target_group_tags.as_ref().is_some_and(|t| is_owned(t, names));
+    if owns_tg {
+        for rule in &observed.stale_rules {
+            actions.push(Action::DeleteRule { arn: rule.arn.clone() });
+        }
+    }
+
     // Target group and rule.
     let tg_ref = desired.target_group.as_ref().map(|tg| plan_target_group(names, tg, observed, &mut actions));
     if let (Some(rule), Some(tg_ref)) = (&desired.rule, &tg_ref) {
@@ -577,6 +586,15 @@ pub fn plan(target: &Target, observed: &Observed, now: DateTime<Utc>) -> Plan {
         names,
         &mut actions,
     );
+
+    // The load balancer was dropped from the spec: the service is unbound above; the owned target
+    // group goes after it.
+    if desired.target_group.is_none()
+        && owns_tg
+        && let Some(tg) = &observed.target_group
+    {
+        actions.push(Action::DeleteTargetGroup { arn: tg.arn.clone() });
+    }
 
     // Autoscaling.
     if let Some(scaling) = &desired.scaling {
@@ -667,6 +685,9 @@ pub fn plan(target: &Target, observed: &Observed, now: DateTime<Utc>) -> Plan {
     tags.insert(service_tags::APPLIED_HASH.into(), desired.hash());
     tags.insert(service_tags::IMAGE.into(), image.reference());
     tags.insert(service_tags::IMAGE_SOURCE.into(), super::desired::image_source_ref(spec));
+    if let Some(rule) = &desired.rule {
+        tags.insert(service_tags::LISTENER.into(), rule.listener_arn.clone());
+    }
     if rollout.state == RolloutState::RolledBack
         && let Some(r) = &revision
     {
@@ -711,6 +732,7 @@ fn conflict(target: &Target, observed: &Observed) -> Option<String> {
         return Some(format!("ECR repository {} exists and is not owned by {owner}{adopt}", repo.name));
     }
     if let (Some(tg), Some(tags)) = (&observed.target_group, &observed.target_group_tags)
+        && target.spec.load_balancer.is_some()
         && !is_owned(tags, names)
     {
         return Some(format!("target group {} exists and is not owned by {owner}{adopt}", tg.name));
@@ -1095,6 +1117,7 @@ pub fn teardown(target: &Target, observed: &Observed) -> Vec<Action> {
                     service_tags::IMAGE,
                     service_tags::IMAGE_SOURCE,
                     service_tags::FAILED_REVISION,
+                    service_tags::LISTENER,
                 ]
                 .map(String::from),
             );
