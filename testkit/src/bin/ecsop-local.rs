@@ -93,7 +93,14 @@ async fn deploy(account: &Account, net: &Network, path: &Path, previous: Option<
         .spawn()?;
     let steps = [Drive::Progress { running: Some(1) }, Drive::Complete];
     let driven = account
-        .drive_next_rollout(&net.cluster, "books-api", previous, &steps, Duration::from_millis(1500), Duration::from_secs(60))
+        .drive_next_rollout(
+            &net.cluster,
+            "books-api",
+            previous,
+            &steps,
+            Duration::from_millis(1500),
+            Duration::from_secs(60),
+        )
         .await?;
     let status = tokio::task::spawn_blocking(move || child.wait()).await??;
     if status.code() != Some(0) {
