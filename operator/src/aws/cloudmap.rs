@@ -10,6 +10,7 @@ use sdk::types::{
 };
 
 use super::calls::{self, Calls};
+use super::error::MissingOk;
 use super::{AwsError, AwsResult, CloudMap, DiscoveryService, ErrorKind, Tags};
 use crate::api::DnsRecordType;
 
@@ -235,15 +236,10 @@ impl CloudMap for SdkCloudMap {
 
     async fn delete_service(&self, id: &str) -> AwsResult<()> {
         const OP: &str = "DeleteService";
-        let result = self
-            .calls
+        self.calls
             .run(SERVICE, OP, || async { self.client.delete_service().id(id).send().await.map_err(sdk_err(OP)) })
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
+            .await
+            .missing_ok()
     }
 
     async fn tag(&self, arn: &str, tags: &Tags) -> AwsResult<()> {

@@ -17,6 +17,7 @@ use sdk::types::{
 
 use super::batch::Batcher;
 use super::calls::{self, Calls};
+use super::error::MissingOk;
 use super::{
     AwsError, AwsResult, Elbv2, ErrorKind, Rule, RuleConfig, Tags, TargetGroup, TargetGroupConfig, TargetGroupHealth,
 };
@@ -403,17 +404,12 @@ impl Elbv2 for SdkElbv2 {
 
     async fn delete_target_group(&self, arn: &str) -> AwsResult<()> {
         const OP: &str = "DeleteTargetGroup";
-        let result = self
-            .calls
+        self.calls
             .run(SERVICE, OP, || async {
                 self.client.delete_target_group().target_group_arn(arn).send().await.map_err(sdk_err(OP))
             })
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
+            .await
+            .missing_ok()
     }
 
     async fn rules(&self, listener_arn: &str) -> AwsResult<Vec<Rule>> {
@@ -484,15 +480,10 @@ impl Elbv2 for SdkElbv2 {
 
     async fn delete_rule(&self, arn: &str) -> AwsResult<()> {
         const OP: &str = "DeleteRule";
-        let result = self
-            .calls
+        self.calls
             .run(SERVICE, OP, || async { self.client.delete_rule().rule_arn(arn).send().await.map_err(sdk_err(OP)) })
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
+            .await
+            .missing_ok()
     }
 
     async fn add_tags(&self, arn: &str, tags: &Tags) -> AwsResult<()> {

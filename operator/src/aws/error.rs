@@ -99,6 +99,22 @@ impl AwsError {
     }
 }
 
+/// Deletes and deregistrations treat "already gone" as done.
+pub trait MissingOk {
+    /// `Ok(())` on success or on a NotFound error; other errors pass through.
+    fn missing_ok(self) -> Result<(), AwsError>;
+}
+
+impl<T> MissingOk for Result<T, AwsError> {
+    fn missing_ok(self) -> Result<(), AwsError> {
+        match self {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 fn render_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
