@@ -168,7 +168,7 @@ struct Rendered {
     files: BTreeMap<String, String>,
     /// Messages of `fail` calls of the chart itself (configuration errors).
     fails: Vec<String>,
-    /// Lint findings: (severity, path). Helm: 1 info, 2 warning, 4 error.
+    /// Lint findings: (severity, path). Helm: 1 info, 2 warning, 3 error.
     findings: Vec<(i64, String)>,
     log: String,
 }
@@ -221,6 +221,8 @@ const VARIANTS: &[(&str, &str)] = &[
          serviceAccount: {annotations: {eks.amazonaws.com/role-arn: 'arn:aws:iam::123456789012:role/ecsop'}}\n",
     ),
     ("two-writers", "replicas: 2\nleaderElection: {enabled: false}\n"),
+    // Refused by values.schema.json.
+    ("invalid-values", "logFormat: xml\nconcurrency: 0\nresync: soon\n"),
 ];
 
 type Renders = (Vec<(i64, String)>, BTreeMap<String, Rendered>);
@@ -284,9 +286,8 @@ fn render_all() -> Renders {
         let files: BTreeMap<String, String> = serde_json::from_value(r["rendered"].clone()).expect("rendered");
         let fails: Vec<String> = serde_json::from_value(r["fails"].clone()).expect("fails");
         let log = r["log"].as_str().unwrap_or("").to_string();
-        assert_eq!(
-            files.len(),
-            templates.len(),
+        assert!(
+            name.starts_with("invalid") || files.len() == templates.len(),
             "variant {name}: expected {} rendered templates, got {:?}; Helm's log:\n{log}",
             templates.len(),
             files.keys().collect::<Vec<_>>()
@@ -360,7 +361,7 @@ fn assert_lint_clean(what: &str, findings: &[(i64, String)], log: &str) {
     let bad: Vec<_> = findings.iter().filter(|(severity, _)| *severity >= 2).collect();
     assert!(
         bad.is_empty(),
-        "helm lint of {what} found warnings or errors (severity 2 warning, 4 error) in {bad:?}; run `helm lint \
+        "helm lint of {what} found warnings or errors (severity 2 warning, 3 error) in {bad:?}; run `helm lint \
          --strict charts/ecsop` for the text. Helm's log:\n{log}"
     );
 }
@@ -368,7 +369,7 @@ fn assert_lint_clean(what: &str, findings: &[(i64, String)], log: &str) {
 #[test]
 fn helm_lint_passes() {
     assert_lint_clean("charts/ecsop", pristine_lint(), "");
-    for (name, _) in VARIANTS {
+    for (name, _) in VARIANTS.iter().filter(|(n, _)| !n.starts_with("invalid")) {
         let r = rendered(name);
         assert_lint_clean(&format!("charts/ecsop with the {name} values"), &r.findings, &r.log);
     }
@@ -376,8 +377,8 @@ fn helm_lint_passes() {
 }
 
 #[test]
-fn values_schema_and_notes_render() {
-    for (name, _) in VARIANTS.iter().filter(|(n, _)| *n != "two-writers") {
+fn every_configuration_renders_with_its_notes() {
+    for (name, _) in VARIANTS.iter().filter(|(n, _)| *n != "two-writers" && !n.starts_with("invalid")) {
         let r = rendered(name);
         assert!(r.fails.is_empty(), "variant {name} fails: {:?}", r.fails);
         let notes = &r.files["NOTES.txt"];
@@ -385,6 +386,16 @@ fn values_schema_and_notes_render() {
     }
     assert!(
         rendered("scoped").files["NOTES.txt"].contains("ApiDeployments of namespace team-a labelled team=payments")
+    );
+}
+
+#[test]
+fn values_outside_the_schema_fail_lint() {
+    let r = rendered("invalid-values");
+    assert!(
+        r.findings.iter().any(|(severity, path)| *severity >= 3 && path == "values.yaml"),
+        "logFormat: xml, concurrency: 0 and resync: soon must fail values.schema.json; findings: {:?}",
+        r.findings
     );
 }
 
@@ -638,7 +649,7 @@ fn cli_env() -> BTreeSet<String> {
 #[test]
 fn deployment_is_locked_down_and_configured_from_values() {
     let cli = cli_env();
-    for (name, _) in VARIANTS.iter().filter(|(n, _)| *n != "two-writers") {
+    for (name, _) in VARIANTS.iter().filter(|(n, _)| *n != "two-writers" && !n.starts_with("invalid")) {
         let deployment = rendered(name).one("Deployment");
         let pod = at(&deployment, &["spec", "template", "spec"]).expect("pod spec");
         let containers = at(pod, &["containers"]).and_then(Yaml::as_sequence).expect("containers");
