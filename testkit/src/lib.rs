@@ -20,10 +20,12 @@
 
 mod fixture;
 mod images;
+mod kube;
 mod server;
 
 pub use fixture::Network;
 pub use images::DeploymentView;
+pub use kube::{FakeKube, FakeKubeOptions, KubeRequest, KubeStatus};
 pub use server::{Account, Call, Drive, Fault, FaultKind, Moto};
 
 /// Errors of the harness itself (not of the AWS calls made through it).

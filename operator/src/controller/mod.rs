@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures::StreamExt;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action as Requeue, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{self, Event as Finalize};
@@ -479,6 +479,10 @@ pub struct RunConfig {
 
 /// Run the controller until SIGTERM or Ctrl-C.
 pub async fn run(config: RunConfig) -> Result<(), Error> {
+    // Both rustls providers are compiled in (ring through kube and reqwest, aws-lc-rs through the AWS
+    // SDK), so rustls cannot pick a process default and the kube client would panic. The AWS SDK
+    // passes its provider explicitly; kube takes the process default.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = kube::Client::try_default().await?;
     let base = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
     let default_region = base.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
@@ -529,17 +533,17 @@ pub async fn run_until(
         wait_shutdown(shutdown.clone()),
     ));
 
-    let (leader, gained_rx) = match &config.leader_election {
+    let (leader, gained_rx, lease_task) = match &config.leader_election {
         None => {
             metrics.set_leader(true);
-            (LeaderState::always(), None)
+            (LeaderState::always(), None, None)
         }
         Some((namespace, lease)) => {
             let state = LeaderState::contender();
             let api = Api::namespaced(client.clone(), namespace);
             let (gained_tx, gained_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
             let m = metrics.clone();
-            tokio::spawn(leader::run(
+            let task = tokio::spawn(leader::run(
                 api,
                 lease.clone(),
                 state.clone(),
@@ -551,7 +555,7 @@ pub async fn run_until(
                 },
                 shutdown.clone(),
             ));
-            (state, Some(gained_rx))
+            (state, Some(gained_rx), Some(task))
         }
     };
 
@@ -568,17 +572,34 @@ pub async fn run_until(
         instance: config.leader_election.as_ref().map(|(_, l)| l.identity.clone()),
     };
     let ctx = Context::new(client, engines, metrics, leader, reporter, config.timing.clone());
+    let probe = api.clone();
     let mut controller = Controller::new(api, watch_config)
         .with_config(ControllerConfig::default().concurrency(config.concurrency))
         .graceful_shutdown_on(wait_shutdown(shutdown.clone()));
     if let Some(rx) = gained_rx {
         controller = controller.reconcile_all_on(tokio_stream_from(rx));
     }
-    let store = controller.store();
+    // Ready after the first successful list of ApiDeployments. Not `controller.store().wait_until_ready()`:
+    // kube-runtime's store readiness keeps only the last waiter's waker, so a second waiter beside the
+    // controller's own is never woken (readyz stayed 503) or takes the controller's wake-up away.
     let ready = readiness.clone();
+    let list = ListParams { label_selector: config.selector.clone(), limit: Some(1), ..Default::default() };
+    let mut stopping = shutdown.clone();
     tokio::spawn(async move {
-        if store.wait_until_ready().await.is_ok() {
-            ready.set(true);
+        loop {
+            match probe.list(&list).await {
+                Ok(_) => {
+                    if !*stopping.borrow() {
+                        ready.set(true);
+                    }
+                    return;
+                }
+                Err(e) => tracing::debug!(error = %e, "listing ApiDeployments for readiness"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = stopping.changed() => return,
+            }
         }
     });
     let not_ready = readiness.clone();
@@ -602,6 +623,13 @@ pub async fn run_until(
         .await;
     readiness.set(false);
     let _ = admin.await;
+    // Let the lease task release the lease: the process exits when this returns, taking unfinished
+    // tasks with it, and a lease left held blocks the next leader for a whole lease duration.
+    if let Some(task) = lease_task
+        && tokio::time::timeout(Duration::from_secs(5), task).await.is_err()
+    {
+        tracing::warn!("releasing the lease did not finish in time");
+    }
     Ok(())
 }
 
