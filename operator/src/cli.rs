@@ -57,7 +57,7 @@ pub struct Common {
     #[arg(short = 'f', long = "filename")]
     pub path: PathBuf,
     /// How many ApiDeployments to work on at once (concurrent reads are batched, so more is cheaper).
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
 }
 

@@ -88,8 +88,30 @@ impl Observed {
 pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<Observed, AwsError> {
     let spec = &target.spec;
     let names = &target.names;
-    let mut observed =
-        Observed { service: clients.ecs.service(&spec.cluster, names.service()).await?, ..Default::default() };
+    // The reads every observation needs start together: concurrent reconciles then meet in the same
+    // batches (DescribeServices by 10, DescribeTargetGroups by 20, one DescribeRules per listener).
+    let lb = spec.load_balancer.as_ref();
+    let (service, target_group, listener_rules) = futures::join!(
+        clients.ecs.service(&spec.cluster, names.service()),
+        async {
+            match lb {
+                Some(_) => clients.elbv2.target_group(&names.target_group()).await,
+                None => Ok(None),
+            }
+        },
+        async {
+            match lb {
+                Some(lb) => clients.elbv2.rules(&lb.listener_arn).await.map(Some),
+                None => Ok(None),
+            }
+        },
+    );
+    let mut observed = Observed {
+        service: service?,
+        target_group: target_group?,
+        listener_rules: listener_rules?,
+        ..Default::default()
+    };
 
     // 1. The image, from what the service records when the spec still names the same image.
     let source = ImageSource::parse(&spec.image.repository);
@@ -145,21 +167,19 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
         }
     }
 
-    // 3. Load balancing: the target group by name (batched), the listener's rules (shared). When the
+    // 3. Load balancing (target group and rules were read above). When the
     //    spec moved to another listener or dropped the load balancer, our rule on the old listener
     //    (recorded on the service) is found too, so it can be removed instead of orphaned.
     let recorded_listener = observed.service.as_ref().and_then(|s| s.tags.get(service_tags::LISTENER)).cloned();
-    if spec.load_balancer.is_some() || !fast {
+    if lb.is_none() && !fast {
+        // No load balancer wanted: one of ours may be left from before.
         observed.target_group = clients.elbv2.target_group(&names.target_group()).await?;
-        if let Some(tg) = &observed.target_group
-            && !fast
-        {
-            observed.target_group_tags = Some(clients.elbv2.tags(&tg.arn).await?);
-            observed.target_group_attributes = Some(clients.elbv2.target_group_attributes(&tg.arn).await?);
-        }
     }
-    if let Some(lb) = &spec.load_balancer {
-        observed.listener_rules = Some(clients.elbv2.rules(&lb.listener_arn).await?);
+    if let Some(tg) = &observed.target_group
+        && !fast
+    {
+        observed.target_group_tags = Some(clients.elbv2.tags(&tg.arn).await?);
+        observed.target_group_attributes = Some(clients.elbv2.target_group_attributes(&tg.arn).await?);
     }
     let wanted_listener = spec.load_balancer.as_ref().map(|lb| lb.listener_arn.as_str());
     if !fast
