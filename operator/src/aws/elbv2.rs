@@ -31,6 +31,8 @@ const MAX_NAMES: usize = 20;
 const MAX_TAG_ARNS: usize = 20;
 /// Target groups per page when listing them all.
 const LIST_PAGE_SIZE: i32 = 400;
+/// DescribeRules page size: the largest AWS accepts, so a full listener is one call.
+const RULES_PAGE: i32 = 400;
 
 /// [`Elbv2`] through the AWS SDK.
 pub struct SdkElbv2 {
@@ -216,7 +218,8 @@ async fn load_rules(client: &sdk::Client, calls: &Calls, listener_arn: &str) -> 
     loop {
         let out = calls
             .run(SERVICE, OP, || {
-                let request = client.describe_rules().listener_arn(listener_arn).set_marker(marker.clone());
+                let request =
+                    client.describe_rules().listener_arn(listener_arn).page_size(RULES_PAGE).set_marker(marker.clone());
                 async move { request.send().await.map_err(sdk_err(OP)) }
             })
             .await?;
