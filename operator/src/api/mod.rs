@@ -13,8 +13,21 @@ use kube::CustomResourceExt;
 
 /// The CustomResourceDefinition as YAML, exactly as committed in `crds/apideployments.ecsop.io.yaml`.
 pub fn crd_yaml() -> String {
-    let crd = ApiDeployment::crd();
-    // serde_yaml renders deterministically (struct order, sorted maps), so the committed file can be
-    // compared byte for byte.
-    serde_yaml::to_string(&crd).unwrap_or_else(|e| format!("# failed to render the CRD: {e}\n"))
+    let crd = serde_json::to_value(ApiDeployment::crd()).unwrap_or(serde_json::Value::Null);
+    // Keys sorted at every level: serde_json keeps insertion order when any crate in the build enables
+    // its `preserve_order` feature (Cargo unifies features across a workspace build), and the committed
+    // file must not depend on which crates were built together.
+    serde_yaml::to_string(&sorted(crd)).unwrap_or_else(|e| format!("# failed to render the CRD: {e}\n"))
+}
+
+fn sorted(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<(String, serde_json::Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(sorted).collect()),
+        other => other,
+    }
 }
