@@ -337,18 +337,7 @@ impl Progress for Printer {
         if self.quiet || matches!(action, Action::TagService { .. }) {
             return;
         }
-        let changes = action
-            .changes()
-            .iter()
-            .map(|c| {
-                if c.from == "-" {
-                    format!("{}={}", c.field, c.to)
-                } else {
-                    format!("{}: {} -> {}", c.field, c.from, c.to)
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
+        let changes = action.change_summary();
         let sep = if changes.is_empty() { "" } else { ": " };
         eprintln!("{}: {} {}{sep}{changes}", self.name, action.verb(), action.subject());
     }

@@ -9,6 +9,7 @@ use sdk::types::{
 };
 
 use super::calls::{self, Calls};
+use super::error::MissingOk;
 use super::{Autoscaling, AwsError, AwsResult, ErrorKind, ScalableTarget, ScalingMetric, ScalingPolicy};
 
 const SERVICE: &str = "application-autoscaling";
@@ -51,11 +52,7 @@ fn build_err(operation: &'static str) -> impl FnOnce(sdk::error::BuildError) -> 
 
 /// Missing is success.
 fn ignore_not_found<T>(result: AwsResult<T>) -> AwsResult<()> {
-    match result {
-        Ok(_) => Ok(()),
-        Err(e) if e.is_not_found() => Ok(()),
-        Err(e) => Err(e),
-    }
+    result.missing_ok()
 }
 
 /// The predefined metric of a policy, as AWS takes it.

@@ -359,14 +359,7 @@ async fn cleanup(obj: Arc<ApiDeployment>, ctx: &Context) -> Result<Requeue, Erro
 
 /// An event's reason and note for a write.
 pub fn describe(action: &Action) -> (&'static str, String) {
-    let changes = action
-        .changes()
-        .iter()
-        .map(|c| {
-            if c.from == "-" { format!("{}={}", c.field, c.to) } else { format!("{}: {} -> {}", c.field, c.from, c.to) }
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
+    let changes = action.change_summary();
     let note = if changes.is_empty() { action.subject() } else { format!("{}: {changes}", action.subject()) };
     let reason = match action {
         Action::RegisterTaskDefinition { .. } => "RevisionRegistered",

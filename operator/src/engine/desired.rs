@@ -95,6 +95,18 @@ pub struct RepositoryState {
     pub lifecycle_policy: Option<String>,
 }
 
+impl RepositoryState {
+    /// The repository `spec` owns (`ecr.create`), if any.
+    pub fn of(spec: &ApiDeploymentSpec) -> Option<RepositoryState> {
+        spec.ecr.as_ref().filter(|e| e.create).map(|e| RepositoryState {
+            name: spec.image.repository.clone(),
+            scan_on_push: e.scan_on_push,
+            tag_mutability: e.tag_mutability,
+            lifecycle_policy: e.keep_last_images.map(lifecycle_policy),
+        })
+    }
+}
+
 /// The owned target group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TargetGroupState {
@@ -233,12 +245,7 @@ impl Desired {
         let names = &target.names;
         let task_definition = TaskDefinition::render(names, spec, &image.reference(), &target.region);
         let task_definition_hash = task_definition.content_hash();
-        let repository = spec.ecr.as_ref().filter(|e| e.create).map(|e| RepositoryState {
-            name: spec.image.repository.clone(),
-            scan_on_push: e.scan_on_push,
-            tag_mutability: e.tag_mutability,
-            lifecycle_policy: e.keep_last_images.map(lifecycle_policy),
-        });
+        let repository = RepositoryState::of(spec);
         let target_group = spec.load_balancer.as_ref().map(|lb| TargetGroupState {
             name: names.target_group(),
             vpc_id: lb.vpc_id.clone(),

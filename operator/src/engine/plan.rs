@@ -385,6 +385,22 @@ impl Action {
         }
     }
 
+    /// The changes on one line (`field=new` for new fields, `field: old -> new` otherwise), for progress
+    /// output and Events.
+    pub fn change_summary(&self) -> String {
+        self.changes()
+            .iter()
+            .map(|c| {
+                if c.from == "-" {
+                    format!("{}={}", c.field, c.to)
+                } else {
+                    format!("{}: {} -> {}", c.field, c.from, c.to)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The field-level changes, for `diff`.
     pub fn changes(&self) -> Vec<Change> {
         match self {
@@ -503,12 +519,7 @@ pub fn plan(target: &Target, observed: &Observed, now: DateTime<Utc>) -> Plan {
     }
 
     // The repository comes before the image: owning it lets a pipeline push the first image.
-    let owned_repo = spec.ecr.as_ref().filter(|e| e.create).map(|e| RepositoryState {
-        name: spec.image.repository.clone(),
-        scan_on_push: e.scan_on_push,
-        tag_mutability: e.tag_mutability,
-        lifecycle_policy: e.keep_last_images.map(super::desired::lifecycle_policy),
-    });
+    let owned_repo = RepositoryState::of(spec);
     if let Some(repo) = &owned_repo {
         plan_repository(names, repo, observed, &mut actions);
     }
