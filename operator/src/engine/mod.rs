@@ -117,17 +117,7 @@ impl Engine {
     pub async fn observe_owned(&self, target: &Target) -> Result<Observed, AwsError> {
         let mut observed = observe::observe(&self.clients, target, true).await?;
         if observed.revisions.is_none() {
-            let family = target.names.family();
-            let mut revisions = Vec::new();
-            for arn in self.clients.ecs.list_task_definitions(&family).await? {
-                match self.clients.ecs.task_definition(&arn).await {
-                    Ok(td) if desired::is_owned(&td.tags, &target.names) => revisions.push(td),
-                    Ok(_) => {}
-                    Err(e) if e.is_not_found() => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            observed.revisions = Some(revisions);
+            observed.revisions = Some(observe::owned_revisions(&self.clients, &target.names).await?);
         }
         if observed.target_group.is_some() && observed.target_group_tags.is_none() {
             let tg = observed.target_group.as_ref().map(|t| t.arn.clone()).unwrap_or_default();

@@ -16,7 +16,7 @@ use crate::aws::{
     AwsError, Clients, DiscoveryService, ErrorKind, Repository, Rule, ScalableTarget, ScalingPolicy, Service, Tags,
     TargetGroup, TaskDefinitionInfo,
 };
-use crate::engine::names::TAG_SPEC_HASH;
+use crate::engine::names::{Names, TAG_SPEC_HASH};
 
 /// How the image resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -269,29 +269,26 @@ async fn find_revision(
 ) -> Result<(Option<TaskDefinitionInfo>, Option<Vec<TaskDefinitionInfo>>), AwsError> {
     let names = &target.names;
     let hash = &desired.task_definition_hash;
-    let matches = |td: &TaskDefinitionInfo| {
-        td.family == names.family()
-            && td.status == "ACTIVE"
-            && td.tags.get(TAG_SPEC_HASH) == Some(hash)
-            && super::desired::is_owned(&td.tags, names)
-    };
-    let arns = clients.ecs.list_task_definitions(&names.family()).await?;
+    let revisions = owned_revisions(clients, names).await?;
+    let found = revisions
+        .iter()
+        .find(|td| td.family == names.family() && td.status == "ACTIVE" && td.tags.get(TAG_SPEC_HASH) == Some(hash))
+        .cloned();
+    Ok((found, Some(revisions)))
+}
+
+/// Our ACTIVE revisions of the family, newest first, with their tags.
+pub async fn owned_revisions(clients: &Clients, names: &Names) -> Result<Vec<TaskDefinitionInfo>, AwsError> {
     let mut revisions = Vec::new();
-    let mut found = None;
-    for arn in &arns {
-        let td = match clients.ecs.task_definition(arn).await {
-            Ok(td) => td,
-            Err(e) if e.kind == ErrorKind::NotFound => continue,
+    for arn in clients.ecs.list_task_definitions(&names.family()).await? {
+        match clients.ecs.task_definition(&arn).await {
+            Ok(td) if super::desired::is_owned(&td.tags, names) => revisions.push(td),
+            Ok(_) => {}
+            Err(e) if e.kind == ErrorKind::NotFound => {}
             Err(e) => return Err(e),
-        };
-        if found.is_none() && matches(&td) {
-            found = Some(td.clone());
-        }
-        if super::desired::is_owned(&td.tags, names) {
-            revisions.push(td);
         }
     }
-    Ok((found, Some(revisions)))
+    Ok(revisions)
 }
 
 /// The revision number at the end of a task-definition ARN.
