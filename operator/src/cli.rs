@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -457,7 +456,7 @@ async fn wait_rollout(
 ) -> u8 {
     let name = target.names.owner();
     let deadline = tokio::time::Instant::now() + timeout;
-    let seen: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
+    let mut seen: HashSet<String> = HashSet::new();
     let mut first = true;
     loop {
         match engine.rollout(target, revision, Utc::now()).await {
@@ -470,7 +469,6 @@ async fn wait_rollout(
             }
             Ok((rollout, service)) => {
                 if let Some(s) = &service {
-                    let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
                     // Events already there when waiting starts are history, not progress.
                     let fresh: Vec<_> = s.events.iter().filter(|e| seen.insert(e.id.clone())).collect();
                     if !first && !quiet {
