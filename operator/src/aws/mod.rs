@@ -531,3 +531,181 @@ pub trait Autoscaling: Send + Sync {
     /// Delete a policy. Missing is success.
     async fn delete_policy(&self, resource_id: &str, name: &str) -> AwsResult<()>;
 }
+
+// ---- CloudWatch alarms -------------------------------------------------------------------------------
+
+/// A metric alarm, as ecsop sets it (PutMetricAlarm) and reads it back (DescribeAlarms).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricAlarm {
+    /// The alarm name.
+    pub name: String,
+    /// Its description.
+    pub description: String,
+    /// Metric namespace (`AWS/ECS`, `ECS/ContainerInsights`).
+    pub namespace: String,
+    /// Metric name (`CPUUtilization`, `MemoryUtilization`, `RunningTaskCount`).
+    pub metric_name: String,
+    /// Metric dimensions (`ClusterName`, `ServiceName`), sorted.
+    pub dimensions: BTreeMap<String, String>,
+    /// Statistic (`Average`, `Minimum`, `Maximum`, `Sum`, `SampleCount`).
+    pub statistic: String,
+    /// Comparison operator (`GreaterThanThreshold`, `LessThanThreshold`, ...).
+    pub comparison: String,
+    /// The threshold.
+    pub threshold: f64,
+    /// Seconds per evaluated period.
+    pub period_seconds: i32,
+    /// Periods evaluated.
+    pub evaluation_periods: i32,
+    /// Periods out of `evaluation_periods` that must breach.
+    pub datapoints_to_alarm: i32,
+    /// `missing`, `breaching`, `notBreaching` or `ignore`.
+    pub treat_missing_data: String,
+    /// Actions (SNS topic ARNs) on entering ALARM, sorted.
+    pub alarm_actions: Vec<String>,
+    /// Actions on returning to OK, sorted.
+    pub ok_actions: Vec<String>,
+}
+
+/// An alarm as CloudWatch reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmInfo {
+    /// The ARN.
+    pub arn: String,
+    /// Its settings.
+    pub alarm: MetricAlarm,
+    /// `OK`, `ALARM` or `INSUFFICIENT_DATA`.
+    pub state: String,
+}
+
+/// CloudWatch metric alarms, as ecsop uses them.
+#[async_trait]
+pub trait CloudWatch: Send + Sync {
+    /// Every metric alarm whose name starts with `prefix` (DescribeAlarms by prefix, all pages).
+    async fn alarms(&self, prefix: &str) -> AwsResult<Vec<AlarmInfo>>;
+    /// Create or replace an alarm; `tags` are applied too (PutMetricAlarm only tags on creation, so an
+    /// existing alarm is tagged with TagResource).
+    async fn put_alarm(&self, alarm: &MetricAlarm, tags: &Tags) -> AwsResult<()>;
+    /// Tags of an alarm.
+    async fn tags(&self, arn: &str) -> AwsResult<Tags>;
+    /// Add or overwrite tags.
+    async fn tag(&self, arn: &str, tags: &Tags) -> AwsResult<()>;
+    /// Remove tags by key.
+    async fn untag(&self, arn: &str, keys: &[String]) -> AwsResult<()>;
+    /// Delete alarms by name. Missing is success.
+    async fn delete_alarms(&self, names: &[String]) -> AwsResult<()>;
+}
+
+// ---- API Gateway (HTTP APIs) -------------------------------------------------------------------------
+
+/// A private integration of an HTTP API: HTTP_PROXY over a VPC link to a Cloud Map service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegrationConfig {
+    /// The VPC link id.
+    pub vpc_link_id: String,
+    /// The Cloud Map service ARN requests go to.
+    pub service_arn: String,
+    /// The description; ecsop writes its ownership marker here (integrations take no tags).
+    pub description: String,
+}
+
+/// An integration of an HTTP API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Integration {
+    /// The id.
+    pub id: String,
+    /// `HTTP_PROXY`, `AWS_PROXY`, ...
+    pub integration_type: String,
+    /// `VPC_LINK` or `INTERNET`.
+    pub connection_type: Option<String>,
+    /// The VPC link id.
+    pub connection_id: Option<String>,
+    /// The integration URI (the Cloud Map service ARN for ecsop's).
+    pub uri: Option<String>,
+    /// The HTTP method used towards the backend (`ANY`).
+    pub method: Option<String>,
+    /// The payload format version (`1.0`).
+    pub payload_format_version: Option<String>,
+    /// The description.
+    pub description: Option<String>,
+}
+
+/// A route as ecsop sets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteConfig {
+    /// The route key (`GET /api/v1/movies`, `ANY /api/v1/movies/{proxy+}`).
+    pub key: String,
+    /// The target (`integrations/<id>`).
+    pub target: String,
+    /// The JWT authorizer checking requests, or `None` for a public route.
+    pub authorizer_id: Option<String>,
+}
+
+/// A route of an HTTP API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The id.
+    pub id: String,
+    /// The route key.
+    pub key: String,
+    /// The target, if any.
+    pub target: Option<String>,
+    /// `NONE`, `JWT`, `AWS_IAM` or `CUSTOM`.
+    pub authorization_type: String,
+    /// The authorizer id, if any.
+    pub authorizer_id: Option<String>,
+}
+
+/// A JWT authorizer as ecsop sets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizerConfig {
+    /// The name; ecsop's marks ownership (authorizers take no tags).
+    pub name: String,
+    /// The token issuer (`iss`), an HTTPS URL with OpenID discovery.
+    pub issuer: String,
+    /// Accepted audiences (`aud`), sorted.
+    pub audience: Vec<String>,
+    /// Where the token is (`$request.header.Authorization`).
+    pub identity_source: String,
+}
+
+/// An authorizer of an HTTP API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorizer {
+    /// The id.
+    pub id: String,
+    /// `JWT` or `REQUEST`.
+    pub authorizer_type: String,
+    /// Its settings (issuer and audience empty for non-JWT authorizers).
+    pub config: AuthorizerConfig,
+}
+
+/// API Gateway HTTP APIs (apigatewayv2), as ecsop uses them: on an existing API, ecsop owns one
+/// integration, the routes targeting it and optionally one JWT authorizer.
+#[async_trait]
+pub trait ApiGateway: Send + Sync {
+    /// Every integration of the API (all pages). A missing API is `NotFound`.
+    async fn integrations(&self, api_id: &str) -> AwsResult<Vec<Integration>>;
+    /// Create a private HTTP_PROXY integration (method ANY, payload format 1.0).
+    async fn create_integration(&self, api_id: &str, config: &IntegrationConfig) -> AwsResult<Integration>;
+    /// Change an integration to `config`.
+    async fn update_integration(&self, api_id: &str, id: &str, config: &IntegrationConfig) -> AwsResult<()>;
+    /// Delete an integration. Missing is success.
+    async fn delete_integration(&self, api_id: &str, id: &str) -> AwsResult<()>;
+    /// Every route of the API (all pages).
+    async fn routes(&self, api_id: &str) -> AwsResult<Vec<Route>>;
+    /// Create a route.
+    async fn create_route(&self, api_id: &str, config: &RouteConfig) -> AwsResult<Route>;
+    /// Change a route's target and authorization.
+    async fn update_route(&self, api_id: &str, id: &str, config: &RouteConfig) -> AwsResult<()>;
+    /// Delete a route. Missing is success.
+    async fn delete_route(&self, api_id: &str, id: &str) -> AwsResult<()>;
+    /// Every authorizer of the API (all pages).
+    async fn authorizers(&self, api_id: &str) -> AwsResult<Vec<Authorizer>>;
+    /// Create a JWT authorizer.
+    async fn create_authorizer(&self, api_id: &str, config: &AuthorizerConfig) -> AwsResult<Authorizer>;
+    /// Change a JWT authorizer.
+    async fn update_authorizer(&self, api_id: &str, id: &str, config: &AuthorizerConfig) -> AwsResult<()>;
+    /// Delete an authorizer. Missing is success.
+    async fn delete_authorizer(&self, api_id: &str, id: &str) -> AwsResult<()>;
+}
