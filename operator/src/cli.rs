@@ -376,9 +376,12 @@ async fn apply(fleet: &Fleet, refresh: bool, wait: Option<(Duration, Duration)>,
                 }
                 match report.phase {
                     Phase::Stalled => code = worst(code, stalled_code(&report.reason)),
-                    _ if wait.is_some() && !target.spec.suspend => {
-                        waiting.push((engine.clone(), target.clone(), r.revision.clone()))
-                    }
+                    _ if wait.is_some() && !target.spec.suspend => waiting.push((
+                        engine.clone(),
+                        target.clone(),
+                        r.revision.clone(),
+                        report.reason == "ImageScanInProgress",
+                    )),
                     _ => {}
                 }
                 reports.push(serde_json::json!({
@@ -393,8 +396,18 @@ async fn apply(fleet: &Fleet, refresh: bool, wait: Option<(Duration, Duration)>,
     if let Some((timeout, interval)) = wait {
         let tty = std::io::stderr().is_terminal() && !quiet;
         let outcomes: Vec<(String, u8, Option<Report>)> = futures::stream::iter(waiting)
-            .map(|(engine, target, revision)| async move {
-                let code = wait_rollout(&engine, &target, revision.as_deref(), timeout, interval, tty, quiet).await;
+            .map(|(engine, target, revision, scanning)| async move {
+                let deadline = tokio::time::Instant::now() + timeout;
+                let revision = if scanning {
+                    match wait_scan(&engine, &target, deadline, interval, quiet).await {
+                        Ok(revision) => revision,
+                        Err(code) => return (target.names.owner(), code, None),
+                    }
+                } else {
+                    revision
+                };
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let code = wait_rollout(&engine, &target, revision.as_deref(), left, interval, tty, quiet).await;
                 (target.names.owner(), code, None)
             })
             .buffer_unordered(fleet.concurrency.max(1))
@@ -444,6 +457,43 @@ fn worst(a: u8, b: u8) -> u8 {
     if rank(b) > rank(a) { b } else { a }
 }
 
+/// Apply again every `interval` while the scan gate waits for the image's ECR scan; the revision to
+/// follow once the scan passed, or the exit code when it refused the image or time ran out.
+async fn wait_scan(
+    engine: &Engine,
+    target: &Target,
+    deadline: tokio::time::Instant,
+    interval: Duration,
+    quiet: bool,
+) -> Result<Option<String>, u8> {
+    let name = target.names.owner();
+    loop {
+        if tokio::time::Instant::now() >= deadline {
+            eprintln!("{name}: timed out waiting for the image scan");
+            return Err(exit::TIMEOUT);
+        }
+        tokio::time::sleep(interval).await;
+        let printer = Printer { name: name.clone(), quiet };
+        let r = engine.reconcile(target, Options::default(), &printer, Utc::now()).await.map_err(|e| {
+            eprintln!("{name}: error: {e}");
+            Error::from(e).exit_code()
+        })?;
+        match (r.report.phase, r.report.reason.as_str()) {
+            (_, "ImageScanInProgress") => continue,
+            (Phase::Stalled, reason) => {
+                eprintln!("{name}: {reason}: {}", r.report.message);
+                return Err(stalled_code(reason));
+            }
+            _ => {
+                if !quiet {
+                    eprintln!("{name}: image scan passed; {}", r.report.message);
+                }
+                return Ok(r.revision);
+            }
+        }
+    }
+}
+
 /// Follow one rollout until it completes, fails, or `timeout` passes, printing new ECS events.
 async fn wait_rollout(
     engine: &Engine,
@@ -489,6 +539,14 @@ async fn wait_rollout(
                         }
                         if !quiet {
                             eprintln!("{name}: Ready: {}", rollout.message);
+                        }
+                        // What follows a completed rollout (the promotion tag) is written now.
+                        if target.spec.image.promotion_tag.is_some() {
+                            let printer = Printer { name: name.clone(), quiet };
+                            if let Err(e) = engine.reconcile(target, Options::default(), &printer, Utc::now()).await {
+                                eprintln!("{name}: error: {e}");
+                                return exit::AWS;
+                            }
                         }
                         return exit::OK;
                     }

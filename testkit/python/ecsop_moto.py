@@ -14,7 +14,11 @@ wraps it in a thin WSGI layer that adds, and only adds:
   one. Here UpdateService to a new task definition starts a new PRIMARY deployment (the old one becomes
   ACTIVE), `deploymentConfiguration` and friends are kept, and a driver endpoint moves the PRIMARY
   deployment through its states (progress, complete, fail, circuit-breaker rollback) with the service
-  events ECS would write.
+  events ECS would write. Deployment alarms act as in ECS: a deployment told to complete while one of
+  the CloudWatch alarms it watches (with rollback on) is in ALARM rolls back instead;
+* ECR image scans: moto's scan results are canned and scan on push never scans. Here an image pushed to
+  a scan-on-push repository has a completed scan with no findings, and a control endpoint sets the
+  status and finding counts of an image's scan (as ECR's scanner would report them).
 
 Control endpoints live under /_ecsop/ and take and return JSON.
 """
@@ -283,6 +287,11 @@ class Harness:
             return 200, {}
         if path == "/_ecsop/ecs/drive" and method == "POST":
             return 200, drive(body)
+        if path == "/_ecsop/ecr/scan" and method == "POST":
+            key = (body["account"], body["region"], body["repository"], body["digest"])
+            with self.lock:
+                SCANS[key] = {"status": body.get("status", "COMPLETE"), "counts": body.get("counts") or {}}
+            return 200, SCANS[key]
         if path == "/_ecsop/ecs/service" and method == "GET":
             svc = find_service(
                 query["account"][0], query["region"][0], query["cluster"][0], query["service"][0]
@@ -369,6 +378,10 @@ def drive(body: dict) -> dict:
         dep["pendingCount"] = max(desired - dep["runningCount"], 0)
         dep["updatedAt"] = utcnow()
         add_event(svc, f"{name} has started {dep['runningCount']} tasks: (task {uuid.uuid4().hex[:32]}).")
+    elif action == "complete" and firing_deployment_alarms(body, svc):
+        # ECS: an alarm the deployment watches went off before it was steady: fail it and roll back.
+        names = ", ".join(firing_deployment_alarms(body, svc))
+        rollback_deployment(svc, dep, name, body, f"alarm(s) detected: {names}")
     elif action == "complete":
         dep["runningCount"] = desired
         dep["pendingCount"] = 0
@@ -394,20 +407,95 @@ def drive(body: dict) -> dict:
             add_event(svc, f"{name} (task {uuid.uuid4().hex[:32]}) stopped: {reason}.")
         add_event(svc, f"{name} (deployment {dep['id']}) deployment failed: tasks failed to start.")
         if action == "rollback":
-            previous = [d for d in svc.deployments if d is not dep and d.get("rolloutState") != "FAILED"]
-            target = body.get("taskDefinition") or (previous[0]["taskDefinition"] if previous else None)
-            if target is None:
-                raise ValueError("no earlier deployment to roll back to")
-            rollback = start_deployment(svc, target, dep.get("launchType"))
-            svc.task_definition = target
-            # The rolled-back-to deployment keeps its tasks while the new one starts.
-            svc.deployments[:] = [rollback, dep]
-            add_event(svc, f"{name} rolling back to deployment {rollback['id']}.")
+            rollback_deployment(svc, dep, name, body, None)
     elif action == "stuck":
         add_event(svc, f"{name} is unable to consistently start tasks successfully.")
     else:
         raise ValueError(f"unknown action {action!r}: progress, complete, fail, rollback or stuck")
     return {"deployments": svc.deployments, "events": svc.events[:5]}
+
+
+def rollback_deployment(svc: Any, dep: dict, name: str, body: dict, alarm_reason: str | None) -> None:
+    """Fail the PRIMARY deployment `dep` and start one back to the last good task definition."""
+    if alarm_reason is not None:
+        dep["runningCount"] = 0
+        dep["pendingCount"] = 0
+        dep["rolloutState"] = "FAILED"
+        dep["rolloutStateReason"] = f"ECS deployment {dep['id']} rolled back: {alarm_reason}."
+        dep["updatedAt"] = utcnow()
+        add_event(svc, f"{name} (deployment {dep['id']}) deployment failed: {alarm_reason}.")
+    previous = [d for d in svc.deployments if d is not dep and d.get("rolloutState") != "FAILED"]
+    target = body.get("taskDefinition") or (previous[0]["taskDefinition"] if previous else None)
+    if target is None:
+        raise ValueError("no earlier deployment to roll back to")
+    rollback = start_deployment(svc, target, dep.get("launchType"))
+    svc.task_definition = target
+    # The rolled-back-to deployment keeps its tasks while the new one starts.
+    svc.deployments[:] = [rollback, dep]
+    add_event(svc, f"{name} rolling back to deployment {rollback['id']}.")
+
+
+def firing_deployment_alarms(body: dict, svc: Any) -> list[str]:
+    """The alarms the service's deployments watch, with rollback on, that are in ALARM now."""
+    config = getattr(svc, "deployment_configuration", None) or {}
+    alarms = config.get("alarms") or {}
+    if not (alarms.get("enable") and alarms.get("rollback")):
+        return []
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    backend = cloudwatch_backends[body["account"]][body["region"]]
+    return [n for n in alarms.get("alarmNames", []) if n in backend.alarms and backend.alarms[n].state_value == "ALARM"]
+
+
+# ---- ECR scans -----------------------------------------------------------------------------------
+
+# (account, region, repository, digest) -> {"status": ..., "counts": {severity: n}}
+SCANS: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+
+
+def patch_ecr() -> None:
+    """Scan on push completes with no findings; scans set through /_ecsop/ecr/scan are reported."""
+    from moto.ecr import models, responses
+    from moto.ecr.exceptions import ScanNotFoundException
+
+    original_put = models.ECRBackend.put_image
+
+    def put_image(self: Any, repository_name: str, *args: Any, **kwargs: Any) -> Any:
+        image = original_put(self, repository_name, *args, **kwargs)
+        repo = self.repositories.get(repository_name)
+        if repo is not None and (repo.image_scanning_configuration or {}).get("scanOnPush"):
+            key = (self.account_id, self.region_name, repository_name, image.image_digest)
+            SCANS.setdefault(key, {"status": "COMPLETE", "counts": {}})
+        return image
+
+    models.ECRBackend.put_image = put_image
+
+    original_describe = responses.ECRResponse.describe_image_scan_findings
+
+    def describe_image_scan_findings(self: Any) -> Any:
+        backend = self.ecr_backend
+        repository = self._get_param("repositoryName")
+        image_id = self._get_param("imageId") or {}
+        digest = image_id.get("imageDigest")
+        if digest is None and image_id.get("imageTag"):
+            repo = backend.repositories.get(repository)
+            found = [i for i in (repo.images if repo else []) if image_id["imageTag"] in i.image_tags]
+            digest = found[0].image_digest if found else None
+        scan = SCANS.get((backend.account_id, backend.region_name, repository, digest or ""))
+        if scan is None:
+            return original_describe(self)
+        answer: dict[str, Any] = {
+            "registryId": backend.account_id,
+            "repositoryName": repository,
+            "imageId": {"imageDigest": digest},
+            "imageScanStatus": {"status": scan["status"], "description": f"The scan is {scan['status'].lower()}."},
+        }
+        if scan["status"] == "COMPLETE":
+            answer["imageScanFindings"] = {"findings": [], "findingSeverityCounts": scan["counts"]}
+        return json.dumps(answer)
+
+    responses.ECRResponse.describe_image_scan_findings = describe_image_scan_findings
+    _ = ScanNotFoundException
 
 
 def patch_ecs() -> None:
@@ -448,6 +536,9 @@ def patch_ecs() -> None:
         requested = props.get("task_definition")
         desired = props.get("desired_count")
         svc = original_update(self, props)
+        # ECS replaces deploymentConfiguration (alarms included) when UpdateService names it.
+        if props.get("deployment_configuration") is not None:
+            svc.deployment_configuration = props["deployment_configuration"]
         # moto sets running = desired at once; ECS does not: the deployment driver moves counts.
         svc.running_count = before_running
         if requested:
@@ -475,6 +566,7 @@ def main() -> None:
     args = parser.parse_args()
 
     patch_ecs()
+    patch_ecr()
     harness = Harness(DomainDispatcherApplication(create_backend_app), args.idle_exit)
     server = make_server(args.host, args.port, harness, threaded=True, request_handler=MotoRequestHandler)
     port = server.server_address[1]

@@ -107,6 +107,56 @@ impl Account {
     }
 
     /// One EC2 Query API call; returns the text of the first `<tag>` element of the answer.
+    /// An HTTPS listener on port 443 of `network`'s load balancer, with an ACM certificate for
+    /// `*.example.com` (default action: a fixed 404). Returns its ARN.
+    pub async fn https_listener(&self, network: &Network) -> Result<String> {
+        // ACM through its JSON API: moto routes by the credential scope and checks no signature.
+        let authorization = format!(
+            "AWS4-HMAC-SHA256 Credential={}/20260101/{}/acm/aws4_request, SignedHeaders=host, Signature=0",
+            self.access_key_id(),
+            self.region()
+        );
+        let response = reqwest::Client::new()
+            .post(self.endpoint_url())
+            .header("Authorization", authorization)
+            .header("x-moto-account-id", self.id())
+            .header("X-Amz-Target", "CertificateManager.RequestCertificate")
+            .header("Content-Type", "application/x-amz-json-1.1")
+            .body(r#"{"DomainName": "*.example.com", "ValidationMethod": "DNS"}"#)
+            .send()
+            .await
+            .map_err(|e| fixture("RequestCertificate", e))?;
+        let body: serde_json::Value = response.json().await.map_err(|e| fixture("RequestCertificate", e))?;
+        let certificate = body["CertificateArn"]
+            .as_str()
+            .ok_or_else(|| Error::Fixture { step: "RequestCertificate", message: body.to_string() })?
+            .to_string();
+        let config = self.sdk_config().await;
+        let listener = elbv2::Client::new(&config)
+            .create_listener()
+            .load_balancer_arn(&network.load_balancer_arn)
+            .protocol(elbv2::types::ProtocolEnum::Https)
+            .port(443)
+            .certificates(elbv2::types::Certificate::builder().certificate_arn(certificate).build())
+            .default_actions(
+                elbv2::types::Action::builder()
+                    .r#type(elbv2::types::ActionTypeEnum::FixedResponse)
+                    .fixed_response_config(
+                        elbv2::types::FixedResponseActionConfig::builder().status_code("404").build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| fixture("CreateListener", e))?;
+        listener
+            .listeners()
+            .first()
+            .and_then(|l| l.listener_arn())
+            .map(str::to_string)
+            .ok_or_else(|| Error::Fixture { step: "CreateListener", message: "no listener".into() })
+    }
+
     async fn ec2(&self, action: &'static str, params: &[(&str, &str)], tag: &str) -> Result<String> {
         let mut form: Vec<(&str, &str)> = vec![("Action", action), ("Version", "2016-11-15")];
         form.extend_from_slice(params);

@@ -51,6 +51,23 @@ impl Account {
             .ok_or_else(|| Error::Fixture { step: "PutImage", message: "no digest returned".into() })
     }
 
+    /// Set what ECR's scanner reports for an image: `status` (`COMPLETE`, `IN_PROGRESS`, `FAILED`) and
+    /// the finding counts by severity (`[("HIGH", 2)]`).
+    pub async fn set_scan(&self, repository: &str, digest: &str, status: &str, counts: &[(&str, i32)]) -> Result<()> {
+        let counts: serde_json::Map<String, serde_json::Value> =
+            counts.iter().map(|(k, v)| ((*k).to_string(), serde_json::json!(v))).collect();
+        let body = serde_json::json!({
+            "account": self.id(),
+            "region": self.region(),
+            "repository": repository,
+            "digest": digest,
+            "status": status,
+            "counts": counts,
+        });
+        let _: serde_json::Value = self.control(reqwest::Method::POST, "/_ecsop/ecr/scan", Some(body)).await?;
+        Ok(())
+    }
+
     /// The deployments of a service as the harness holds them (PRIMARY first).
     pub async fn deployments(&self, cluster: &str, service: &str) -> Result<Vec<DeploymentView>> {
         #[derive(Deserialize)]

@@ -341,7 +341,7 @@ impl Account {
         self.control(reqwest::Method::POST, "/_ecsop/ecs/drive", Some(body)).await
     }
 
-    async fn control<T: serde::de::DeserializeOwned>(
+    pub(crate) async fn control<T: serde::de::DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,

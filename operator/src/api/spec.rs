@@ -55,6 +55,15 @@ pub const FARGATE_SIZES_RULE: &str = "(self.cpu == 256 && self.memory in [512, 1
 #[x_kube(validation = Rule::new(
     "!has(self.ecr) || !self.ecr.create || !self.image.repository.matches('^[^/]+[.:][^/]*/')"
 ).message("ecr.create needs image.repository to be a repository name in this account, not a registry URI").field_path(".image.repository"))]
+#[x_kube(validation = Rule::new(
+    "!(has(self.image.scanGate) || has(self.image.promotionTag)) || !self.image.repository.matches('^[^/]+[.:][^/]*/') || self.image.repository.matches('^[0-9]{12}[.]dkr[.]ecr[.][a-z0-9-]+[.]amazonaws[.]com(?:[.]cn)?/')"
+).message("image.scanGate and image.promotionTag need an ECR repository").field_path(".image.repository"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.image.promotionTag) || !has(self.ecr) || !self.ecr.create || (has(self.ecr.tagMutability) && self.ecr.tagMutability == 'MUTABLE')"
+).message("image.promotionTag moves a tag from image to image, which needs ecr.tagMutability: MUTABLE").field_path(".image.promotionTag"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.apiGateway) || (has(self.service.serviceDiscovery) && (!has(self.service.serviceDiscovery.dnsRecordType) || self.service.serviceDiscovery.dnsRecordType == 'SRV'))"
+).message("apiGateway reaches the tasks through Cloud Map SRV records: set service.serviceDiscovery with dnsRecordType SRV").field_path(".apiGateway"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApiDeploymentSpec {
     /// AWS region of every resource of this deployment; the operator's default region when unset.
@@ -88,6 +97,16 @@ pub struct ApiDeploymentSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancer: Option<LoadBalancerSpec>,
 
+    /// Routing from an existing API Gateway HTTP API over a VPC link to the service's Cloud Map SRV
+    /// records: ecsop owns the integration, the routes listed and an optional JWT authorizer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_gateway: Option<ApiGatewaySpec>,
+
+    /// CloudWatch alarms ecsop owns on the service (CPU high, memory high, no running tasks), notifying
+    /// SNS topics and, optionally, rolling back a rollout during which one fires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarms: Option<AlarmsSpec>,
+
     /// How many task-definition revisions registered by ecsop to keep; older ones are deregistered.
     #[serde(default = "default_revision_history_limit")]
     #[schemars(range(min = 1, max = 100))]
@@ -106,6 +125,8 @@ fn default_revision_history_limit() -> i32 {
 /// The container image.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[x_kube(validation = Rule::new("has(self.tag) != has(self.digest)").message("set exactly one of image.tag or image.digest"))]
+#[x_kube(validation = Rule::new("!has(self.promotionTag) || !has(self.tag) || self.promotionTag != self.tag")
+    .message("promotionTag must differ from tag: ecsop moves it onto the image it deployed").field_path(".promotionTag"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImageSpec {
     /// ECR repository name in the deployment's account (`books-api`), or a full image repository URI
@@ -125,6 +146,66 @@ pub struct ImageSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^sha256:[a-f0-9]{64}$"))]
     pub digest: Option<String>,
+
+    /// Refuse to roll out an image whose ECR scan found vulnerabilities at or above a severity. A new
+    /// image waits for its scan (ecsop starts one when the image was never scanned); a refused image
+    /// leaves the service on what it runs, with Stalled/`ImageRejected` and the findings counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan_gate: Option<ScanGateSpec>,
+
+    /// After a rollout of this image completes, ecsop points this ECR tag at the deployed digest
+    /// (moving it from the image it was on), so the registry records what runs where: `staging-passed`,
+    /// `prod-current`. Another ApiDeployment can deploy that tag: the promotion from one environment to
+    /// the next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"))]
+    pub promotion_tag: Option<String>,
+}
+
+/// The image scan gate.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScanGateSpec {
+    /// The lowest severity that refuses an image.
+    #[serde(default)]
+    pub fail_on_severity: Severity,
+}
+
+/// An ECR finding severity, from most to least severe.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Severity {
+    /// Critical.
+    Critical,
+    /// High.
+    #[default]
+    High,
+    /// Medium.
+    Medium,
+    /// Low.
+    Low,
+    /// Informational.
+    Informational,
+}
+
+impl Severity {
+    /// ECR's name of the severity.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "CRITICAL",
+            Severity::High => "HIGH",
+            Severity::Medium => "MEDIUM",
+            Severity::Low => "LOW",
+            Severity::Informational => "INFORMATIONAL",
+        }
+    }
+
+    /// The severity ECR names `name`, if it is one of the ranked ones (`UNDEFINED` is not).
+    pub fn parse(name: &str) -> Option<Severity> {
+        [Severity::Critical, Severity::High, Severity::Medium, Severity::Low, Severity::Informational]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
 }
 
 /// Settings of an ECR repository owned by ecsop.
@@ -463,6 +544,9 @@ pub enum DnsRecordType {
     .message("set at least one of loadBalancer.hosts or loadBalancer.paths").field_path(".hosts"))]
 #[x_kube(validation = Rule::new("size(self.hosts) + size(self.paths) <= 5")
     .message("an ALB rule takes at most 5 host and path values in total").field_path(".paths"))]
+#[x_kube(validation = Rule::new("!has(self.httpsRedirect) || self.httpsRedirect.listenerArn != self.listenerArn")
+    .message("httpsRedirect.listenerArn must be the HTTP listener, not the HTTPS listener of listenerArn")
+    .field_path(".httpsRedirect.listenerArn"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoadBalancerSpec {
     /// ARN of the existing ALB listener the rule is added to.
@@ -493,6 +577,120 @@ pub struct LoadBalancerSpec {
     #[serde(default = "default_deregistration_delay")]
     #[schemars(range(min = 0, max = 3600))]
     pub deregistration_delay_seconds: i32,
+    /// With `listenerArn` an HTTPS listener: also own a rule on this plain-HTTP listener that redirects
+    /// the same hosts and paths to HTTPS (301), at the same priority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https_redirect: Option<HttpsRedirectSpec>,
+}
+
+/// The HTTP-to-HTTPS redirect rule.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpsRedirectSpec {
+    /// ARN of the existing plain-HTTP listener (usually port 80) of the same load balancer.
+    #[schemars(regex(
+        pattern = r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:[0-9]{12}:listener/app/[A-Za-z0-9-]+/[0-9a-f]+/[0-9a-f]+$"
+    ))]
+    pub listener_arn: String,
+    /// The HTTPS port requests are redirected to.
+    #[serde(default = "default_https_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+}
+
+fn default_https_port() -> i32 {
+    443
+}
+
+/// API Gateway HTTP API wiring.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.routes.all(r, self.routes.exists_one(s, s.key == r.key))")
+    .message("route keys must be unique").field_path(".routes"))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiGatewaySpec {
+    /// The id of the existing HTTP API.
+    #[schemars(regex(pattern = r"^[a-z0-9]{1,32}$"))]
+    pub api_id: String,
+    /// The id of the existing VPC link (in the service's VPC) the integration goes through.
+    #[schemars(regex(pattern = r"^[a-z0-9]{1,32}$"))]
+    pub vpc_link_id: String,
+    /// The routes sent to this service.
+    #[schemars(length(min = 1, max = 50))]
+    pub routes: Vec<ApiRouteSpec>,
+    /// A JWT authorizer checking every route that is not `public`; it accepts the api-service's
+    /// tokens when they are signed with `JWT_SIGNING_KEY` and `issuer` serves its OpenID discovery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorizer: Option<JwtAuthorizerSpec>,
+}
+
+/// One API Gateway route.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiRouteSpec {
+    /// The route key: a method and a path (`GET /api/v1/movies`, `ANY /api/v1/movies/{proxy+}`).
+    #[schemars(regex(pattern = r"^(ANY|GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) /[A-Za-z0-9_./~{}+-]{0,255}$"))]
+    pub key: String,
+    /// Serve the route without the authorizer (login, registration, OpenID discovery).
+    #[serde(default)]
+    pub public: bool,
+}
+
+/// An API Gateway JWT authorizer.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JwtAuthorizerSpec {
+    /// The token issuer (`iss`): an HTTPS URL serving `/.well-known/openid-configuration`.
+    #[schemars(regex(pattern = r"^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?$"))]
+    pub issuer: String,
+    /// Accepted audiences (`aud`).
+    #[schemars(length(min = 1, max = 10))]
+    #[schemars(inner(length(min = 1, max = 256)))]
+    pub audience: Vec<String>,
+    /// Where the token is read from.
+    #[serde(default = "default_identity_source")]
+    #[schemars(regex(pattern = r"^\$request\.header\.[A-Za-z0-9-]+$"))]
+    pub identity_source: String,
+}
+
+fn default_identity_source() -> String {
+    "$request.header.Authorization".into()
+}
+
+/// CloudWatch alarms on the service.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("has(self.cpuHighPercent) || has(self.memoryHighPercent) || (has(self.noRunningTasks) && self.noRunningTasks)")
+    .message("set at least one alarm: cpuHighPercent, memoryHighPercent or noRunningTasks"))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AlarmsSpec {
+    /// SNS topics notified when an alarm fires and when it clears.
+    #[serde(default)]
+    #[schemars(length(max = 5))]
+    #[schemars(inner(regex(pattern = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$")))]
+    pub sns_topic_arns: Vec<String>,
+    /// Alarm when the service's average CPU stays above this percentage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub cpu_high_percent: Option<i32>,
+    /// Alarm when the service's average memory stays above this percentage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub memory_high_percent: Option<i32>,
+    /// Alarm when the service runs no task (Container Insights' RunningTaskCount; needs Container
+    /// Insights on the cluster, and stays INSUFFICIENT_DATA without it).
+    #[serde(default)]
+    pub no_running_tasks: bool,
+    /// Consecutive one-minute periods that must breach before an alarm fires.
+    #[serde(default = "default_evaluation_periods")]
+    #[schemars(range(min = 1, max = 60))]
+    pub evaluation_periods: i32,
+    /// Give the alarms to ECS as deployment alarms: one firing during a rollout rolls it back
+    /// (reported as `RolledBack`).
+    #[serde(default = "default_true")]
+    pub rollback_on_alarm: bool,
+}
+
+fn default_evaluation_periods() -> i32 {
+    3
 }
 
 fn default_deregistration_delay() -> i32 {

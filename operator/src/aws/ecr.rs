@@ -12,7 +12,7 @@ use aws_sdk_ecr::types as sdk;
 
 use super::batch::Batcher;
 use super::calls::{self, Calls};
-use super::{AwsError, AwsResult, Ecr, ErrorKind, Repository, Tags};
+use super::{AwsError, AwsResult, Ecr, ErrorKind, ImageScan, Repository, Tags};
 use crate::api::TagMutability;
 
 const SERVICE: &str = "ecr";
@@ -312,6 +312,97 @@ impl Ecr for SdkEcr {
         match result {
             Ok(_) => Ok(()),
             Err(e) if is_code(&e, "RepositoryNotFoundException") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn image_scan(&self, registry_id: Option<&str>, repository: &str, digest: &str) -> AwsResult<ImageScan> {
+        let image = sdk::ImageIdentifier::builder().image_digest(digest).build();
+        let result = call!(
+            self.calls,
+            "DescribeImageScanFindings",
+            self.client
+                .describe_image_scan_findings()
+                .set_registry_id(registry_id.map(str::to_string))
+                .repository_name(repository)
+                .image_id(image)
+                // Only the counts matter here, not the findings themselves.
+                .max_results(1)
+        );
+        let out = match result {
+            Ok(out) => out,
+            Err(e) if is_code(&e, "ScanNotFoundException") => return Ok(ImageScan::NotScanned),
+            Err(e) => return Err(e),
+        };
+        let status = out.image_scan_status();
+        let reason = status.and_then(|s| s.description()).unwrap_or("no reason given").to_string();
+        Ok(match status.and_then(|s| s.status()) {
+            Some(sdk::ScanStatus::InProgress | sdk::ScanStatus::Pending) => ImageScan::InProgress,
+            Some(sdk::ScanStatus::Complete) | Some(sdk::ScanStatus::Active) => ImageScan::Complete(
+                out.image_scan_findings()
+                    .and_then(|f| f.finding_severity_counts())
+                    .map(|counts| {
+                        counts.iter().map(|(k, v)| (k.as_str().to_string(), *v)).filter(|(_, v)| *v > 0).collect()
+                    })
+                    .unwrap_or_default(),
+            ),
+            Some(other) => ImageScan::Failed(format!("{}: {reason}", other.as_str())),
+            None => ImageScan::Failed(reason),
+        })
+    }
+
+    async fn start_image_scan(&self, registry_id: Option<&str>, repository: &str, digest: &str) -> AwsResult<()> {
+        let image = sdk::ImageIdentifier::builder().image_digest(digest).build();
+        let result = call!(
+            self.calls,
+            "StartImageScan",
+            self.client
+                .start_image_scan()
+                .set_registry_id(registry_id.map(str::to_string))
+                .repository_name(repository)
+                .image_id(image)
+        );
+        match result {
+            Ok(_) => Ok(()),
+            // A basic scan runs at most once a day per image: one already ran, and its findings count.
+            Err(e) if is_code(&e, "LimitExceededException") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn put_tag(&self, registry_id: Option<&str>, repository: &str, digest: &str, tag: &str) -> AwsResult<()> {
+        const OP: &str = "BatchGetImage";
+        let image = sdk::ImageIdentifier::builder().image_digest(digest).build();
+        let out = call!(
+            self.calls,
+            "BatchGetImage",
+            self.client
+                .batch_get_image()
+                .set_registry_id(registry_id.map(str::to_string))
+                .repository_name(repository)
+                .image_ids(image)
+        )?;
+        let found = out.images().first();
+        let manifest = found.and_then(|i| i.image_manifest()).ok_or_else(|| {
+            AwsError::new(SERVICE, OP, ErrorKind::NotFound, format!("image {digest} not found in {repository}"))
+        })?;
+        let media_type = found.and_then(|i| i.image_manifest_media_type()).map(str::to_string);
+        let result = call!(
+            self.calls,
+            "PutImage",
+            self.client
+                .put_image()
+                .set_registry_id(registry_id.map(str::to_string))
+                .repository_name(repository)
+                .image_manifest(manifest)
+                .set_image_manifest_media_type(media_type)
+                .image_tag(tag)
+                .image_digest(digest)
+        );
+        match result {
+            Ok(_) => Ok(()),
+            // The tag is already on this very image.
+            Err(e) if is_code(&e, "ImageAlreadyExistsException") => Ok(()),
             Err(e) => Err(e),
         }
     }

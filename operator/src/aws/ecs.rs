@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use super::batch::Batcher;
 use super::calls::{self, Calls};
 use super::{
-    AwsError, AwsResult, Binding, Deployment, DeploymentSettings, Ecs, ErrorKind, NetworkSettings, Service,
-    ServiceConfig, ServiceEvent, ServiceUpdate, Tags, TaskDefinitionInfo,
+    AwsError, AwsResult, Binding, Deployment, DeploymentAlarms, DeploymentSettings, Ecs, ErrorKind, NetworkSettings,
+    Service, ServiceConfig, ServiceEvent, ServiceUpdate, Tags, TaskDefinitionInfo,
 };
 use crate::engine::taskdef::TaskDefinition;
 
@@ -225,6 +225,11 @@ fn map_service(s: &sdk::Service) -> Service {
             .collect(),
         network: map_network(s.network_configuration()),
         deployment: s.deployment_configuration().map(map_deployment_settings),
+        alarms: s.deployment_configuration().and_then(|d| d.alarms()).map(|a| {
+            let mut names = a.alarm_names().to_vec();
+            names.sort();
+            DeploymentAlarms { names, enable: a.enable(), rollback: a.rollback() }
+        }),
         health_check_grace_period_seconds: s.health_check_grace_period_seconds(),
         tags: tags_of(s.tags()),
     }
@@ -269,14 +274,32 @@ fn network_configuration(operation: &'static str, n: &NetworkSettings) -> AwsRes
     Ok(sdk::NetworkConfiguration::builder().awsvpc_configuration(vpc).build())
 }
 
-fn deployment_configuration(d: &DeploymentSettings) -> sdk::DeploymentConfiguration {
-    sdk::DeploymentConfiguration::builder()
+/// ECS's `deploymentConfiguration`: rolling-update settings, circuit breaker and deployment alarms.
+/// UpdateService replaces the whole structure, so the alarms always travel with the settings.
+fn deployment_configuration(
+    operation: &'static str,
+    d: &DeploymentSettings,
+    alarms: Option<&DeploymentAlarms>,
+) -> AwsResult<sdk::DeploymentConfiguration> {
+    let alarms = match alarms {
+        Some(a) => Some(
+            sdk::DeploymentAlarms::builder()
+                .set_alarm_names(Some(a.names.clone()))
+                .enable(a.enable)
+                .rollback(a.rollback)
+                .build()
+                .map_err(|e| invalid(operation, e))?,
+        ),
+        None => None,
+    };
+    Ok(sdk::DeploymentConfiguration::builder()
         .maximum_percent(d.maximum_percent)
         .minimum_healthy_percent(d.minimum_healthy_percent)
         .deployment_circuit_breaker(
             sdk::DeploymentCircuitBreaker::builder().enable(d.circuit_breaker).rollback(d.rollback).build(),
         )
-        .build()
+        .set_alarms(alarms)
+        .build())
 }
 
 fn load_balancer(b: &Binding) -> sdk::LoadBalancer {
@@ -430,6 +453,7 @@ impl Ecs for SdkEcs {
     async fn create_service(&self, config: &ServiceConfig) -> AwsResult<Service> {
         const OP: &str = "CreateService";
         let network = network_configuration(OP, &config.network)?;
+        let deployment = deployment_configuration(OP, &config.deployment, config.alarms.as_ref())?;
         let out = call!(
             self.calls,
             "CreateService",
@@ -441,7 +465,7 @@ impl Ecs for SdkEcs {
                 .desired_count(config.desired_count)
                 .launch_type(sdk::LaunchType::Fargate)
                 .network_configuration(network)
-                .deployment_configuration(deployment_configuration(&config.deployment))
+                .deployment_configuration(deployment)
                 .set_load_balancers(config.load_balancer.as_ref().map(|b| vec![load_balancer(b)]))
                 .set_service_registries(config.registry.as_ref().map(|b| vec![service_registry(b)]))
                 // ECS rejects a grace period on a service without a load balancer.
@@ -459,6 +483,8 @@ impl Ecs for SdkEcs {
     async fn update_service(&self, update: &ServiceUpdate) -> AwsResult<Service> {
         const OP: &str = "UpdateService";
         let network = update.network.as_ref().map(|n| network_configuration(OP, n)).transpose()?;
+        let deployment =
+            update.deployment.as_ref().map(|d| deployment_configuration(OP, d, update.alarms.as_ref())).transpose()?;
         let out = call!(
             self.calls,
             "UpdateService",
@@ -469,7 +495,7 @@ impl Ecs for SdkEcs {
                 .set_task_definition(update.task_definition.clone())
                 .set_desired_count(update.desired_count)
                 .set_network_configuration(network)
-                .set_deployment_configuration(update.deployment.as_ref().map(deployment_configuration))
+                .set_deployment_configuration(deployment)
                 .set_health_check_grace_period_seconds(update.health_check_grace_period_seconds)
                 .set_load_balancers(update.load_balancers.as_ref().map(|v| v.iter().map(load_balancer).collect()))
                 .set_service_registries(update.registries.as_ref().map(|v| v.iter().map(service_registry).collect()))

@@ -12,14 +12,16 @@ use aws_sdk_elasticloadbalancingv2 as sdk;
 use futures::FutureExt;
 use sdk::types::{
     Action, ActionTypeEnum, HostHeaderConditionConfig, Matcher, PathPatternConditionConfig, ProtocolEnum,
-    RuleCondition, RulePriorityPair, Tag, TargetGroupAttribute, TargetTypeEnum,
+    RedirectActionConfig, RedirectActionStatusCodeEnum, RuleCondition, RulePriorityPair, Tag, TargetGroupAttribute,
+    TargetTypeEnum,
 };
 
 use super::batch::Batcher;
 use super::calls::{self, Calls};
 use super::error::MissingOk;
 use super::{
-    AwsError, AwsResult, Elbv2, ErrorKind, Rule, RuleConfig, Tags, TargetGroup, TargetGroupConfig, TargetGroupHealth,
+    AwsError, AwsResult, Elbv2, ErrorKind, Redirect, Rule, RuleAction, RuleConfig, Tags, TargetGroup,
+    TargetGroupConfig, TargetGroupHealth,
 };
 
 const SERVICE: &str = "elbv2";
@@ -266,12 +268,21 @@ fn rule_from_sdk(operation: &'static str, rule: &sdk::types::Rule) -> AwsResult<
             }
         }
     }
+    let redirect = rule.actions().iter().find(|a| a.r#type() == Some(&ActionTypeEnum::Redirect)).and_then(|a| {
+        let c = a.redirect_config()?;
+        Some(Redirect {
+            protocol: c.protocol().unwrap_or("#{protocol}").to_string(),
+            port: c.port().unwrap_or("#{port}").to_string(),
+            status_code: c.status_code().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        })
+    });
     Ok(Rule {
         arn: rule.rule_arn().ok_or_else(|| missing(operation, "RuleArn"))?.to_string(),
         priority,
         hosts,
         paths,
         target_groups,
+        redirect,
     })
 }
 
@@ -297,8 +308,26 @@ fn conditions(hosts: &[String], paths: &[String]) -> Vec<RuleCondition> {
     conditions
 }
 
-fn forward(target_group_arn: &str) -> Action {
-    Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(target_group_arn).build()
+/// The SDK action of a rule: forward to a target group, or redirect keeping host, path and query.
+fn action(action: &RuleAction) -> Action {
+    match action {
+        RuleAction::Forward(target_group_arn) => {
+            Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(target_group_arn).build()
+        }
+        RuleAction::Redirect(r) => Action::builder()
+            .r#type(ActionTypeEnum::Redirect)
+            .redirect_config(
+                RedirectActionConfig::builder()
+                    .protocol(&r.protocol)
+                    .port(&r.port)
+                    .host("#{host}")
+                    .path("/#{path}")
+                    .query("#{query}")
+                    .status_code(RedirectActionStatusCodeEnum::from(r.status_code.as_str()))
+                    .build(),
+            )
+            .build(),
+    }
 }
 
 #[async_trait]
@@ -431,7 +460,7 @@ impl Elbv2 for SdkElbv2 {
                     .listener_arn(&config.listener_arn)
                     .priority(config.priority)
                     .set_conditions(Some(conditions.clone()))
-                    .actions(forward(&config.target_group_arn))
+                    .actions(action(&config.action))
                     .set_tags(tags.clone())
                     .send()
                     .await
@@ -447,7 +476,7 @@ impl Elbv2 for SdkElbv2 {
         arn: &str,
         hosts: &[String],
         paths: &[String],
-        target_group_arn: &str,
+        rule_action: &RuleAction,
     ) -> AwsResult<()> {
         const OP: &str = "ModifyRule";
         let conditions = conditions(hosts, paths);
@@ -457,7 +486,7 @@ impl Elbv2 for SdkElbv2 {
                     .modify_rule()
                     .rule_arn(arn)
                     .set_conditions(Some(conditions.clone()))
-                    .actions(forward(target_group_arn))
+                    .actions(action(rule_action))
                     .send()
                     .await
                     .map_err(sdk_err(OP))
@@ -571,6 +600,7 @@ mod tests {
                 hosts: vec!["a.example.com".into()],
                 paths: vec!["/api/*".into()],
                 target_groups: vec!["arn:tg/1".into(), "arn:tg/2".into()],
+                redirect: None,
             }
         );
 

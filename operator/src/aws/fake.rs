@@ -29,10 +29,11 @@ use regex::Regex;
 
 use super::error::classify_code;
 use super::{
-    Autoscaling, AwsError, AwsResult, Binding, Clients, CloudMap, Deployment, DiscoveryService, Ecr, Ecs, Elbv2,
-    ErrorKind, NetworkSettings, Repository, Rule, RuleConfig, ScalableTarget, ScalingMetric, ScalingPolicy, Service,
-    ServiceConfig, ServiceEvent, ServiceUpdate, Tags, TargetGroup, TargetGroupConfig, TargetGroupHealth,
-    TaskDefinitionInfo,
+    AlarmInfo, ApiGateway, Authorizer, AuthorizerConfig, Autoscaling, AwsError, AwsResult, Binding, Clients, CloudMap,
+    CloudWatch, Deployment, DeploymentAlarms, DiscoveryService, Ecr, Ecs, Elbv2, ErrorKind, ImageScan, Integration,
+    IntegrationConfig, MetricAlarm, NetworkSettings, Repository, Route, RouteConfig, Rule, RuleAction, RuleConfig,
+    ScalableTarget, ScalingMetric, ScalingPolicy, Service, ServiceConfig, ServiceEvent, ServiceUpdate, Tags,
+    TargetGroup, TargetGroupConfig, TargetGroupHealth, TaskDefinitionInfo,
 };
 use crate::api::{DnsRecordType, TagMutability};
 use crate::engine::taskdef::TaskDefinition;
@@ -47,6 +48,8 @@ const ECS: &str = "ecs";
 const ELB: &str = "elbv2";
 const SD: &str = "servicediscovery";
 const AAS: &str = "application-autoscaling";
+const CW: &str = "cloudwatch";
+const APIGW: &str = "apigateway";
 
 /// ECS keeps this many service events.
 const MAX_EVENTS: usize = 100;
@@ -80,6 +83,18 @@ struct State {
     elb: ElbState,
     sd: SdState,
     aas: BTreeMap<String, AasTarget>,
+    /// CloudWatch alarms by name.
+    alarms: BTreeMap<String, (AlarmInfo, Tags)>,
+    /// HTTP APIs by id.
+    apis: BTreeMap<String, HttpApi>,
+}
+
+/// One API Gateway HTTP API: its integrations, routes and authorizers by id.
+#[derive(Default)]
+struct HttpApi {
+    integrations: BTreeMap<String, Integration>,
+    routes: BTreeMap<String, Route>,
+    authorizers: BTreeMap<String, Authorizer>,
 }
 
 /// Identifiers and time.
@@ -146,6 +161,9 @@ struct Fault {
 struct EcrState {
     /// By (registry id, name).
     repos: BTreeMap<(String, String), Repo>,
+    /// Scan results by (registry id, repository, digest); an image pushed to a scan-on-push
+    /// repository gets a clean completed scan unless a test set another result.
+    scans: BTreeMap<(String, String, String), ImageScan>,
 }
 
 struct Repo {
@@ -548,6 +566,8 @@ impl FakeAws {
             elbv2: Arc::new(self.clone()),
             cloudmap: Arc::new(self.clone()),
             autoscaling: Arc::new(self.clone()),
+            cloudwatch: Arc::new(self.clone()),
+            apigateway: Arc::new(self.clone()),
         }
     }
 
@@ -736,6 +756,17 @@ impl FakeAws {
             }
         }
         repo.images.entry(digest.to_string()).or_default().insert(tag.to_string());
+        if repo.repository.scan_on_push {
+            st.ecr
+                .scans
+                .entry((registry_id.to_string(), repository.to_string(), digest.to_string()))
+                .or_insert_with(|| ImageScan::Complete(BTreeMap::new()));
+        }
+    }
+
+    /// Set the scan result of an image of this account (what ECR's scanner would report).
+    pub fn set_scan(&self, repository: &str, digest: &str, scan: ImageScan) {
+        self.lock().ecr.scans.insert((ACCOUNT.to_string(), repository.to_string(), digest.to_string()), scan);
     }
 
     /// Every repository of every registry, by registry id then name.
@@ -860,6 +891,65 @@ impl FakeAws {
         .1
     }
 
+    /// ECS's deployment alarms: when the service watches alarms with rollback on and one of them is in
+    /// ALARM, the PRIMARY deployment fails and rolls back ("alarm(s) detected"), as ECS does; the
+    /// names of the alarms that fired are returned. Otherwise nothing happens and the list is empty.
+    pub fn check_deployment_alarms(&self, cluster: &str, service: &str) -> Vec<String> {
+        let watched = self.service_snapshot(cluster, service).and_then(|s| s.alarms).unwrap_or_default();
+        if !(watched.enable && watched.rollback) {
+            return Vec::new();
+        }
+        let firing: Vec<String> = {
+            let st = self.lock();
+            watched
+                .names
+                .iter()
+                .filter(|n| st.alarms.get(*n).is_some_and(|(a, _)| a.state == "ALARM"))
+                .cloned()
+                .collect()
+        };
+        if !firing.is_empty() {
+            self.rollback(cluster, service, &format!("alarm(s) detected: {}", firing.join(", ")));
+        }
+        firing
+    }
+
+    // -- CloudWatch --
+
+    /// Set an alarm's state (`OK`, `ALARM`, `INSUFFICIENT_DATA`), as CloudWatch's evaluation would.
+    /// Panics if the alarm does not exist.
+    pub fn set_alarm_state(&self, name: &str, state: &str) {
+        let mut st = self.lock();
+        let (alarm, _) = st.alarms.get_mut(name).unwrap_or_else(|| panic!("alarm {name} does not exist"));
+        alarm.state = state.to_string();
+    }
+
+    /// Every alarm, by name.
+    pub fn alarms_snapshot(&self) -> Vec<AlarmInfo> {
+        self.lock().alarms.values().map(|(a, _)| a.clone()).collect()
+    }
+
+    // -- API Gateway --
+
+    /// Create an empty HTTP API and return its id.
+    pub fn create_http_api(&self) -> String {
+        let mut st = self.lock();
+        let id = st.ids.alnum(10);
+        st.apis.insert(id.clone(), HttpApi::default());
+        id
+    }
+
+    /// The integrations, routes and authorizers of an HTTP API. Panics if it does not exist.
+    pub fn http_api(&self, api_id: &str) -> (Vec<Integration>, Vec<Route>, Vec<Authorizer>) {
+        let st = self.lock();
+        let api = st.apis.get(api_id).unwrap_or_else(|| panic!("HTTP API {api_id} does not exist"));
+        (
+            api.integrations.values().cloned().collect(),
+            api.routes.values().cloned().collect(),
+            api.authorizers.values().cloned().collect(),
+        )
+    }
+
     /// ECS writes that the service cannot start tasks consistently (a deployment that is stuck).
     /// Returns the service. Panics if the service is missing or deleted.
     pub fn stuck(&self, cluster: &str, service: &str) -> Service {
@@ -895,7 +985,14 @@ impl FakeAws {
         let listener = format!("{prefix}:listener/app/{name}/{lb_id}/{listener_id}");
         let default = format!("{prefix}:listener-rule/app/{name}/{lb_id}/{listener_id}/{rule_id}");
         elb.listeners.insert(listener.clone(), lb);
-        let rule = Rule { arn: default.clone(), priority: None, hosts: vec![], paths: vec![], target_groups: vec![] };
+        let rule = Rule {
+            arn: default.clone(),
+            priority: None,
+            hosts: vec![],
+            paths: vec![],
+            target_groups: vec![],
+            redirect: None,
+        };
         elb.rules.insert(default, RuleState { listener: listener.clone(), rule, tags: Tags::new() });
         listener
     }
@@ -970,6 +1067,9 @@ impl FakeAws {
         }
         if let Some(r) = st.elb.rules.get(arn) {
             return Some(r.tags.clone());
+        }
+        if let Some((_, t)) = st.alarms.values().find(|(a, _)| a.arn == arn) {
+            return Some(t.clone());
         }
         st.sd.services.values().find(|(s, _)| s.arn == arn).map(|(_, t)| t.clone())
     }
@@ -1184,6 +1284,66 @@ impl Ecr for FakeAws {
         self.lock().ecr.repos.remove(&(ACCOUNT.to_string(), name.to_string()));
         Ok(())
     }
+
+    async fn image_scan(&self, registry_id: Option<&str>, repository: &str, digest: &str) -> AwsResult<ImageScan> {
+        const OP: &str = "DescribeImageScanFindings";
+        self.call(ECR, OP).await?;
+        let registry = registry_id.unwrap_or(ACCOUNT).to_string();
+        if !self.read_images(registry_id, repository, |images| images.contains_key(digest))? {
+            return Err(aws_err(ECR, OP, "ImageNotFoundException", format!("image {digest} not found")));
+        }
+        let key = (registry, repository.to_string(), digest.to_string());
+        Ok(self.lock().ecr.scans.get(&key).cloned().unwrap_or(ImageScan::NotScanned))
+    }
+
+    async fn start_image_scan(&self, registry_id: Option<&str>, repository: &str, digest: &str) -> AwsResult<()> {
+        const OP: &str = "StartImageScan";
+        self.call(ECR, OP).await?;
+        if !self.read_images(registry_id, repository, |images| images.contains_key(digest))? {
+            return Err(aws_err(ECR, OP, "ImageNotFoundException", format!("image {digest} not found")));
+        }
+        let key = (registry_id.unwrap_or(ACCOUNT).to_string(), repository.to_string(), digest.to_string());
+        self.lock().ecr.scans.entry(key).or_insert(ImageScan::InProgress);
+        Ok(())
+    }
+
+    async fn put_tag(&self, registry_id: Option<&str>, repository: &str, digest: &str, tag: &str) -> AwsResult<()> {
+        const OP: &str = "PutImage";
+        self.call(ECR, "BatchGetImage").await?;
+        self.call(ECR, OP).await?;
+        let registry = registry_id.unwrap_or(ACCOUNT);
+        let mut st = self.lock();
+        let repo = st
+            .ecr
+            .repos
+            .get_mut(&(registry.to_string(), repository.to_string()))
+            .ok_or_else(|| repo_not_found(OP, registry, repository))?;
+        if !repo.images.contains_key(digest) {
+            return Err(aws_err(ECR, OP, "ImageNotFoundException", format!("image {digest} not found")));
+        }
+        let holder = repo.images.iter().find(|(_, tags)| tags.contains(tag)).map(|(d, _)| d.clone());
+        match holder {
+            Some(h) if h == digest => return Ok(()),
+            Some(h) if repo.repository.tag_mutability == TagMutability::Immutable => {
+                return Err(aws_err(
+                    ECR,
+                    OP,
+                    "ImageTagAlreadyExistsException",
+                    format!(
+                        "The image tag '{tag}' already exists in the '{repository}' repository and cannot be overwritten because the repository is immutable (it is on {h})."
+                    ),
+                ));
+            }
+            Some(h) => {
+                if let Some(tags) = repo.images.get_mut(&h) {
+                    tags.remove(tag);
+                }
+            }
+            None => {}
+        }
+        repo.images.entry(digest.to_string()).or_default().insert(tag.to_string());
+        Ok(())
+    }
 }
 
 // ---- ECS --------------------------------------------------------------------------------------------
@@ -1295,6 +1455,7 @@ impl Ecs for FakeAws {
             registries,
             network: config.network.clone(),
             deployment: Some(config.deployment),
+            alarms: config.alarms.clone(),
             health_check_grace_period_seconds: config.health_check_grace_period_seconds,
             tags: config.tags.clone(),
         };
@@ -1346,6 +1507,8 @@ impl Ecs for FakeAws {
         }
         if let Some(settings) = update.deployment {
             svc.deployment = Some(settings);
+            // ECS replaces deploymentConfiguration as a whole: alarms left out are gone.
+            svc.alarms = update.alarms.clone().filter(|a| *a != DeploymentAlarms::default());
         }
         svc.health_check_grace_period_seconds = if load_balancers.is_empty() { None } else { grace };
         svc.load_balancers = load_balancers;
@@ -1575,7 +1738,9 @@ impl Elbv2 for FakeAws {
             return Err(aws_err(ELB, OP, "ValidationError", "Priority must be between 1 and 50000"));
         }
         check_conditions(OP, &config.hosts, &config.paths)?;
-        elb.check_association(OP, listener, &config.target_group_arn)?;
+        if let RuleAction::Forward(tg) = &config.action {
+            elb.check_association(OP, listener, tg)?;
+        }
         let on_listener: Vec<&RuleState> = elb.rules.values().filter(|r| r.listener == *listener).collect();
         if on_listener.iter().any(|r| r.rule.priority == Some(config.priority)) {
             return Err(aws_err(
@@ -1599,19 +1764,20 @@ impl Elbv2 for FakeAws {
             priority: Some(config.priority),
             hosts: config.hosts.clone(),
             paths: config.paths.clone(),
-            target_groups: vec![config.target_group_arn.clone()],
+            target_groups: match &config.action {
+                RuleAction::Forward(tg) => vec![tg.clone()],
+                RuleAction::Redirect(_) => vec![],
+            },
+            redirect: match &config.action {
+                RuleAction::Redirect(r) => Some(r.clone()),
+                RuleAction::Forward(_) => None,
+            },
         };
         elb.rules.insert(arn, RuleState { listener: listener.clone(), rule: rule.clone(), tags: config.tags.clone() });
         Ok(rule)
     }
 
-    async fn modify_rule(
-        &self,
-        arn: &str,
-        hosts: &[String],
-        paths: &[String],
-        target_group_arn: &str,
-    ) -> AwsResult<()> {
+    async fn modify_rule(&self, arn: &str, hosts: &[String], paths: &[String], action: &RuleAction) -> AwsResult<()> {
         const OP: &str = "ModifyRule";
         self.call(ELB, OP).await?;
         let mut st = self.lock();
@@ -1622,11 +1788,16 @@ impl Elbv2 for FakeAws {
         }
         check_conditions(OP, hosts, paths)?;
         let listener = rule.listener.clone();
-        elb.check_association(OP, &listener, target_group_arn)?;
+        if let RuleAction::Forward(tg) = action {
+            elb.check_association(OP, &listener, tg)?;
+        }
         let rule = &mut elb.rules.get_mut(arn).unwrap_or_else(|| unreachable!("checked above")).rule;
         rule.hosts = hosts.to_vec();
         rule.paths = paths.to_vec();
-        rule.target_groups = vec![target_group_arn.to_string()];
+        (rule.target_groups, rule.redirect) = match action {
+            RuleAction::Forward(tg) => (vec![tg.clone()], None),
+            RuleAction::Redirect(r) => (vec![], Some(r.clone())),
+        };
         Ok(())
     }
 
@@ -1945,6 +2116,7 @@ mod tests {
                 circuit_breaker: true,
                 rollback: true,
             },
+            alarms: None,
             health_check_grace_period_seconds: None,
             load_balancer: None,
             registry: None,
@@ -1973,7 +2145,7 @@ mod tests {
             priority,
             hosts: vec!["api.example.com".into()],
             paths: vec!["/books/*".into()],
-            target_group_arn: tg.into(),
+            action: RuleAction::Forward(tg.into()),
             tags: Tags::new(),
         }
     }
@@ -2542,5 +2714,236 @@ mod tests {
         clients.ecs.register_task_definition(&td("prod-a", "i"), &Tags::new()).await.unwrap();
         assert_eq!(aws.task_definitions("prod-a").len(), 1);
         assert_eq!(aws.count("ecs:RegisterTaskDefinition"), 1);
+    }
+}
+
+// ---- CloudWatch -------------------------------------------------------------------------------------
+
+#[async_trait]
+impl CloudWatch for FakeAws {
+    async fn alarms(&self, prefix: &str) -> AwsResult<Vec<AlarmInfo>> {
+        self.call(CW, "DescribeAlarms").await?;
+        Ok(self
+            .lock()
+            .alarms
+            .values()
+            .filter(|(a, _)| a.alarm.name.starts_with(prefix))
+            .map(|(a, _)| a.clone())
+            .collect())
+    }
+
+    async fn put_alarm(&self, alarm: &MetricAlarm, tags: &Tags) -> AwsResult<()> {
+        const OP: &str = "PutMetricAlarm";
+        self.call(CW, OP).await?;
+        if alarm.datapoints_to_alarm > alarm.evaluation_periods || alarm.period_seconds % 60 != 0 {
+            return Err(aws_err(CW, OP, "ValidationError", "DatapointsToAlarm must not exceed EvaluationPeriods"));
+        }
+        let arn = format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{}", alarm.name);
+        {
+            let mut st = self.lock();
+            let entry = st.alarms.entry(alarm.name.clone()).or_insert_with(|| {
+                (AlarmInfo { arn: arn.clone(), alarm: alarm.clone(), state: "INSUFFICIENT_DATA".into() }, tags.clone())
+            });
+            entry.0.alarm = alarm.clone();
+        }
+        if !tags.is_empty() {
+            CloudWatch::tag(self, &arn, tags).await?;
+        }
+        Ok(())
+    }
+
+    async fn tags(&self, arn: &str) -> AwsResult<Tags> {
+        self.call(CW, "ListTagsForResource").await?;
+        self.with_alarm("ListTagsForResource", arn, |t| t.clone())
+    }
+
+    async fn tag(&self, arn: &str, tags: &Tags) -> AwsResult<()> {
+        self.call(CW, "TagResource").await?;
+        self.with_alarm("TagResource", arn, |t| apply_tags(t, tags))
+    }
+
+    async fn untag(&self, arn: &str, keys: &[String]) -> AwsResult<()> {
+        self.call(CW, "UntagResource").await?;
+        self.with_alarm("UntagResource", arn, |t| remove_tags(t, keys))
+    }
+
+    async fn delete_alarms(&self, names: &[String]) -> AwsResult<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        self.call(CW, "DeleteAlarms").await?;
+        let mut st = self.lock();
+        for n in names {
+            st.alarms.remove(n);
+        }
+        Ok(())
+    }
+}
+
+impl FakeAws {
+    fn with_alarm<T>(&self, op: &'static str, arn: &str, f: impl FnOnce(&mut Tags) -> T) -> AwsResult<T> {
+        let mut st = self.lock();
+        let (_, tags) = st
+            .alarms
+            .values_mut()
+            .find(|(a, _)| a.arn == arn)
+            .ok_or_else(|| aws_err(CW, op, "ResourceNotFoundException", format!("alarm {arn} not found")))?;
+        Ok(f(tags))
+    }
+
+    fn with_api<T>(&self, op: &'static str, api_id: &str, f: impl FnOnce(&mut Gen, &mut HttpApi) -> T) -> AwsResult<T> {
+        let mut st = self.lock();
+        let State { ids, apis, .. } = &mut *st;
+        let api = apis.get_mut(api_id).ok_or_else(|| {
+            aws_err(APIGW, op, "NotFoundException", format!("Invalid API identifier specified {api_id}"))
+        })?;
+        Ok(f(ids, api))
+    }
+}
+
+// ---- API Gateway ------------------------------------------------------------------------------------
+
+fn integration_of(id: String, config: &IntegrationConfig) -> Integration {
+    Integration {
+        id,
+        integration_type: "HTTP_PROXY".into(),
+        connection_type: Some("VPC_LINK".into()),
+        connection_id: Some(config.vpc_link_id.clone()),
+        uri: Some(config.service_arn.clone()),
+        method: Some("ANY".into()),
+        payload_format_version: Some("1.0".into()),
+        description: Some(config.description.clone()),
+    }
+}
+
+fn route_of(id: String, config: &RouteConfig) -> Route {
+    Route {
+        id,
+        key: config.key.clone(),
+        target: Some(config.target.clone()),
+        authorization_type: if config.authorizer_id.is_some() { "JWT" } else { "NONE" }.into(),
+        authorizer_id: config.authorizer_id.clone(),
+    }
+}
+
+fn api_not_found(op: &'static str, what: &str, id: &str) -> AwsError {
+    aws_err(APIGW, op, "NotFoundException", format!("Invalid {what} identifier specified {id}"))
+}
+
+#[async_trait]
+impl ApiGateway for FakeAws {
+    async fn integrations(&self, api_id: &str) -> AwsResult<Vec<Integration>> {
+        self.call(APIGW, "GetIntegrations").await?;
+        self.with_api("GetIntegrations", api_id, |_, api| api.integrations.values().cloned().collect())
+    }
+
+    async fn create_integration(&self, api_id: &str, config: &IntegrationConfig) -> AwsResult<Integration> {
+        self.call(APIGW, "CreateIntegration").await?;
+        self.with_api("CreateIntegration", api_id, |ids, api| {
+            let integration = integration_of(ids.alnum(7), config);
+            api.integrations.insert(integration.id.clone(), integration.clone());
+            integration
+        })
+    }
+
+    async fn update_integration(&self, api_id: &str, id: &str, config: &IntegrationConfig) -> AwsResult<()> {
+        const OP: &str = "UpdateIntegration";
+        self.call(APIGW, OP).await?;
+        self.with_api(OP, api_id, |_, api| match api.integrations.get_mut(id) {
+            Some(i) => {
+                *i = integration_of(id.to_string(), config);
+                Ok(())
+            }
+            None => Err(api_not_found(OP, "Integration", id)),
+        })?
+    }
+
+    async fn delete_integration(&self, api_id: &str, id: &str) -> AwsResult<()> {
+        const OP: &str = "DeleteIntegration";
+        self.call(APIGW, OP).await?;
+        self.with_api(OP, api_id, |_, api| {
+            let target = format!("integrations/{id}");
+            if api.routes.values().any(|r| r.target.as_deref() == Some(target.as_str())) {
+                // As API Gateway: an integration routes still target cannot go.
+                return Err(aws_err(APIGW, OP, "ConflictException", format!("Integration {id} is used by routes")));
+            }
+            api.integrations.remove(id);
+            Ok(())
+        })?
+    }
+
+    async fn routes(&self, api_id: &str) -> AwsResult<Vec<Route>> {
+        self.call(APIGW, "GetRoutes").await?;
+        self.with_api("GetRoutes", api_id, |_, api| api.routes.values().cloned().collect())
+    }
+
+    async fn create_route(&self, api_id: &str, config: &RouteConfig) -> AwsResult<Route> {
+        const OP: &str = "CreateRoute";
+        self.call(APIGW, OP).await?;
+        self.with_api(OP, api_id, |ids, api| {
+            if api.routes.values().any(|r| r.key == config.key) {
+                return Err(aws_err(APIGW, OP, "ConflictException", format!("Route {} already exists", config.key)));
+            }
+            let route = route_of(ids.alnum(7), config);
+            api.routes.insert(route.id.clone(), route.clone());
+            Ok(route)
+        })?
+    }
+
+    async fn update_route(&self, api_id: &str, id: &str, config: &RouteConfig) -> AwsResult<()> {
+        const OP: &str = "UpdateRoute";
+        self.call(APIGW, OP).await?;
+        self.with_api(OP, api_id, |_, api| match api.routes.get_mut(id) {
+            Some(r) => {
+                *r = route_of(id.to_string(), config);
+                Ok(())
+            }
+            None => Err(api_not_found(OP, "Route", id)),
+        })?
+    }
+
+    async fn delete_route(&self, api_id: &str, id: &str) -> AwsResult<()> {
+        self.call(APIGW, "DeleteRoute").await?;
+        self.with_api("DeleteRoute", api_id, |_, api| {
+            api.routes.remove(id);
+        })
+    }
+
+    async fn authorizers(&self, api_id: &str) -> AwsResult<Vec<Authorizer>> {
+        self.call(APIGW, "GetAuthorizers").await?;
+        self.with_api("GetAuthorizers", api_id, |_, api| api.authorizers.values().cloned().collect())
+    }
+
+    async fn create_authorizer(&self, api_id: &str, config: &AuthorizerConfig) -> AwsResult<Authorizer> {
+        self.call(APIGW, "CreateAuthorizer").await?;
+        self.with_api("CreateAuthorizer", api_id, |ids, api| {
+            let authorizer = Authorizer { id: ids.alnum(6), authorizer_type: "JWT".into(), config: config.clone() };
+            api.authorizers.insert(authorizer.id.clone(), authorizer.clone());
+            authorizer
+        })
+    }
+
+    async fn update_authorizer(&self, api_id: &str, id: &str, config: &AuthorizerConfig) -> AwsResult<()> {
+        const OP: &str = "UpdateAuthorizer";
+        self.call(APIGW, OP).await?;
+        self.with_api(OP, api_id, |_, api| match api.authorizers.get_mut(id) {
+            Some(a) => {
+                a.config = config.clone();
+                Ok(())
+            }
+            None => Err(api_not_found(OP, "Authorizer", id)),
+        })?
+    }
+
+    async fn delete_authorizer(&self, api_id: &str, id: &str) -> AwsResult<()> {
+        const OP: &str = "DeleteAuthorizer";
+        self.call(APIGW, OP).await?;
+        self.with_api(OP, api_id, |_, api| {
+            if api.routes.values().any(|r| r.authorizer_id.as_deref() == Some(id)) {
+                return Err(aws_err(APIGW, OP, "ConflictException", format!("Authorizer {id} is used by routes")));
+            }
+            api.authorizers.remove(id);
+            Ok(())
+        })?
     }
 }

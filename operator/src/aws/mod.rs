@@ -47,6 +47,10 @@ pub struct Clients {
     pub cloudmap: Arc<dyn CloudMap>,
     /// Application Auto Scaling.
     pub autoscaling: Arc<dyn Autoscaling>,
+    /// CloudWatch alarms.
+    pub cloudwatch: Arc<dyn CloudWatch>,
+    /// API Gateway HTTP APIs.
+    pub apigateway: Arc<dyn ApiGateway>,
 }
 
 impl Clients {
@@ -58,6 +62,8 @@ impl Clients {
             elbv2: Arc::new(elbv2::SdkElbv2::new(config, calls.clone())),
             cloudmap: Arc::new(cloudmap::SdkCloudMap::new(config, calls.clone())),
             autoscaling: Arc::new(autoscaling::SdkAutoscaling::new(config, calls)),
+            cloudwatch: Arc::new(fake::FakeAws::new()), // TEMP-MERGE
+            apigateway: Arc::new(fake::FakeAws::new()), // TEMP-MERGE
         }
     }
 }
@@ -113,6 +119,27 @@ pub trait Ecr: Send + Sync {
     async fn untag(&self, arn: &str, keys: &[String]) -> AwsResult<()>;
     /// Delete the repository and its images. Missing is success.
     async fn delete_repository(&self, name: &str) -> AwsResult<()>;
+    /// The state of the image scan of `digest` (DescribeImageScanFindings).
+    async fn image_scan(&self, registry_id: Option<&str>, repository: &str, digest: &str) -> AwsResult<ImageScan>;
+    /// Start a basic scan of `digest` (for images pushed before scan on push was on).
+    async fn start_image_scan(&self, registry_id: Option<&str>, repository: &str, digest: &str) -> AwsResult<()>;
+    /// Point `tag` at the image `digest` (BatchGetImage for its manifest, then PutImage), moving the tag
+    /// if it is on another image. An IMMUTABLE repository refuses to move a tag.
+    async fn put_tag(&self, registry_id: Option<&str>, repository: &str, digest: &str, tag: &str) -> AwsResult<()>;
+}
+
+/// The result of an ECR image scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageScan {
+    /// The image was never scanned.
+    NotScanned,
+    /// The scan is running.
+    InProgress,
+    /// The scan finished: the number of findings by severity (`CRITICAL`, `HIGH`, `MEDIUM`, `LOW`,
+    /// `INFORMATIONAL`, `UNDEFINED`), only severities with findings present.
+    Complete(BTreeMap<String, i32>),
+    /// The scan failed or is not supported for this image, with ECR's reason.
+    Failed(String),
 }
 
 // ---- ECS ------------------------------------------------------------------------------------------
@@ -234,10 +261,23 @@ pub struct Service {
     pub network: NetworkSettings,
     /// Rolling-update settings, when ECS reports them.
     pub deployment: Option<DeploymentSettings>,
+    /// CloudWatch alarms watched during deployments, when set.
+    pub alarms: Option<DeploymentAlarms>,
     /// Health-check grace period.
     pub health_check_grace_period_seconds: Option<i32>,
     /// Tags.
     pub tags: Tags,
+}
+
+/// CloudWatch alarms ECS watches during a deployment (`deploymentConfiguration.alarms`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeploymentAlarms {
+    /// Alarm names, sorted.
+    pub names: Vec<String>,
+    /// Whether ECS watches them.
+    pub enable: bool,
+    /// Whether an alarm in ALARM during a deployment rolls it back.
+    pub rollback: bool,
 }
 
 /// A service as ecsop creates it.
@@ -255,6 +295,8 @@ pub struct ServiceConfig {
     pub network: NetworkSettings,
     /// Rolling-update settings.
     pub deployment: DeploymentSettings,
+    /// Deployment alarms.
+    pub alarms: Option<DeploymentAlarms>,
     /// Grace period (only sent with a load balancer).
     pub health_check_grace_period_seconds: Option<i32>,
     /// Target-group binding.
@@ -278,8 +320,11 @@ pub struct ServiceUpdate {
     pub desired_count: Option<i32>,
     /// New network placement.
     pub network: Option<NetworkSettings>,
-    /// New rolling-update settings.
+    /// New rolling-update settings (sent with the deployment alarms, which share ECS's
+    /// `deploymentConfiguration`).
     pub deployment: Option<DeploymentSettings>,
+    /// New deployment alarms (`Some(default)` turns them off); sent only together with `deployment`.
+    pub alarms: Option<DeploymentAlarms>,
     /// New grace period.
     pub health_check_grace_period_seconds: Option<i32>,
     /// New target-group bindings (`Some(vec![])` removes them).
@@ -379,6 +424,28 @@ pub struct Rule {
     pub paths: Vec<String>,
     /// Target groups the forward action sends to.
     pub target_groups: Vec<String>,
+    /// The redirect action, when the rule redirects instead of forwarding.
+    pub redirect: Option<Redirect>,
+}
+
+/// A listener rule's redirect action (to HTTPS on the same host, path and query).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// `HTTPS` (or `HTTP`, `#{protocol}`).
+    pub protocol: String,
+    /// The port (`443`).
+    pub port: String,
+    /// `HTTP_301` or `HTTP_302`.
+    pub status_code: String,
+}
+
+/// What a rule does with a matching request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleAction {
+    /// Forward to this target group.
+    Forward(String),
+    /// Redirect (host, path and query kept).
+    Redirect(Redirect),
 }
 
 /// What a listener rule matches and where it forwards.
@@ -392,8 +459,8 @@ pub struct RuleConfig {
     pub hosts: Vec<String>,
     /// Path-pattern values.
     pub paths: Vec<String>,
-    /// The target group to forward to.
-    pub target_group_arn: String,
+    /// What the rule does.
+    pub action: RuleAction,
     /// Tags.
     pub tags: Tags,
 }
@@ -419,9 +486,8 @@ pub trait Elbv2: Send + Sync {
     async fn rules(&self, listener_arn: &str) -> AwsResult<Vec<Rule>>;
     /// Create a forward rule.
     async fn create_rule(&self, config: &RuleConfig) -> AwsResult<Rule>;
-    /// Change a rule's conditions and forward target.
-    async fn modify_rule(&self, arn: &str, hosts: &[String], paths: &[String], target_group_arn: &str)
-    -> AwsResult<()>;
+    /// Change a rule's conditions and action.
+    async fn modify_rule(&self, arn: &str, hosts: &[String], paths: &[String], action: &RuleAction) -> AwsResult<()>;
     /// Change a rule's priority.
     async fn set_rule_priority(&self, arn: &str, priority: i32) -> AwsResult<()>;
     /// Delete a rule. Missing is success.

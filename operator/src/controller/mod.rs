@@ -371,7 +371,7 @@ pub fn describe(action: &Action) -> (&'static str, String) {
         Action::CreateTargetGroup { .. } => "TargetGroupCreated",
         Action::ModifyTargetGroup { .. } | Action::SetTargetGroupAttributes { .. } => "TargetGroupUpdated",
         Action::DeleteTargetGroup { .. } => "TargetGroupDeleted",
-        Action::CreateRule { .. } => "ListenerRuleCreated",
+        Action::CreateRule { .. } | Action::CreateRedirectRule { .. } => "ListenerRuleCreated",
         Action::ModifyRule { .. } | Action::SetRulePriority { .. } => "ListenerRuleUpdated",
         Action::DeleteRule { .. } => "ListenerRuleDeleted",
         Action::CreateRepository { .. } => "RepositoryCreated",
@@ -385,6 +385,20 @@ pub fn describe(action: &Action) -> (&'static str, String) {
         Action::RegisterScalableTarget { .. } | Action::PutScalingPolicy { .. } => "AutoscalingUpdated",
         Action::DeleteScalingPolicy { .. } | Action::DeregisterScalableTarget { .. } => "AutoscalingRemoved",
         Action::TagService { .. } => "Recorded",
+        Action::StartImageScan { .. } => "ImageScanStarted",
+        Action::PromoteImage { .. } => "ImagePromoted",
+        Action::PutAlarm { exists: false, .. } => "AlarmCreated",
+        Action::PutAlarm { exists: true, .. } => "AlarmUpdated",
+        Action::DeleteAlarms { .. } => "AlarmsDeleted",
+        Action::CreateIntegration { .. } | Action::CreateAuthorizer { .. } | Action::CreateRoute { .. } => {
+            "ApiGatewayCreated"
+        }
+        Action::UpdateIntegration { .. } | Action::UpdateAuthorizer { .. } | Action::UpdateRoute { .. } => {
+            "ApiGatewayUpdated"
+        }
+        Action::DeleteIntegration { .. } | Action::DeleteAuthorizer { .. } | Action::DeleteRoute { .. } => {
+            "ApiGatewayDeleted"
+        }
         Action::Untag { .. } => "Released",
     };
     (reason, note)

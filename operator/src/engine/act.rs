@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::desired::service_tags;
 use super::plan::{Action, Created, Ref, Resource};
-use crate::aws::{AwsError, Clients, ErrorKind, ScalingMetric, ScalingPolicy, Tags};
+use crate::aws::{AwsError, Clients, ErrorKind, Redirect, RouteConfig, RuleAction, ScalingMetric, ScalingPolicy, Tags};
 
 /// What acting created, by kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -122,14 +122,71 @@ async fn run(clients: &Clients, action: &Action, out: &mut Outputs, wait: WaitSe
                     priority: *priority,
                     hosts: hosts.clone(),
                     paths: paths.clone(),
-                    target_group_arn: tg,
+                    action: RuleAction::Forward(tg),
                     tags: tags.clone(),
                 })
                 .await?;
         }
-        Action::ModifyRule { arn, hosts, paths, target_group, .. } => {
-            clients.elbv2.modify_rule(arn, hosts, paths, target_group).await?
+        Action::CreateRedirectRule { listener_arn, priority, hosts, paths, port, tags } => {
+            let rule = clients
+                .elbv2
+                .create_rule(&crate::aws::RuleConfig {
+                    listener_arn: listener_arn.clone(),
+                    priority: *priority,
+                    hosts: hosts.clone(),
+                    paths: paths.clone(),
+                    action: RuleAction::Redirect(Redirect {
+                        protocol: "HTTPS".into(),
+                        port: port.clone(),
+                        status_code: "HTTP_301".into(),
+                    }),
+                    tags: tags.clone(),
+                })
+                .await?;
+            out.created.insert(Created::RedirectRule, rule.arn);
         }
+        Action::ModifyRule { arn, hosts, paths, action, .. } => {
+            clients.elbv2.modify_rule(arn, hosts, paths, action).await?
+        }
+        Action::StartImageScan { registry_id, repository, digest } => {
+            clients.ecr.start_image_scan(registry_id.as_deref(), repository, digest).await?
+        }
+        Action::PromoteImage { registry_id, repository, digest, tag, service, .. } => {
+            clients.ecr.put_tag(registry_id.as_deref(), repository, digest, tag).await?;
+            let recorded = Tags::from([(service_tags::PROMOTED.to_string(), digest.clone())]);
+            clients.ecs.tag(service, &recorded).await?
+        }
+        Action::PutAlarm { alarm, tags, .. } => clients.cloudwatch.put_alarm(alarm, tags).await?,
+        Action::DeleteAlarms { names } => clients.cloudwatch.delete_alarms(names).await?,
+        Action::CreateIntegration { api_id, config, service } => {
+            let mut config = config.clone();
+            config.service_arn = out.resolve(service, "apigateway", "CreateIntegration")?;
+            let integration = clients.apigateway.create_integration(api_id, &config).await?;
+            out.created.insert(Created::Integration, integration.id);
+        }
+        Action::UpdateIntegration { api_id, id, config, service, .. } => {
+            let mut config = config.clone();
+            config.service_arn = out.resolve(service, "apigateway", "UpdateIntegration")?;
+            clients.apigateway.update_integration(api_id, id, &config).await?
+        }
+        Action::CreateAuthorizer { api_id, config } => {
+            let authorizer = clients.apigateway.create_authorizer(api_id, config).await?;
+            out.created.insert(Created::Authorizer, authorizer.id);
+        }
+        Action::UpdateAuthorizer { api_id, id, config, .. } => {
+            clients.apigateway.update_authorizer(api_id, id, config).await?
+        }
+        Action::CreateRoute { api_id, key, integration, authorizer } => {
+            let config = route_config(out, key, integration, authorizer.as_ref(), "CreateRoute")?;
+            clients.apigateway.create_route(api_id, &config).await?;
+        }
+        Action::UpdateRoute { api_id, id, key, integration, authorizer, .. } => {
+            let config = route_config(out, key, integration, authorizer.as_ref(), "UpdateRoute")?;
+            clients.apigateway.update_route(api_id, id, &config).await?
+        }
+        Action::DeleteRoute { api_id, id, .. } => clients.apigateway.delete_route(api_id, id).await?,
+        Action::DeleteAuthorizer { api_id, id } => clients.apigateway.delete_authorizer(api_id, id).await?,
+        Action::DeleteIntegration { api_id, id } => clients.apigateway.delete_integration(api_id, id).await?,
         Action::SetRulePriority { arn, priority, .. } => clients.elbv2.set_rule_priority(arn, *priority).await?,
         Action::CreateDiscoveryService { discovery, tags } => {
             let d = clients
@@ -207,10 +264,13 @@ async fn run(clients: &Clients, action: &Action, out: &mut Outputs, wait: WaitSe
             clients.autoscaling.deregister_scalable_target(resource_id).await?
         }
         Action::DeregisterTaskDefinition { arn } => clients.ecs.deregister_task_definition(arn).await?,
-        Action::TagService { service, tags, revision } => {
+        Action::TagService { service, tags, revision, redirect_rule } => {
             let arn = out.resolve(service, "ecs", "TagResource")?;
             let mut tags: Tags = tags.clone();
             tags.insert(service_tags::REVISION.into(), out.resolve(revision, "ecs", "TagResource")?);
+            if let Some(rule) = redirect_rule {
+                tags.insert(service_tags::REDIRECT_RULE.into(), out.resolve(rule, "ecs", "TagResource")?);
+            }
             clients.ecs.tag(&arn, &tags).await?
         }
         Action::DeleteRule { arn } => clients.elbv2.delete_rule(arn).await?,
@@ -247,9 +307,25 @@ async fn run(clients: &Clients, action: &Action, out: &mut Outputs, wait: WaitSe
             Resource::TaskDefinition | Resource::Service => clients.ecs.untag(arn, keys).await?,
             Resource::TargetGroup | Resource::Rule => clients.elbv2.remove_tags(arn, keys).await?,
             Resource::Discovery => clients.cloudmap.untag(arn, keys).await?,
+            Resource::Alarm => clients.cloudwatch.untag(arn, keys).await?,
         },
     }
     Ok(())
+}
+
+/// A route's settings, with the integration and authorizer ids filled in.
+fn route_config(
+    out: &Outputs,
+    key: &str,
+    integration: &Ref,
+    authorizer: Option<&Ref>,
+    operation: &'static str,
+) -> Result<RouteConfig, AwsError> {
+    Ok(RouteConfig {
+        key: key.to_string(),
+        target: format!("integrations/{}", out.resolve(integration, "apigateway", operation)?),
+        authorizer_id: authorizer.map(|a| out.resolve(a, "apigateway", operation)).transpose()?,
+    })
 }
 
 /// The ALBRequestCountPerTarget resource label: `app/<lb>/<id>/targetgroup/<tg>/<id>`, from the

@@ -8,7 +8,10 @@ use serde::Serialize;
 use super::names::{self, Names, short_hash};
 use super::taskdef::TaskDefinition;
 use crate::api::{ApiDeploymentSpec, DeletionPolicy, DnsRecordType, TagMutability};
-use crate::aws::{Binding, DeploymentSettings, NetworkSettings, ScalingMetric, ScalingPolicy, Tags, TargetGroupHealth};
+use crate::aws::{
+    AuthorizerConfig, Binding, DeploymentAlarms, DeploymentSettings, MetricAlarm, NetworkSettings, ScalingMetric,
+    ScalingPolicy, Tags, TargetGroupHealth,
+};
 
 /// One ApiDeployment as the engine works on it: identity, generation and spec.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,6 +139,37 @@ pub struct RuleState {
     pub paths: Vec<String>,
 }
 
+/// The owned HTTP-to-HTTPS redirect rule, on the plain-HTTP listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RedirectState {
+    /// The HTTP listener.
+    pub listener_arn: String,
+    /// Priority (the main rule's).
+    pub priority: i32,
+    /// Hosts, sorted (the main rule's).
+    pub hosts: Vec<String>,
+    /// Paths, sorted (the main rule's).
+    pub paths: Vec<String>,
+    /// The HTTPS port.
+    pub port: String,
+}
+
+/// The owned API Gateway pieces on an existing HTTP API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GatewayState {
+    /// The HTTP API.
+    pub api_id: String,
+    /// The VPC link.
+    pub vpc_link_id: String,
+    /// The integration's description: ecsop's ownership marker (integrations take no tags).
+    pub marker: String,
+    /// Route keys and whether each is public, sorted by key.
+    pub routes: Vec<(String, bool)>,
+    /// The JWT authorizer.
+    #[serde(serialize_with = "ser_debug")]
+    pub authorizer: Option<AuthorizerConfig>,
+}
+
 /// The owned Cloud Map service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DiscoveryState {
@@ -184,6 +218,9 @@ pub struct ServiceState {
     pub deployment: DeploymentSettings,
     /// Grace period (with a load balancer only).
     pub health_check_grace_period_seconds: Option<i32>,
+    /// Deployment alarms (ECS rolls back a rollout during which one fires).
+    #[serde(serialize_with = "ser_debug", skip_serializing_if = "Option::is_none")]
+    pub alarms: Option<DeploymentAlarms>,
     /// Container name and port bound to the target group and Cloud Map.
     pub container: String,
     /// Container port.
@@ -203,8 +240,17 @@ pub struct Desired {
     pub target_group: Option<TargetGroupState>,
     /// The owned listener rule.
     pub rule: Option<RuleState>,
+    /// The owned redirect rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<RedirectState>,
     /// The owned Cloud Map service.
     pub discovery: Option<DiscoveryState>,
+    /// The owned API Gateway pieces.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewayState>,
+    /// The owned CloudWatch alarms, by name.
+    #[serde(serialize_with = "ser_debug", skip_serializing_if = "Vec::is_empty")]
+    pub alarms: Vec<MetricAlarm>,
     /// The ECS service.
     pub service: ServiceState,
     /// Autoscaling.
@@ -231,6 +277,17 @@ pub fn lifecycle_policy(keep: i32) -> String {
         }]
     })
     .to_string()
+}
+
+/// The description ecsop gives its API Gateway integration, marking it as owned (integrations take no
+/// tags): `managed by ecsop for <namespace>/<name>`.
+pub fn gateway_marker(names: &Names) -> String {
+    format!("managed by ecsop for {}", names.owner())
+}
+
+/// The name of ecsop's JWT authorizer on an HTTP API (authorizers take no tags either).
+pub fn authorizer_name(names: &Names) -> String {
+    format!("ecsop-{}", names.family())
 }
 
 /// Name of the target-tracking policy on `metric`.
@@ -269,6 +326,22 @@ impl Desired {
             hosts: sorted(&lb.hosts),
             paths: sorted(&lb.paths),
         });
+        let redirect = spec.load_balancer.as_ref().and_then(|lb| {
+            lb.https_redirect.as_ref().map(|r| RedirectState {
+                listener_arn: r.listener_arn.clone(),
+                priority: lb.priority,
+                hosts: sorted(&lb.hosts),
+                paths: sorted(&lb.paths),
+                port: r.port.to_string(),
+            })
+        });
+        let gateway = Desired::gateway_of(target);
+        let alarms = super::alarms::desired(target);
+        let deployment_alarms = spec.alarms.as_ref().filter(|a| a.rollback_on_alarm).map(|_| {
+            let mut names: Vec<String> = alarms.iter().map(|a| a.name.clone()).collect();
+            names.sort();
+            DeploymentAlarms { names, enable: true, rollback: true }
+        });
         let discovery = spec.service.service_discovery.as_ref().map(|sd| DiscoveryState {
             namespace_id: sd.namespace_id.clone(),
             name: names.service().to_string(),
@@ -296,6 +369,7 @@ impl Desired {
                 .load_balancer
                 .as_ref()
                 .map(|_| rollout.health_check_grace_period_seconds),
+            alarms: deployment_alarms,
             container: names.container().to_string(),
             port: spec.container.port,
         };
@@ -336,7 +410,10 @@ impl Desired {
             task_definition_hash,
             target_group,
             rule,
+            redirect,
             discovery,
+            gateway,
+            alarms,
             service,
             scaling,
             revision_history_limit: usize::try_from(spec.revision_history_limit.max(1)).unwrap_or(1),
@@ -344,6 +421,26 @@ impl Desired {
         }
     }
 
+    /// The API Gateway pieces `target` asks for.
+    pub fn gateway_of(target: &Target) -> Option<GatewayState> {
+        let names = &target.names;
+        target.spec.api_gateway.as_ref().map(|g| {
+            let mut routes: Vec<(String, bool)> = g.routes.iter().map(|r| (r.key.clone(), r.public)).collect();
+            routes.sort();
+            GatewayState {
+                api_id: g.api_id.clone(),
+                vpc_link_id: g.vpc_link_id.clone(),
+                marker: gateway_marker(names),
+                routes,
+                authorizer: g.authorizer.as_ref().map(|a| AuthorizerConfig {
+                    name: authorizer_name(names),
+                    issuer: a.issuer.clone(),
+                    audience: sorted(&a.audience),
+                    identity_source: a.identity_source.clone(),
+                }),
+            }
+        })
+    }
     /// A hash of everything above: recorded on the ECS service once every part is applied, so an
     /// unchanged ApiDeployment is recognised from the (batched) service read alone.
     pub fn hash(&self) -> String {
@@ -373,6 +470,16 @@ pub mod service_tags {
     pub const FAILED_REVISION: &str = "ecsop.io/failed-revision";
     /// The listener the owned rule was put on, to find it again when the spec moves or drops it.
     pub const LISTENER: &str = "ecsop.io/listener";
+    /// The owned HTTP-to-HTTPS redirect rule, to find it again when the spec drops it.
+    pub const REDIRECT_RULE: &str = "ecsop.io/redirect-rule";
+    /// The HTTP API ecsop wired, to find its pieces again when the spec moves or drops it.
+    pub const API: &str = "ecsop.io/api";
+    /// The digest the promotion tag was last put on.
+    pub const PROMOTED: &str = "ecsop.io/promoted";
+
+    /// Every key above, for untagging.
+    pub const ALL: [&str; 9] =
+        [APPLIED_HASH, REVISION, IMAGE, IMAGE_SOURCE, FAILED_REVISION, LISTENER, REDIRECT_RULE, API, PROMOTED];
 }
 
 /// Ownership tags plus `extra`.

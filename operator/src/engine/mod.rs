@@ -4,7 +4,9 @@
 //! [`report`] turns the outcome into a status. [`Engine`] ties them together for one region.
 
 pub mod act;
+pub mod alarms;
 pub mod desired;
+pub mod gateway;
 pub mod names;
 pub mod observe;
 pub mod plan;

@@ -11,10 +11,11 @@
 use std::collections::BTreeMap;
 
 use super::desired::{Desired, ImageSource, PinnedImage, Target, image_source_ref, service_tags};
+use super::gateway::GatewayObserved;
 use crate::api::TagMutability;
 use crate::aws::{
-    AwsError, Clients, DiscoveryService, ErrorKind, Repository, Rule, ScalableTarget, ScalingPolicy, Service, Tags,
-    TargetGroup, TaskDefinitionInfo,
+    AlarmInfo, AwsError, Clients, DiscoveryService, ErrorKind, ImageScan, Repository, Rule, ScalableTarget,
+    ScalingPolicy, Service, Tags, TargetGroup, TaskDefinitionInfo,
 };
 use crate::engine::names::{Names, TAG_SPEC_HASH};
 
@@ -66,6 +67,20 @@ pub struct Observed {
     pub scalable_target: Option<ScalableTarget>,
     /// Scaling policies, when read.
     pub scaling_policies: Option<Vec<ScalingPolicy>>,
+    /// Every rule of the HTTPS-redirect listener, when the spec has one.
+    pub redirect_listener_rules: Option<Vec<Rule>>,
+    /// The tags of the rule at our priority on that listener, when read (deep).
+    pub redirect_rule_tags: Option<Tags>,
+    /// The scan of the pinned image, when the scan gate needed it (an image the service does not run).
+    pub scan: Option<ImageScan>,
+    /// The digest the promotion tag is on (`Some(None)`: on no image), when read.
+    pub promoted: Option<Option<String>>,
+    /// The alarms that can carry our names, with their tags, when read.
+    pub alarms: Option<Vec<(AlarmInfo, Tags)>>,
+    /// The HTTP API the spec names, when read.
+    pub gateway: Option<GatewayObserved>,
+    /// An HTTP API we wired that the spec no longer names (recorded on the service), to clean up.
+    pub stale_gateway: Option<GatewayObserved>,
 }
 
 impl Observed {
@@ -91,7 +106,8 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
     // The reads every observation needs start together: concurrent reconciles then meet in the same
     // batches (DescribeServices by 10, DescribeTargetGroups by 20, one DescribeRules per listener).
     let lb = spec.load_balancer.as_ref();
-    let (service, target_group, listener_rules) = futures::join!(
+    let redirect = lb.and_then(|lb| lb.https_redirect.as_ref());
+    let (service, target_group, listener_rules, redirect_rules) = futures::join!(
         clients.ecs.service(&spec.cluster, names.service()),
         async {
             match lb {
@@ -105,11 +121,18 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
                 None => Ok(None),
             }
         },
+        async {
+            match redirect {
+                Some(r) => clients.elbv2.rules(&r.listener_arn).await.map(Some),
+                None => Ok(None),
+            }
+        },
     );
     let mut observed = Observed {
         service: service?,
         target_group: target_group?,
         listener_rules: listener_rules?,
+        redirect_listener_rules: redirect_rules?,
         ..Default::default()
     };
 
@@ -194,8 +217,50 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
         observed.stale_rules = rules.into_iter().filter(|r| r.target_groups.iter().any(|a| a == &tg.arn)).collect();
     }
 
-    // 4. Hidden state: Cloud Map and autoscaling.
+    // 4. The image gates: the scan of an image the service does not run yet, and where the promotion
+    //    tag is (unless the service records it on this very image).
+    let recorded_tag = |key: &str| observed.service.as_ref().and_then(|s| s.tags.get(key)).cloned();
+    if let (ImageSource::Ecr { registry_id, repository }, Some(image)) = (&source, observed.pinned().cloned()) {
+        let registry = registry_id.as_deref();
+        if spec.image.scan_gate.is_some() && recorded_tag(service_tags::IMAGE) != Some(image.reference()) {
+            observed.scan = Some(clients.ecr.image_scan(registry, repository, &image.digest).await?);
+        }
+        if let Some(tag) = &spec.image.promotion_tag
+            && (!fast || recorded_tag(service_tags::PROMOTED).as_deref() != Some(image.digest.as_str()))
+        {
+            observed.promoted = Some(clients.ecr.resolve_tag(registry, repository, tag).await?);
+        }
+    }
+
+    // 5. Hidden state: the redirect rule's ownership, alarms, API Gateway, Cloud Map and autoscaling.
     if !fast {
+        if let (Some(lb), Some(rules)) = (lb, &observed.redirect_listener_rules)
+            && let Some(rule) = rules.iter().find(|rule| rule.priority == Some(lb.priority))
+        {
+            observed.redirect_rule_tags = Some(clients.elbv2.tags(&rule.arn).await?);
+        }
+        if spec.alarms.is_some() || observed.service.is_some() {
+            let mut alarms = Vec::new();
+            for a in clients.cloudwatch.alarms(&format!("{}-", names.family())).await? {
+                if super::alarms::is_our_name(names, &a.alarm.name) {
+                    let tags = clients.cloudwatch.tags(&a.arn).await?;
+                    alarms.push((a, tags));
+                }
+            }
+            observed.alarms = Some(alarms);
+        }
+        if let Some(g) = &spec.api_gateway {
+            observed.gateway = Some(read_gateway(clients, &g.api_id).await?);
+        }
+        if let Some(api) = recorded_tag(service_tags::API)
+            && spec.api_gateway.as_ref().is_none_or(|g| g.api_id != api)
+        {
+            match read_gateway(clients, &api).await {
+                Ok(g) => observed.stale_gateway = Some(g),
+                Err(e) if e.kind == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
         if let Some(sd) = &spec.service.service_discovery {
             observed.discovery = clients.cloudmap.find_service(&sd.namespace_id, names.service()).await?;
             if let Some(d) = &observed.discovery {
@@ -211,6 +276,19 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
         }
     }
     Ok(observed)
+}
+
+/// Everything of an HTTP API ecsop may own, read concurrently.
+pub async fn read_gateway(clients: &Clients, api_id: &str) -> Result<GatewayObserved, AwsError> {
+    let gw = &clients.apigateway;
+    let (integrations, routes, authorizers) =
+        futures::join!(gw.integrations(api_id), gw.routes(api_id), gw.authorizers(api_id));
+    Ok(GatewayObserved {
+        api_id: api_id.to_string(),
+        integrations: integrations?,
+        routes: routes?,
+        authorizers: authorizers?,
+    })
 }
 
 /// The image the service records, if it was resolved from the same spec reference.

@@ -20,8 +20,9 @@ use super::rollout::{self, Rollout, RolloutState};
 use super::taskdef::TaskDefinition;
 use crate::api::TagMutability;
 use crate::aws::{
-    Binding, ScalableTarget, ScalingMetric, ScalingPolicy, Service, ServiceConfig, ServiceUpdate, Tags,
-    TargetGroupConfig, TargetGroupHealth,
+    AuthorizerConfig, Binding, DeploymentAlarms, ImageScan, IntegrationConfig, MetricAlarm, Redirect, Rule, RuleAction,
+    ScalableTarget, ScalingMetric, ScalingPolicy, Service, ServiceConfig, ServiceUpdate, Tags, TargetGroupConfig,
+    TargetGroupHealth,
 };
 
 /// A resource created earlier in the same plan, whose ARN the actor knows only once it exists.
@@ -35,6 +36,12 @@ pub enum Created {
     Discovery,
     /// The ECS service created by this plan.
     Service,
+    /// The API Gateway integration created by this plan (its id).
+    Integration,
+    /// The API Gateway authorizer created by this plan (its id).
+    Authorizer,
+    /// The HTTPS redirect rule created by this plan.
+    RedirectRule,
 }
 
 /// An ARN: known, or of a resource this plan creates.
@@ -156,7 +163,22 @@ pub enum Action {
         /// Tags.
         tags: Tags,
     },
-    /// Change the rule's conditions or target.
+    /// Create the HTTP-to-HTTPS redirect rule on the plain-HTTP listener.
+    CreateRedirectRule {
+        /// The HTTP listener.
+        listener_arn: String,
+        /// Priority.
+        priority: i32,
+        /// Hosts.
+        hosts: Vec<String>,
+        /// Paths.
+        paths: Vec<String>,
+        /// The HTTPS port.
+        port: String,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Change a rule's conditions or action.
     ModifyRule {
         /// Rule.
         arn: String,
@@ -164,8 +186,9 @@ pub enum Action {
         hosts: Vec<String>,
         /// Paths.
         paths: Vec<String>,
-        /// Target group.
-        target_group: String,
+        /// What the rule does.
+        #[serde(skip)]
+        action: RuleAction,
         /// What changes.
         changes: Vec<Change>,
     },
@@ -220,6 +243,143 @@ pub enum Action {
         /// What changes.
         changes: Vec<Change>,
     },
+    /// Start the ECR scan of an image never scanned (the scan gate waits for it).
+    StartImageScan {
+        /// Registry (account) of the repository, `None` for the caller's.
+        registry_id: Option<String>,
+        /// Repository.
+        repository: String,
+        /// Image.
+        digest: String,
+    },
+    /// After a completed rollout: point the promotion tag at the deployed digest in ECR, and record it
+    /// on the ECS service.
+    PromoteImage {
+        /// Registry (account) of the repository, `None` for the caller's.
+        registry_id: Option<String>,
+        /// Repository.
+        repository: String,
+        /// The deployed image.
+        digest: String,
+        /// The promotion tag.
+        tag: String,
+        /// The ECS service, to record the promotion on.
+        service: String,
+        /// The digest the tag was on (`-` when new).
+        was: String,
+    },
+    /// Create or replace a CloudWatch alarm.
+    PutAlarm {
+        /// The alarm.
+        #[serde(skip)]
+        alarm: MetricAlarm,
+        /// Its name.
+        name: String,
+        /// Tags.
+        tags: Tags,
+        /// Whether it exists already.
+        exists: bool,
+        /// What changes.
+        changes: Vec<Change>,
+    },
+    /// Delete CloudWatch alarms.
+    DeleteAlarms {
+        /// Alarm names.
+        names: Vec<String>,
+    },
+    /// Create the API Gateway integration to the Cloud Map service.
+    CreateIntegration {
+        /// HTTP API.
+        api_id: String,
+        /// Settings (the service ARN from `service`).
+        #[serde(skip)]
+        config: IntegrationConfig,
+        /// The Cloud Map service.
+        service: Ref,
+    },
+    /// Change the API Gateway integration.
+    UpdateIntegration {
+        /// HTTP API.
+        api_id: String,
+        /// Integration id.
+        id: String,
+        /// Settings (the service ARN from `service`).
+        #[serde(skip)]
+        config: IntegrationConfig,
+        /// The Cloud Map service.
+        service: Ref,
+        /// What changes.
+        changes: Vec<Change>,
+    },
+    /// Create the JWT authorizer.
+    CreateAuthorizer {
+        /// HTTP API.
+        api_id: String,
+        /// Settings.
+        #[serde(skip)]
+        config: AuthorizerConfig,
+    },
+    /// Change the JWT authorizer.
+    UpdateAuthorizer {
+        /// HTTP API.
+        api_id: String,
+        /// Authorizer id.
+        id: String,
+        /// Settings.
+        #[serde(skip)]
+        config: AuthorizerConfig,
+        /// What changes.
+        changes: Vec<Change>,
+    },
+    /// Create a route to the integration.
+    CreateRoute {
+        /// HTTP API.
+        api_id: String,
+        /// Route key.
+        key: String,
+        /// The integration.
+        integration: Ref,
+        /// The authorizer, unless the route is public.
+        authorizer: Option<Ref>,
+    },
+    /// Change a route's target or authorization.
+    UpdateRoute {
+        /// HTTP API.
+        api_id: String,
+        /// Route id.
+        id: String,
+        /// Route key.
+        key: String,
+        /// The integration.
+        integration: Ref,
+        /// The authorizer, unless the route is public.
+        authorizer: Option<Ref>,
+        /// What changes.
+        changes: Vec<Change>,
+    },
+    /// Delete a route.
+    DeleteRoute {
+        /// HTTP API.
+        api_id: String,
+        /// Route id.
+        id: String,
+        /// Route key.
+        key: String,
+    },
+    /// Delete the JWT authorizer.
+    DeleteAuthorizer {
+        /// HTTP API.
+        api_id: String,
+        /// Authorizer id.
+        id: String,
+    },
+    /// Delete the integration.
+    DeleteIntegration {
+        /// HTTP API.
+        api_id: String,
+        /// Integration id.
+        id: String,
+    },
     /// Register the scalable target.
     RegisterScalableTarget {
         /// Target.
@@ -261,10 +421,12 @@ pub enum Action {
     TagService {
         /// Service.
         service: Ref,
-        /// Tags, the revision tag excepted.
+        /// Tags, the revision and redirect-rule tags excepted.
         tags: Tags,
         /// The revision to record.
         revision: Ref,
+        /// The redirect rule to record.
+        redirect_rule: Option<Ref>,
     },
     /// Delete the listener rule.
     DeleteRule {
@@ -326,6 +488,8 @@ pub enum Resource {
     Rule,
     /// Cloud Map service.
     Discovery,
+    /// CloudWatch alarm.
+    Alarm,
 }
 
 impl Action {
@@ -344,6 +508,24 @@ impl Action {
             | Action::SetTargetGroupAttributes { arn, .. }
             | Action::DeleteTargetGroup { arn } => format!("target group {}", tg_name(arn)),
             Action::CreateRule { priority, .. } => format!("listener rule (priority {priority})"),
+            Action::CreateRedirectRule { priority, .. } => format!("https redirect rule (priority {priority})"),
+            Action::StartImageScan { repository, digest, .. } => {
+                format!("ecr image scan {repository}@{}", short_digest(digest))
+            }
+            Action::PromoteImage { repository, tag, .. } => format!("ecr tag {repository}:{tag}"),
+            Action::PutAlarm { name, .. } => format!("cloudwatch alarm {name}"),
+            Action::DeleteAlarms { names } => format!("cloudwatch alarms {}", names.join(",")),
+            Action::CreateIntegration { api_id, .. } => format!("api gateway {api_id} integration"),
+            Action::UpdateIntegration { api_id, id, .. } | Action::DeleteIntegration { api_id, id } => {
+                format!("api gateway {api_id} integration {id}")
+            }
+            Action::CreateAuthorizer { api_id, config } => format!("api gateway {api_id} authorizer {}", config.name),
+            Action::UpdateAuthorizer { api_id, id, .. } | Action::DeleteAuthorizer { api_id, id } => {
+                format!("api gateway {api_id} authorizer {id}")
+            }
+            Action::CreateRoute { api_id, key, .. }
+            | Action::UpdateRoute { api_id, key, .. }
+            | Action::DeleteRoute { api_id, key, .. } => format!("api gateway {api_id} route {key}"),
             Action::ModifyRule { arn, .. } | Action::SetRulePriority { arn, .. } | Action::DeleteRule { arn } => {
                 format!("listener rule {}", arn.rsplit('/').next().unwrap_or(arn))
             }
@@ -372,6 +554,11 @@ impl Action {
             | Action::CreateTargetGroup { .. }
             | Action::CreateRule { .. }
             | Action::CreateDiscoveryService { .. }
+            | Action::CreateRedirectRule { .. }
+            | Action::CreateIntegration { .. }
+            | Action::CreateAuthorizer { .. }
+            | Action::CreateRoute { .. }
+            | Action::PutAlarm { exists: false, .. }
             | Action::CreateService { .. } => '+',
             Action::DeleteRepository { .. }
             | Action::DeregisterTaskDefinition { .. }
@@ -380,6 +567,10 @@ impl Action {
             | Action::DeleteDiscoveryService { .. }
             | Action::DeleteService { .. }
             | Action::DeleteScalingPolicy { .. }
+            | Action::DeleteAlarms { .. }
+            | Action::DeleteRoute { .. }
+            | Action::DeleteAuthorizer { .. }
+            | Action::DeleteIntegration { .. }
             | Action::DeregisterScalableTarget { .. } => '-',
             _ => '~',
         }
@@ -426,6 +617,23 @@ impl Action {
                 Change::new("paths", "-", paths.join(",")),
                 Change::new("forward", "-", target_group),
             ],
+            Action::CreateRedirectRule { hosts, paths, port, .. } => vec![
+                Change::new("hosts", "-", hosts.join(",")),
+                Change::new("paths", "-", paths.join(",")),
+                Change::new("redirect", "-", format!("HTTPS:{port} (301)")),
+            ],
+            Action::PromoteImage { digest, was, .. } => vec![Change::new("digest", was, short_digest(digest))],
+            Action::CreateIntegration { config, service, .. } => {
+                vec![Change::new("vpcLink", "-", &config.vpc_link_id), Change::new("cloudMapService", "-", service)]
+            }
+            Action::CreateAuthorizer { config, .. } => vec![
+                Change::new("issuer", "-", &config.issuer),
+                Change::new("audience", "-", config.audience.join(",")),
+            ],
+            Action::CreateRoute { integration, authorizer, .. } => vec![
+                Change::new("target", "-", integration),
+                Change::new("authorization", "-", if authorizer.is_some() { "JWT" } else { "NONE" }),
+            ],
             Action::SetRulePriority { priority, was, .. } => {
                 vec![Change::new("priority", was.map(|p| p.to_string()).unwrap_or("-".into()), priority)]
             }
@@ -438,6 +646,10 @@ impl Action {
             | Action::ModifyRule { changes, .. }
             | Action::UpdateDiscoveryTtl { changes, .. }
             | Action::UpdateService { changes, .. }
+            | Action::PutAlarm { changes, .. }
+            | Action::UpdateIntegration { changes, .. }
+            | Action::UpdateAuthorizer { changes, .. }
+            | Action::UpdateRoute { changes, .. }
             | Action::RegisterScalableTarget { changes, .. } => changes.clone(),
             Action::PutScalingPolicy { policy, .. } => {
                 vec![Change::new(metric_name(&policy.metric), "?", policy.target)]
@@ -445,6 +657,11 @@ impl Action {
             _ => Vec::new(),
         }
     }
+}
+
+/// `sha256:` and the first 12 hex digits, as `docker images` shows digests.
+pub fn short_digest(digest: &str) -> &str {
+    digest.get(..19).unwrap_or(digest)
 }
 
 fn tg_name(arn: &str) -> &str {
@@ -547,6 +764,68 @@ pub fn plan(target: &Target, observed: &Observed, now: DateTime<Utc>) -> Plan {
             };
         }
     };
+    // The scan gate: an image the service does not run yet must have a finished scan under the bar.
+    if let (Some(gate), Some(scan)) = (&spec.image.scan_gate, &observed.scan) {
+        let short = short_digest(&image.digest).to_string();
+        let waiting = |m: String| Assessment {
+            phase: Phase::Progressing,
+            reason: "ImageScanInProgress".into(),
+            message: m,
+            rollout: None,
+        };
+        match scan {
+            ImageScan::NotScanned => {
+                if let super::desired::ImageSource::Ecr { registry_id, repository } =
+                    super::desired::ImageSource::parse(&spec.image.repository)
+                {
+                    actions.push(Action::StartImageScan { registry_id, repository, digest: image.digest.clone() });
+                }
+                let assessment =
+                    waiting(format!("image {short} was never scanned: started its ECR scan, the rollout waits for it"));
+                return Plan { desired: None, actions, revision: None, assessment };
+            }
+            ImageScan::InProgress => {
+                let assessment = waiting(format!("waiting for the ECR scan of image {short} before rolling it out"));
+                return Plan { desired: None, actions, revision: None, assessment };
+            }
+            ImageScan::Failed(reason) => {
+                let message = format!(
+                    "the ECR scan of image {short} did not complete ({reason}); the service keeps its current image"
+                );
+                return Plan {
+                    desired: None,
+                    actions,
+                    revision: None,
+                    assessment: stalled("ImageScanFailed", message),
+                };
+            }
+            ImageScan::Complete(counts) => {
+                let bar = gate.fail_on_severity;
+                let blocking: Vec<(crate::api::Severity, i32)> = counts
+                    .iter()
+                    .filter_map(|(name, n)| crate::api::Severity::parse(name).map(|s| (s, *n)))
+                    .filter(|(s, n)| *s <= bar && *n > 0)
+                    .collect();
+                let total: i32 = blocking.iter().map(|(_, n)| n).sum();
+                if total > 0 {
+                    let detail =
+                        blocking.iter().map(|(s, n)| format!("{} {n}", s.as_str())).collect::<Vec<_>>().join(", ");
+                    let message = format!(
+                        "image {short} has {total} finding{} at {} or above ({detail}); the rollout is refused and the service keeps its current image",
+                        if total == 1 { "" } else { "s" },
+                        bar.as_str()
+                    );
+                    return Plan {
+                        desired: None,
+                        actions,
+                        revision: None,
+                        assessment: stalled("ImageRejected", message),
+                    };
+                }
+            }
+        }
+    }
+
     let desired = Desired::new(target, &image);
 
     // Task definition: reuse the revision with our content hash, else register one.
@@ -574,6 +853,17 @@ pub fn plan(target: &Target, observed: &Observed, now: DateTime<Utc>) -> Plan {
     if let (Some(rule), Some(tg_ref)) = (&desired.rule, &tg_ref) {
         plan_rule(names, rule, tg_ref, observed, &mut actions);
     }
+    let recorded_redirect = observed.service.as_ref().and_then(|s| s.tags.get(service_tags::REDIRECT_RULE)).cloned();
+    let redirect_ref = desired.redirect.as_ref().map(|r| plan_redirect(names, r, observed, &mut actions));
+    if let Some(old) = &recorded_redirect
+        && !matches!(&redirect_ref, Some(Ref::Arn(a)) if a == old)
+    {
+        // The spec dropped the redirect or moved it to another listener.
+        actions.push(Action::DeleteRule { arn: old.clone() });
+    }
+
+    // Alarms before the service, which names them as deployment alarms.
+    super::alarms::plan(names, &desired.alarms, observed.alarms.as_ref(), &mut actions);
 
     // Cloud Map.
     let registry_ref = desired.discovery.as_ref().map(|d| plan_discovery(names, d, observed, &mut actions));
@@ -597,6 +887,15 @@ pub fn plan(target: &Target, observed: &Observed, now: DateTime<Utc>) -> Plan {
         names,
         &mut actions,
     );
+
+    // API Gateway: the integration to the Cloud Map service, the authorizer, the routes. An HTTP API
+    // the spec left loses our pieces.
+    if let (Some(g), Some(registry)) = (&desired.gateway, &registry_ref) {
+        super::gateway::plan(names, g, observed.gateway.as_ref(), registry, &mut actions);
+    }
+    if let Some(stale) = &observed.stale_gateway {
+        super::gateway::teardown(names, stale, &mut actions);
+    }
 
     // The load balancer was dropped from the spec: the service is unbound above; the owned target
     // group goes after it.
@@ -699,6 +998,12 @@ pub fn plan(target: &Target, observed: &Observed, now: DateTime<Utc>) -> Plan {
     if let Some(rule) = &desired.rule {
         tags.insert(service_tags::LISTENER.into(), rule.listener_arn.clone());
     }
+    if let Some(g) = &desired.gateway {
+        tags.insert(service_tags::API.into(), g.api_id.clone());
+    }
+    if observed.promoted.as_ref().is_some_and(|p| p.as_deref() == Some(image.digest.as_str())) {
+        tags.insert(service_tags::PROMOTED.into(), image.digest.clone());
+    }
     if rollout.state == RolloutState::RolledBack
         && let Some(r) = &revision
     {
@@ -708,12 +1013,40 @@ pub fn plan(target: &Target, observed: &Observed, now: DateTime<Utc>) -> Plan {
     let tags_differ = current_tags.is_none_or(|current| {
         tags.iter().any(|(k, v)| current.get(k) != Some(v))
             || revision.as_ref().is_none_or(|r| current.get(service_tags::REVISION) != Some(r))
+            || match &redirect_ref {
+                Some(Ref::Arn(a)) => current.get(service_tags::REDIRECT_RULE) != Some(a),
+                Some(Ref::Created(_)) => true,
+                None => false,
+            }
     });
     if !actions.is_empty() || tags_differ {
-        actions.push(Action::TagService { service: service_ref, tags, revision: td_ref.clone() });
+        actions.push(Action::TagService {
+            service: service_ref.clone(),
+            tags,
+            revision: td_ref.clone(),
+            redirect_rule: redirect_ref.clone(),
+        });
     }
 
     let assessment = assess(target, observed, &actions, rollout, now);
+
+    // Promotion: once the rollout of this image completed, the promotion tag follows it. Bookkeeping,
+    // not part of the rollout: it does not hold Ready back.
+    if let (Some(tag), Some(promoted), Phase::Ready, Ref::Arn(service)) =
+        (&spec.image.promotion_tag, &observed.promoted, assessment.phase, &service_ref)
+        && promoted.as_deref() != Some(image.digest.as_str())
+        && let super::desired::ImageSource::Ecr { registry_id, repository } =
+            super::desired::ImageSource::parse(&spec.image.repository)
+    {
+        actions.push(Action::PromoteImage {
+            registry_id,
+            repository,
+            digest: image.digest.clone(),
+            tag: tag.clone(),
+            service: service.clone(),
+            was: promoted.as_deref().map(short_digest).unwrap_or("-").to_string(),
+        });
+    }
     Plan { desired: Some(desired), actions, revision, assessment }
 }
 
@@ -752,6 +1085,25 @@ fn conflict(target: &Target, observed: &Observed) -> Option<String> {
         && !is_owned(tags, names)
     {
         return Some(format!("Cloud Map service {} exists and is not owned by {owner}{adopt}", d.name));
+    }
+    if let Some(c) = super::alarms::conflict(names, &super::alarms::desired(target), observed.alarms.as_ref()) {
+        return Some(format!("{c}{adopt}"));
+    }
+    if let Some(g) = &Desired::gateway_of(target)
+        && let Some(c) = super::gateway::conflict(names, g, observed.gateway.as_ref())
+    {
+        return Some(c);
+    }
+    if let (Some(lb), Some(rules), Some(tags)) =
+        (&target.spec.load_balancer, &observed.redirect_listener_rules, &observed.redirect_rule_tags)
+        && let Some(r) = &lb.https_redirect
+        && let Some(other) = rules.iter().find(|rule| rule.priority == Some(lb.priority))
+        && !is_owned(tags, names)
+    {
+        return Some(format!(
+            "priority {} on listener {} is taken by rule {}; choose a free loadBalancer.priority",
+            lb.priority, r.listener_arn, other.arn
+        ));
     }
     if let (Some(lb), Some(rules)) = (&target.spec.load_balancer, &observed.listener_rules) {
         let ours = observed.rule().map(|r| r.arn.as_str());
@@ -887,7 +1239,7 @@ fn plan_rule(
                     arn: current.arn.clone(),
                     hosts: rule.hosts.clone(),
                     paths: rule.paths.clone(),
-                    target_group: tg.clone(),
+                    action: RuleAction::Forward(tg.clone()),
                     changes,
                 });
             }
@@ -900,6 +1252,70 @@ fn plan_rule(
             }
         }
     }
+}
+
+/// Our redirect rule: the one the service records, or (deep) the owned one at our priority.
+pub fn redirect_rule<'a>(names: &Names, priority: i32, observed: &'a Observed) -> Option<&'a Rule> {
+    let rules = observed.redirect_listener_rules.as_ref()?;
+    let recorded = observed.service.as_ref().and_then(|s| s.tags.get(service_tags::REDIRECT_RULE));
+    rules.iter().find(|r| Some(&r.arn) == recorded).or_else(|| {
+        observed
+            .redirect_rule_tags
+            .as_ref()
+            .filter(|t| is_owned(t, names))
+            .and_then(|_| rules.iter().find(|r| r.priority == Some(priority)))
+    })
+}
+
+fn plan_redirect(
+    names: &Names,
+    wanted: &super::desired::RedirectState,
+    observed: &Observed,
+    actions: &mut Vec<Action>,
+) -> Ref {
+    let redirect = Redirect { protocol: "HTTPS".into(), port: wanted.port.clone(), status_code: "HTTP_301".into() };
+    let Some(current) = redirect_rule(names, wanted.priority, observed) else {
+        actions.push(Action::CreateRedirectRule {
+            listener_arn: wanted.listener_arn.clone(),
+            priority: wanted.priority,
+            hosts: wanted.hosts.clone(),
+            paths: wanted.paths.clone(),
+            port: wanted.port.clone(),
+            tags: owned_tags(names, &[]),
+        });
+        return Ref::Created(Created::RedirectRule);
+    };
+    let (mut hosts, mut paths) = (current.hosts.clone(), current.paths.clone());
+    hosts.sort();
+    paths.sort();
+    let mut changes = Vec::new();
+    if hosts != wanted.hosts {
+        changes.push(Change::new("hosts", hosts.join(","), wanted.hosts.join(",")));
+    }
+    if paths != wanted.paths {
+        changes.push(Change::new("paths", paths.join(","), wanted.paths.join(",")));
+    }
+    if current.redirect.as_ref() != Some(&redirect) {
+        let was = current.redirect.as_ref().map(|r| format!("{}:{} ({})", r.protocol, r.port, r.status_code));
+        changes.push(Change::new("redirect", was.unwrap_or("-".into()), format!("HTTPS:{} (HTTP_301)", wanted.port)));
+    }
+    if !changes.is_empty() {
+        actions.push(Action::ModifyRule {
+            arn: current.arn.clone(),
+            hosts: wanted.hosts.clone(),
+            paths: wanted.paths.clone(),
+            action: RuleAction::Redirect(redirect),
+            changes,
+        });
+    }
+    if current.priority != Some(wanted.priority) {
+        actions.push(Action::SetRulePriority {
+            arn: current.arn.clone(),
+            priority: wanted.priority,
+            was: current.priority,
+        });
+    }
+    Ref::Arn(current.arn.clone())
 }
 
 fn plan_discovery(names: &Names, d: &DiscoveryState, observed: &Observed, actions: &mut Vec<Action>) -> Ref {
@@ -953,6 +1369,7 @@ fn plan_service(
                 desired_count: wanted.replicas,
                 network: wanted.network.clone(),
                 deployment: wanted.deployment,
+                alarms: wanted.alarms.clone(),
                 health_check_grace_period_seconds: wanted.health_check_grace_period_seconds,
                 load_balancer: lb,
                 registry,
@@ -995,6 +1412,18 @@ fn plan_service(
     {
         changes.push(Change::new("deploymentConfiguration", format!("{d:?}"), format!("{:?}", wanted.deployment)));
         update.deployment = Some(wanted.deployment);
+    }
+    // A disabled, empty alarm list is the same as none.
+    let effective = |a: Option<&DeploymentAlarms>| a.filter(|a| a.enable || !a.names.is_empty()).cloned();
+    let (current_alarms, wanted_alarms) = (effective(current.alarms.as_ref()), effective(wanted.alarms.as_ref()));
+    if current_alarms != wanted_alarms {
+        let show = |a: &Option<DeploymentAlarms>| a.as_ref().map(|a| a.names.join(",")).unwrap_or("-".into());
+        changes.push(Change::new("deploymentAlarms", show(&current_alarms), show(&wanted_alarms)));
+    }
+    if update.deployment.is_some() || current_alarms != wanted_alarms {
+        // ECS replaces deploymentConfiguration as a whole: settings and alarms always go together.
+        update.deployment = Some(wanted.deployment);
+        update.alarms = Some(wanted_alarms.unwrap_or_default());
     }
     if wanted.health_check_grace_period_seconds.is_some()
         && current.health_check_grace_period_seconds.unwrap_or(0)
@@ -1098,6 +1527,11 @@ pub fn teardown(target: &Target, observed: &Observed) -> Vec<Action> {
         .filter(|_| spec.ecr.as_ref().is_some_and(|e| e.create) && owned(observed.repository_tags.as_ref()));
     let revisions: Vec<&str> =
         observed.revisions.iter().flatten().filter(|td| td.status == "ACTIVE").map(|td| td.arn.as_str()).collect();
+    let redirect = spec.load_balancer.as_ref().and_then(|lb| redirect_rule(names, lb.priority, observed)).filter(|r| {
+        service.is_some_and(|s| s.tags.get(service_tags::REDIRECT_RULE) == Some(&r.arn))
+            || observed.redirect_rule_tags.as_ref().is_some_and(|t| is_owned(t, names))
+    });
+    let alarms = super::alarms::owned(names, observed.alarms.as_ref());
 
     if spec.deletion_policy == crate::api::DeletionPolicy::Retain {
         let mut keys: Vec<String> = vec![names::TAG_MANAGED_BY.into(), names::TAG_OWNER.into()];
@@ -1113,6 +1547,12 @@ pub fn teardown(target: &Target, observed: &Observed) -> Vec<Action> {
         if let Some(r) = repo {
             actions.push(Action::Untag { resource: Resource::Repository, arn: r.arn.clone(), keys: keys.clone() });
         }
+        if let Some(r) = redirect {
+            actions.push(Action::Untag { resource: Resource::Rule, arn: r.arn.clone(), keys: keys.clone() });
+        }
+        for a in &alarms {
+            actions.push(Action::Untag { resource: Resource::Alarm, arn: a.arn.clone(), keys: keys.clone() });
+        }
         for arn in &revisions {
             actions.push(Action::Untag {
                 resource: Resource::TaskDefinition,
@@ -1121,24 +1561,28 @@ pub fn teardown(target: &Target, observed: &Observed) -> Vec<Action> {
             });
         }
         if let Some(s) = service {
-            keys.extend(
-                [
-                    service_tags::APPLIED_HASH,
-                    service_tags::REVISION,
-                    service_tags::IMAGE,
-                    service_tags::IMAGE_SOURCE,
-                    service_tags::FAILED_REVISION,
-                    service_tags::LISTENER,
-                ]
-                .map(String::from),
-            );
+            keys.extend(service_tags::ALL.map(String::from));
             actions.push(Action::Untag { resource: Resource::Service, arn: s.arn.clone(), keys });
         }
         return actions;
     }
 
+    // Traffic stops first: the API Gateway routes (then the authorizer and integration they use), the
+    // listener rule and its HTTPS redirect.
+    for g in [&observed.gateway, &observed.stale_gateway].into_iter().flatten() {
+        super::gateway::teardown(names, g, &mut actions);
+    }
     if let Some(r) = rule {
         actions.push(Action::DeleteRule { arn: r.arn.clone() });
+    }
+    match (redirect, service.and_then(|s| s.tags.get(service_tags::REDIRECT_RULE))) {
+        (Some(r), _) => actions.push(Action::DeleteRule { arn: r.arn.clone() }),
+        (None, Some(recorded)) => actions.push(Action::DeleteRule { arn: recorded.clone() }),
+        (None, None) => {}
+    }
+    // The alarms before the service they watch (and that names them as deployment alarms).
+    if !alarms.is_empty() {
+        actions.push(Action::DeleteAlarms { names: alarms.iter().map(|a| a.alarm.name.clone()).collect() });
     }
     if let Some(t) = &observed.scalable_target
         && service.is_some()
@@ -1220,6 +1664,7 @@ mod tests {
             registries: vec![],
             network: Default::default(),
             deployment: None,
+            alarms: None,
             health_check_grace_period_seconds: None,
             tags: owned_tags(&target.names, &[]),
         }
@@ -1323,6 +1768,7 @@ mod tests {
             hosts: vec![],
             paths: vec!["/other*".into()],
             target_groups: vec!["arn:other".into()],
+            redirect: None,
         }]);
         let p = plan(&t, &observed, now());
         assert!(p.actions.is_empty());
@@ -1409,6 +1855,7 @@ mod tests {
                 hosts: vec![],
                 paths: vec![],
                 target_groups: vec![tg_arn.into()],
+                redirect: None,
             }]),
             repository: Some(Repository {
                 name: "books-api".into(),

@@ -222,6 +222,7 @@ mod tests {
             registries: vec![],
             network: Default::default(),
             deployment: None,
+            alarms: None,
             health_check_grace_period_seconds: None,
             tags: Default::default(),
         }

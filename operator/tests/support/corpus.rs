@@ -337,6 +337,109 @@ pub fn cases() -> Vec<Case> {
             mutate: |v| set(v, "/spec/ecr/keepLastImages", json!(0)),
         },
         Case {
+            name: "scan gate on an external registry",
+            path: "spec.image.repository",
+            expect: Cel,
+            mutate: |v| {
+                remove(v, "/spec/ecr");
+                set(v, "/spec/image/repository", json!("ghcr.io/acme/books-api"));
+                set(v, "/spec/image/scanGate", json!({"failOnSeverity": "HIGH"}));
+            },
+        },
+        Case {
+            name: "promotion tag in an immutable owned repository",
+            path: "spec.image.promotionTag",
+            expect: Cel,
+            mutate: |v| set(v, "/spec/image/promotionTag", json!("prod-current")),
+        },
+        Case {
+            name: "promotion tag equal to the deployed tag",
+            path: "spec.image.promotionTag",
+            expect: Cel,
+            mutate: |v| {
+                set(v, "/spec/ecr/tagMutability", json!("MUTABLE"));
+                set(v, "/spec/image/promotionTag", json!("1.4.2"));
+            },
+        },
+        Case {
+            name: "unknown scan severity",
+            path: "spec.image.scanGate.failOnSeverity",
+            expect: Schema("enum"),
+            mutate: |v| set(v, "/spec/image/scanGate", json!({"failOnSeverity": "SEVERE"})),
+        },
+        Case {
+            name: "https redirect from the https listener itself",
+            path: "spec.loadBalancer.httpsRedirect.listenerArn",
+            expect: Cel,
+            mutate: |v| {
+                let https = v.pointer("/spec/loadBalancer/listenerArn").cloned().expect("listener");
+                set(v, "/spec/loadBalancer/httpsRedirect", json!({"listenerArn": https}));
+            },
+        },
+        Case {
+            name: "api gateway without SRV records",
+            path: "spec.apiGateway",
+            expect: Cel,
+            mutate: |v| {
+                set(v, "/spec/service/serviceDiscovery/dnsRecordType", json!("A"));
+                set(
+                    v,
+                    "/spec/apiGateway",
+                    json!({"apiId": "a1b2c3d4e5", "vpcLinkId": "vl0abc", "routes": [{"key": "GET /api/v1/books"}]}),
+                );
+            },
+        },
+        Case {
+            name: "api gateway route key twice",
+            path: "spec.apiGateway.routes",
+            expect: Cel,
+            mutate: |v| {
+                let route = json!({"key": "GET /api/v1/books"});
+                set(
+                    v,
+                    "/spec/apiGateway",
+                    json!({"apiId": "a1b2c3d4e5", "vpcLinkId": "vl0abc", "routes": [route.clone(), route]}),
+                );
+            },
+        },
+        Case {
+            name: "api gateway route key without a method",
+            path: "spec.apiGateway.routes[0].key",
+            expect: Schema("pattern"),
+            mutate: |v| {
+                set(
+                    v,
+                    "/spec/apiGateway",
+                    json!({"apiId": "a1b2c3d4e5", "vpcLinkId": "vl0abc", "routes": [{"key": "/api/v1/books"}]}),
+                );
+            },
+        },
+        Case {
+            name: "jwt issuer over plain http",
+            path: "spec.apiGateway.authorizer.issuer",
+            expect: Schema("pattern"),
+            mutate: |v| {
+                set(
+                    v,
+                    "/spec/apiGateway",
+                    json!({"apiId": "a1b2c3d4e5", "vpcLinkId": "vl0abc", "routes": [{"key": "GET /api/v1/books"}],
+                    "authorizer": {"issuer": "http://auth.example.com", "audience": ["books"]}}),
+                );
+            },
+        },
+        Case {
+            name: "alarms with no alarm",
+            path: "spec.alarms",
+            expect: Cel,
+            mutate: |v| set(v, "/spec/alarms", json!({"snsTopicArns": []})),
+        },
+        Case {
+            name: "alarm topic not an SNS ARN",
+            path: "spec.alarms.snsTopicArns[0]",
+            expect: Schema("pattern"),
+            mutate: |v| set(v, "/spec/alarms", json!({"snsTopicArns": ["ops@example.com"], "cpuHighPercent": 80})),
+        },
+        Case {
             name: "wrong API version",
             path: "apiVersion",
             expect: Envelope,

@@ -75,6 +75,11 @@ spec:
         )
     }
 
+    /// An HTTPS listener on the fixture's load balancer.
+    pub async fn https_listener(&self) -> String {
+        self.account.https_listener(&self.net).await.expect("https listener")
+    }
+
     /// Write `yaml` to `file` in the scratch directory.
     pub fn write(&self, file: &str, yaml: &str) -> PathBuf {
         let path = self.dir.path().join(file);
@@ -104,12 +109,25 @@ spec:
         steps: &[Drive],
         extra_args: &[&str],
     ) -> (Output, Option<String>) {
+        self.apply_and_drive_in(CLUSTER, path, service, previous, steps, extra_args).await
+    }
+
+    /// [`Env::apply_and_drive`] for a service in another cluster.
+    pub async fn apply_and_drive_in(
+        &self,
+        cluster: &str,
+        path: &Path,
+        service: &str,
+        previous: Option<&str>,
+        steps: &[Drive],
+        extra_args: &[&str],
+    ) -> (Output, Option<String>) {
         let mut args = vec!["apply", "--wait", "--poll-interval", "200ms", "-f", path.to_str().expect("utf-8 path")];
         args.extend_from_slice(extra_args);
         let child = self.command(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn ecsop");
         let driven = self
             .account
-            .drive_next_rollout(CLUSTER, service, previous, steps, Duration::from_millis(300), Duration::from_secs(60))
+            .drive_next_rollout(cluster, service, previous, steps, Duration::from_millis(300), Duration::from_secs(60))
             .await
             .ok();
         let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
