@@ -196,8 +196,12 @@ fn ensure_venv(venv: &Path) -> Result<()> {
     if fs::read_to_string(&marker).ok().as_deref() == Some(REQUIREMENTS) {
         return Ok(());
     }
-    let python = std::env::var("ECSOP_PYTHON").unwrap_or_else(|_| "python3".to_string());
-    run(Command::new(&python).arg("-m").arg("venv").arg(venv), "creating the virtualenv")?;
+    // Only a missing virtualenv is created: `python -m venv` refuses a path that is a symlink, and a
+    // worktree may link to the main checkout's virtualenv; new requirements are installed into it as is.
+    if !venv.join("bin").join("python").exists() {
+        let python = std::env::var("ECSOP_PYTHON").unwrap_or_else(|_| "python3".to_string());
+        run(Command::new(&python).arg("-m").arg("venv").arg(venv), "creating the virtualenv")?;
+    }
     let requirements = venv.join("requirements.txt");
     fs::write(&requirements, REQUIREMENTS).map_err(io_err("writing requirements.txt"))?;
     run(
