@@ -21,11 +21,17 @@ wraps it in a thin WSGI layer that adds, and only adds:
   status and finding counts of an image's scan (as ECR's scanner would report them).
 
 Control endpoints live under /_ecsop/ and take and return JSON.
+
+CloudWatch alarms over Smithy RPC v2 CBOR are the other addition: the Rust SDK speaks only that protocol
+to CloudWatch and moto serves CloudWatch only over Query and JSON, so those calls are decoded here and
+answered from moto's own CloudWatch backend (see `serve_rpc_v2_cbor`), with the call log and faults as
+for any other call.
 """
 
 from __future__ import annotations
 
 import argparse
+import http
 import io
 import json
 import os
@@ -39,6 +45,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs
 
+import cbor2
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -48,6 +55,9 @@ from werkzeug.serving import make_server
 
 ACCESS_KEY_ACCOUNT = re.compile(r"^ECSOPTEST(\d{12})$")
 CREDENTIAL = re.compile(r"Credential=([^/]+)/[^/]+/([^/]+)/([^/]+)/")
+# Smithy RPC v2: POST /service/<service shape name>/operation/<operation>.
+RPC_V2_PATH = re.compile(r"^/service/([^/]+)/operation/([^/]+)$")
+CLOUDWATCH_SERVICE_SHAPE = "GraniteServiceVersion20100801"
 
 # Error codes per protocol family. The SDK's retry classifier knows these names.
 JSON_ERRORS = {
@@ -122,6 +132,10 @@ class Harness:
             self.record(call)
             return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
 
+        if call["protocol"] == "rpc-v2-cbor":
+            status, headers, body = serve_rpc_v2_cbor(call, read_body(environ))
+            recording_start_response(status, headers)
+            return [body]
         return self.app(environ, recording_start_response)
 
     # ---- calls -----------------------------------------------------------------------------------
@@ -150,12 +164,19 @@ class Harness:
                 protocol, operation = "query", action[0]
         if operation is None:
             operation = environ.get("REQUEST_METHOD", "GET")
+        # Smithy RPC v2 names the service and the operation in the path (CloudWatch, from the Rust SDK).
+        rpc = RPC_V2_PATH.match(environ.get("PATH_INFO", ""))
+        rpc_service = None
+        if rpc and environ.get("HTTP_SMITHY_PROTOCOL") == "rpc-v2-cbor":
+            protocol, rpc_service, operation = "rpc-v2-cbor", rpc.group(1), rpc.group(2)
         return {
             "account": account,
             "region": region,
             "service": service,
             "operation": operation,
             "protocol": protocol,
+            # The service shape an RPC v2 request names in its path.
+            "rpcService": rpc_service,
             "status": None,
             "fault": None,
             "at": time.time(),
@@ -195,6 +216,13 @@ class Harness:
         return None
 
     def error_response(self, call: dict[str, Any], kind: str) -> tuple[str, list, bytes]:
+        if call["protocol"] == "rpc-v2-cbor":
+            # CloudWatch is `awsQueryCompatible`: besides `__type` in the CBOR body, AWS sends the
+            # service's old Query error code in `x-amzn-query-error`, and the SDK takes the code from
+            # that header when present (`Throttling`, `AccessDenied`, ...).
+            code, name, message = JSON_ERRORS[kind]
+            _, fault, query_code, _ = QUERY_ERRORS[kind]
+            return cbor_error(code, name, message, f"{query_code};{fault}")
         request_id = str(uuid.uuid4())
         if call["protocol"] == "json":
             code, name, message = JSON_ERRORS[kind]
@@ -297,6 +325,16 @@ class Harness:
                 query["account"][0], query["region"][0], query["cluster"][0], query["service"][0]
             )
             return 200, {"deployments": svc.deployments, "events": svc.events, "taskDefinition": svc.task_definition}
+        if path == "/_ecsop/cloudwatch/alarm-state" and method == "POST":
+            backend = cloudwatch_backend(body["account"], body["region"])
+            backend.set_alarm_state(body["name"], body.get("reason", "set by the test harness"), None, body["state"])
+            return 200, {}
+        if path == "/_ecsop/cloudwatch/alarm" and method == "GET":
+            backend = cloudwatch_backend(query["account"][0], query["region"][0])
+            alarm = backend.alarms.get(query["name"][0])
+            if alarm is None:
+                return 200, {"state": None, "reason": None}
+            return 200, {"state": alarm.state_value, "reason": alarm.state_reason}
         raise KeyError(path)
 
     def watchdog(self) -> None:
@@ -555,6 +593,247 @@ def patch_ecs() -> None:
         return svc
 
     models.EC2ContainerServiceBackend.update_service = update_service
+
+
+# ---- CloudWatch over Smithy RPC v2 CBOR ------------------------------------------------------------
+#
+# The Rust SDK for CloudWatch speaks only Smithy RPC v2 CBOR: POST /service/GraniteServiceVersion20100801/
+# operation/<Operation>, headers `smithy-protocol: rpc-v2-cbor` and `Content-Type: application/cbor`,
+# CBOR maps in and out, timestamps as tag 1 (epoch seconds, a float). moto 5.2.5 routes no such path, so
+# the operations ecsop uses are decoded here and served by moto's CloudWatch backend (its model, ARNs and
+# tagging), then answered in CBOR. Where moto's backend differs from AWS on these operations, the
+# translation follows AWS (each place says so), because the adapter's design depends on that behaviour.
+
+CBOR_HEADERS = [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor")]
+# AWS's DescribeAlarms page size when MaxRecords is not given (moto itself never pages).
+DESCRIBE_ALARMS_PAGE = 50
+
+
+class CloudWatchError(Exception):
+    """An error answered in CloudWatch's shape: HTTP status, error code (also the Query code)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def read_body(environ: dict[str, Any]) -> bytes:
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    return environ["wsgi.input"].read(length) if length else b""
+
+
+def status_line(code: int) -> str:
+    return f"{code} {http.HTTPStatus(code).phrase}"
+
+
+def cbor_response(code: int, payload: dict[str, Any], extra: list | None = None) -> tuple[str, list, bytes]:
+    body = cbor2.dumps(payload)
+    headers = CBOR_HEADERS + [("x-amzn-RequestId", str(uuid.uuid4())), ("Content-Length", str(len(body)))]
+    return status_line(code), headers + (extra or []), body
+
+
+def cbor_error(code: int, name: str, message: str, query_error: str) -> tuple[str, list, bytes]:
+    """An RPC v2 CBOR error: `__type` and `message` in the body, the Query code in a header."""
+    return cbor_response(code, {"__type": name, "message": message}, [("x-amzn-query-error", query_error)])
+
+
+def cloudwatch_backend(account: str | None, region: str | None) -> Any:
+    from moto.cloudwatch.models import cloudwatch_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    return cloudwatch_backends[account or DEFAULT_ACCOUNT_ID][region or "us-east-1"]
+
+
+def timestamp(value: datetime | None) -> Any:
+    """A CBOR timestamp (tag 1, epoch seconds as a float: the SDK reads only floats there)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)  # moto keeps naive UTC datetimes
+    return cbor2.CBORTag(1, float(value.timestamp()))
+
+
+def alarm_arn(backend: Any, name: str) -> str | None:
+    alarm = backend.alarms.get(name)
+    return alarm.alarm_arn if alarm else None
+
+
+def alarm_of_arn(backend: Any, arn: str) -> Any:
+    for alarm in backend.alarms.values():
+        if alarm.alarm_arn == arn:
+            return alarm
+    # AWS: ListTagsForResource, TagResource and UntagResource of an unknown ARN fail (moto answers
+    # ListTagsForResource with no tags, and UntagResource of an untagged alarm with this error).
+    raise CloudWatchError(404, "ResourceNotFoundException", f"Resource {arn} not found")
+
+
+def metric_alarm(alarm: Any) -> dict[str, Any]:
+    def optional_int(value: Any) -> int | None:
+        return None if value is None else int(value)
+
+    fields = {
+        "AlarmName": alarm.name,
+        "AlarmArn": alarm.alarm_arn,
+        "AlarmDescription": alarm.description,
+        "AlarmConfigurationUpdatedTimestamp": timestamp(alarm.configuration_updated_timestamp),
+        "ActionsEnabled": bool(alarm.actions_enabled),
+        "OKActions": list(alarm.ok_actions or []),
+        "AlarmActions": list(alarm.alarm_actions or []),
+        "InsufficientDataActions": list(alarm.insufficient_data_actions or []),
+        "StateValue": alarm.state_value,
+        "StateReason": alarm.state_reason,
+        "StateReasonData": alarm.state_reason_data,
+        "StateUpdatedTimestamp": timestamp(alarm.state_updated_timestamp),
+        "MetricName": alarm.metric_name,
+        "Namespace": alarm.namespace,
+        "Statistic": alarm.statistic,
+        "ExtendedStatistic": alarm.extended_statistic,
+        "Dimensions": [{"Name": d.name, "Value": d.value} for d in alarm.dimensions],
+        "Period": optional_int(alarm.period),
+        "Unit": alarm.unit,
+        "EvaluationPeriods": optional_int(alarm.evaluation_periods),
+        "DatapointsToAlarm": optional_int(alarm.datapoints_to_alarm),
+        # A CBOR float: the SDK decodes doubles from float encodings only.
+        "Threshold": None if alarm.threshold is None else float(alarm.threshold),
+        "ComparisonOperator": alarm.comparison_operator,
+        "TreatMissingData": alarm.treat_missing_data,
+        "EvaluateLowSampleCountPercentile": alarm.evaluate_low_sample_count_percentile,
+        "ThresholdMetricId": alarm.threshold_metric_id,
+    }
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def cw_put_metric_alarm(backend: Any, req: dict[str, Any]) -> dict[str, Any]:
+    if req.get("Metrics"):
+        raise CloudWatchError(400, "InvalidParameterValue", "ecsop_moto does not translate metric-math alarms")
+    name = req["AlarmName"]
+    previous = backend.alarms.get(name)
+    # AWS applies Tags only when PutMetricAlarm creates the alarm; moto would re-apply them on every put.
+    tags = None if previous else req.get("Tags")
+    alarm = backend.put_metric_alarm(
+        name=name,
+        namespace=req.get("Namespace"),
+        metric_name=req.get("MetricName"),
+        comparison_operator=req.get("ComparisonOperator"),
+        evaluation_periods=req.get("EvaluationPeriods"),
+        period=req.get("Period"),
+        threshold=req.get("Threshold"),
+        statistic=req.get("Statistic"),
+        description=req.get("AlarmDescription"),
+        dimensions=req.get("Dimensions", []),
+        alarm_actions=req.get("AlarmActions", []),
+        datapoints_to_alarm=req.get("DatapointsToAlarm"),
+        extended_statistic=req.get("ExtendedStatistic"),
+        ok_actions=req.get("OKActions", []),
+        insufficient_data_actions=req.get("InsufficientDataActions", []),
+        unit=req.get("Unit"),
+        actions_enabled=req.get("ActionsEnabled", True),
+        treat_missing_data=req.get("TreatMissingData"),
+        evaluate_low_sample_count_percentile=req.get("EvaluateLowSampleCountPercentile"),
+        threshold_metric_id=req.get("ThresholdMetricId"),
+        tags=tags,
+    )
+    if previous is None:
+        # A new alarm starts in INSUFFICIENT_DATA in AWS (moto starts it in OK).
+        alarm.state_value = "INSUFFICIENT_DATA"
+    else:
+        # moto makes a new alarm object; AWS leaves the state of a replaced alarm unchanged.
+        for field in ("state_value", "state_reason", "state_reason_data", "state_updated_timestamp"):
+            setattr(alarm, field, getattr(previous, field))
+    return {}
+
+
+def cw_describe_alarms(backend: Any, req: dict[str, Any]) -> dict[str, Any]:
+    alarms = sorted(backend.alarms.values(), key=lambda a: a.name)  # AWS lists by name
+    if req.get("AlarmNames"):
+        alarms = [a for a in alarms if a.name in req["AlarmNames"]]
+    if req.get("AlarmNamePrefix"):
+        alarms = [a for a in alarms if a.name.startswith(req["AlarmNamePrefix"])]
+    if req.get("StateValue"):
+        alarms = [a for a in alarms if a.state_value == req["StateValue"]]
+    if req.get("ActionPrefix"):
+        alarms = [a for a in alarms if any(x.startswith(req["ActionPrefix"]) for x in a.alarm_actions or [])]
+    # Without AlarmTypes AWS returns metric alarms only; composite alarms (moto's alarms with a rule) are
+    # never created through this translation, so none is listed.
+    types = req.get("AlarmTypes") or ["MetricAlarm"]
+    alarms = [a for a in alarms if a.rule is None] if "MetricAlarm" in types else []
+    # moto never pages; AWS does (50 by default), and the adapter must follow NextToken.
+    size = int(req.get("MaxRecords") or DESCRIBE_ALARMS_PAGE)
+    token = req.get("NextToken")
+    if token is not None and not str(token).isdigit():
+        raise CloudWatchError(400, "InvalidNextToken", "The service returned an invalid NextToken")
+    start = int(token or 0)
+    out: dict[str, Any] = {"MetricAlarms": [metric_alarm(a) for a in alarms[start : start + size]]}
+    if "CompositeAlarm" in types:
+        out["CompositeAlarms"] = []
+    if start + size < len(alarms):
+        out["NextToken"] = str(start + size)
+    return out
+
+
+def cw_delete_alarms(backend: Any, req: dict[str, Any]) -> dict[str, Any]:
+    names = req.get("AlarmNames", [])
+    arns = [arn for arn in (alarm_arn(backend, n) for n in names) if arn]
+    backend.delete_alarms(names)  # unknown names are ignored, as in AWS
+    # AWS deletes an alarm's tags with it; moto keeps them, and would give them to a new alarm of the name.
+    for arn in arns:
+        backend.tagger.delete_all_tags_for_resource(arn)
+    return {}
+
+
+def cw_list_tags_for_resource(backend: Any, req: dict[str, Any]) -> dict[str, Any]:
+    arn = alarm_of_arn(backend, req["ResourceARN"]).alarm_arn
+    tags = backend.list_tags_for_resource(arn)
+    return {"Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]}
+
+
+def cw_tag_resource(backend: Any, req: dict[str, Any]) -> dict[str, Any]:
+    arn = alarm_of_arn(backend, req["ResourceARN"]).alarm_arn
+    backend.tagger.tag_resource(arn, req.get("Tags", []))
+    return {}
+
+
+def cw_untag_resource(backend: Any, req: dict[str, Any]) -> dict[str, Any]:
+    arn = alarm_of_arn(backend, req["ResourceARN"]).alarm_arn
+    backend.tagger.untag_resource_using_names(arn, req.get("TagKeys", []))
+    return {}
+
+
+def cw_set_alarm_state(backend: Any, req: dict[str, Any]) -> dict[str, Any]:
+    backend.set_alarm_state(req["AlarmName"], req.get("StateReason"), req.get("StateReasonData"), req["StateValue"])
+    return {}
+
+
+CLOUDWATCH_OPERATIONS = {
+    "PutMetricAlarm": cw_put_metric_alarm,
+    "DescribeAlarms": cw_describe_alarms,
+    "DeleteAlarms": cw_delete_alarms,
+    "ListTagsForResource": cw_list_tags_for_resource,
+    "TagResource": cw_tag_resource,
+    "UntagResource": cw_untag_resource,
+    "SetAlarmState": cw_set_alarm_state,
+}
+
+
+def serve_rpc_v2_cbor(call: dict[str, Any], body: bytes) -> tuple[str, list, bytes]:
+    """Answer one RPC v2 CBOR call (CloudWatch's, the only service the SDK sends them to here)."""
+    handler = CLOUDWATCH_OPERATIONS.get(call["operation"]) if call["rpcService"] == CLOUDWATCH_SERVICE_SHAPE else None
+    if handler is None:
+        message = f"ecsop_moto serves no RPC v2 operation {call['rpcService']}.{call['operation']}"
+        return cbor_error(404, "UnknownOperationException", message, "UnknownOperation;Sender")
+    from moto.core.exceptions import ServiceException
+
+    try:
+        request = cbor2.loads(body) if body else {}
+        return cbor_response(200, handler(cloudwatch_backend(call["account"], call["region"]), request))
+    except CloudWatchError as exc:
+        return cbor_error(exc.status, exc.code, exc.message, f"{exc.code};Sender")
+    except ServiceException as exc:
+        # moto's CloudWatch errors carry the Query code (`ResourceNotFound`, `InvalidParameterValue`).
+        status = 404 if exc.code.startswith("ResourceNotFound") else 400
+        return cbor_error(status, exc.code, exc.message, f"{exc.code};Sender")
+    except KeyError as exc:
+        return cbor_error(400, "MissingParameter", f"missing required parameter {exc}", "MissingParameter;Sender")
 
 
 def main() -> None:

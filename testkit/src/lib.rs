@@ -11,6 +11,9 @@
 //! - **a call log** ([`Account::calls`]) to count the reads and writes another process made;
 //! - **faults** ([`Account::inject`]): throttling, 5xx, AccessDenied and latency per operation, in the
 //!   protocol's own error shape so the real SDK classifies them;
+//! - **CloudWatch alarms over Smithy RPC v2 CBOR**: the SDK's only protocol for CloudWatch, which moto
+//!   does not serve; the layer answers it from moto's CloudWatch backend, and
+//!   [`Account::set_alarm_state`] stands in for CloudWatch's evaluation of an alarm;
 //! - **an ECS deployment driver** ([`Account::drive`]): moto never progresses ECS deployments; the
 //!   driver moves the PRIMARY deployment through progress, completion, failure and circuit-breaker
 //!   rollback, writing the service events ECS would.

@@ -196,8 +196,12 @@ fn ensure_venv(venv: &Path) -> Result<()> {
     if fs::read_to_string(&marker).ok().as_deref() == Some(REQUIREMENTS) {
         return Ok(());
     }
-    let python = std::env::var("ECSOP_PYTHON").unwrap_or_else(|_| "python3".to_string());
-    run(Command::new(&python).arg("-m").arg("venv").arg(venv), "creating the virtualenv")?;
+    // Only a missing virtualenv is created: `python -m venv` refuses a path that is a symlink, and a
+    // worktree may link to the main checkout's virtualenv; new requirements are installed into it as is.
+    if !venv.join("bin").join("python").exists() {
+        let python = std::env::var("ECSOP_PYTHON").unwrap_or_else(|_| "python3".to_string());
+        run(Command::new(&python).arg("-m").arg("venv").arg(venv), "creating the virtualenv")?;
+    }
     let requirements = venv.join("requirements.txt");
     fs::write(&requirements, REQUIREMENTS).map_err(io_err("writing requirements.txt"))?;
     run(
@@ -327,6 +331,46 @@ impl Account {
     pub async fn clear_faults(&self) -> Result<()> {
         let _: serde_json::Value = self.control(reqwest::Method::DELETE, "/_ecsop/faults", None).await?;
         Ok(())
+    }
+
+    /// Set a CloudWatch alarm's state (`OK`, `ALARM` or `INSUFFICIENT_DATA`) with this reason, as
+    /// CloudWatch does when it evaluates the alarm's metric (moto never evaluates alarms).
+    pub async fn set_alarm_state(&self, name: &str, state: &str, reason: &str) -> Result<()> {
+        let body = serde_json::json!({
+            "account": self.id,
+            "region": self.region,
+            "name": name,
+            "state": state,
+            "reason": reason,
+        });
+        let _: serde_json::Value =
+            self.control(reqwest::Method::POST, "/_ecsop/cloudwatch/alarm-state", Some(body)).await?;
+        Ok(())
+    }
+
+    /// The state of the CloudWatch alarm `name` in this handle's region, or `None` if there is no such
+    /// alarm. Read from the server directly, so no AWS call is logged.
+    pub async fn alarm_state(&self, name: &str) -> Result<Option<String>> {
+        #[derive(Deserialize)]
+        struct AlarmState {
+            state: Option<String>,
+        }
+        let what = "GET /_ecsop/cloudwatch/alarm".to_string();
+        let fail = |message: String| Error::Control { what: what.clone(), message };
+        let response = self
+            .http
+            .get(format!("{}/_ecsop/cloudwatch/alarm", self.endpoint))
+            .query(&[("account", self.id.as_str()), ("region", self.region.as_str()), ("name", name)])
+            .send()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| fail(e.to_string()))?;
+        if !status.is_success() {
+            return Err(fail(format!("{status}: {text}")));
+        }
+        let answer: AlarmState = serde_json::from_str(&text).map_err(|e| fail(format!("{e}: {text}")))?;
+        Ok(answer.state)
     }
 
     /// Move the PRIMARY deployment of an ECS service through its states, as ECS would.

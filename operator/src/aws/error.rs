@@ -147,6 +147,7 @@ pub fn classify_code(code: &str, message: &str) -> ErrorKind {
         | "AuthFailure" => ErrorKind::AccessDenied,
         "RepositoryNotFoundException"
         | "ImageNotFoundException"
+        | "ResourceNotFound"
         | "LifecyclePolicyNotFoundException"
         | "ServiceNotFoundException"
         | "ServiceNotFound"
@@ -159,6 +160,8 @@ pub fn classify_code(code: &str, message: &str) -> ErrorKind {
         | "ObjectNotFoundException"
         | "ResourceNotFoundException" => ErrorKind::NotFound,
         "RepositoryAlreadyExistsException"
+        | "ResourceConflict"
+        | "ConcurrentModificationException"
         | "DuplicateTargetGroupName"
         | "PriorityInUse"
         | "ServiceAlreadyExists"
@@ -197,6 +200,7 @@ pub fn classify_code(code: &str, message: &str) -> ErrorKind {
         | "InternalFailure"
         | "InternalError"
         | "InternalServerError"
+        | "InternalServiceError"
         | "ServiceUnavailable"
         | "ServiceUnavailableException"
         | "RequestTimeout"
@@ -216,6 +220,10 @@ mod tests {
         assert_eq!(classify_code("AccessDeniedException", ""), ErrorKind::AccessDenied);
         assert_eq!(classify_code("AccessDenied", ""), ErrorKind::AccessDenied);
         assert_eq!(classify_code("RepositoryNotFoundException", ""), ErrorKind::NotFound);
+        // CloudWatch answers with its Query codes (awsQueryCompatible): DeleteAlarms, SetAlarmState.
+        assert_eq!(classify_code("ResourceNotFound", ""), ErrorKind::NotFound);
+        assert_eq!(classify_code("ResourceConflict", ""), ErrorKind::Conflict);
+        assert_eq!(classify_code("InternalServiceError", ""), ErrorKind::Transient);
         assert_eq!(classify_code("ClientException", "Unable to describe task definition."), ErrorKind::NotFound);
         assert_eq!(classify_code("ClientException", "Service was not found."), ErrorKind::NotFound);
         assert_eq!(classify_code("InvalidParameterException", "subnet is invalid"), ErrorKind::Invalid);

@@ -9,6 +9,7 @@ pub mod autoscaling;
 pub mod batch;
 pub mod calls;
 pub mod cloudmap;
+pub mod cloudwatch;
 pub mod ecr;
 pub mod ecs;
 pub mod elbv2;
