@@ -290,3 +290,54 @@ async fn seed_002_https_with_redirect_scan_gate_and_promotion() {
 
     delete_and_check_empty(&env, &d, &[&https, &env.net.listener_arn], None).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_003_alarms_notify_and_roll_back_a_rollout() {
+    let env = Env::new().await;
+    let subs = Placeholders::new(&env);
+    let d = Deployment {
+        cluster: CLUSTER,
+        path: subs.write(&env, "003-books-multi-az-alarms", "books-api.yaml"),
+        names: Names::new("default", "books-api"),
+        repository: "api-livros",
+        tag: "1.0",
+        owns_repository: true,
+    };
+    let first = deploy(&env, &d).await;
+    let clients = env.clients().await;
+
+    // Three owned alarms on the service, notifying the topic, and the same alarms watched by ECS.
+    let topic = format!("arn:aws:sns:us-east-1:{}:ecs-alerts", env.account.id());
+    let alarms = clients.cloudwatch.alarms("default-books-api-").await.expect("alarms");
+    let names: BTreeSet<&str> = alarms.iter().map(|a| a.alarm.name.as_str()).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["default-books-api-cpu-high", "default-books-api-memory-high", "default-books-api-no-running-tasks"])
+    );
+    for a in &alarms {
+        assert_eq!(a.alarm.alarm_actions, [topic.clone()], "{a:?}");
+        assert_eq!(a.alarm.ok_actions, [topic.clone()], "{a:?}");
+        assert_eq!(a.alarm.dimensions.get("ServiceName").map(String::as_str), Some("books-api"));
+        let tags = clients.cloudwatch.tags(&a.arn).await.expect("tags");
+        assert_eq!(tags.get("ecsop.io/owner").map(String::as_str), Some("default/books-api"));
+    }
+    let cpu = alarms.iter().find(|a| a.alarm.name.ends_with("cpu-high")).expect("cpu alarm");
+    assert_eq!((cpu.alarm.metric_name.as_str(), cpu.alarm.threshold), ("CPUUtilization", 80.0));
+    let service = clients.ecs.service(CLUSTER, "books-api").await.expect("service").expect("exists");
+    let watched = service.alarms.expect("deployment alarms");
+    assert!(watched.enable && watched.rollback, "{watched:?}");
+    assert_eq!(watched.names, names.iter().map(|n| n.to_string()).collect::<Vec<_>>());
+
+    // An alarm firing during the next rollout rolls it back; ecsop reports RolledBack, not success.
+    env.account.set_alarm_state("default-books-api-cpu-high", "ALARM", "CPU at 97%").await.expect("alarm state");
+    env.push("api-livros", "1.1").await;
+    let yaml = std::fs::read_to_string(&d.path).expect("read").replace("tag: \"1.0\"", "tag: \"1.1\"");
+    std::fs::write(&d.path, yaml).expect("write");
+    let (out, _) = env.apply_and_drive(&d.path, "books-api", None, &complete(), &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("RolledBack"), "{}", text(&out));
+    assert!(text(&out).contains("alarm"), "the reason names the alarm: {}", text(&out));
+    assert!(running_image(&env, &d).await.ends_with(&first), "ECS went back to the first image");
+
+    delete_and_check_empty(&env, &d, &[&env.net.listener_arn], None).await;
+}

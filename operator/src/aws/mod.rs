@@ -62,8 +62,8 @@ impl Clients {
             ecs: Arc::new(ecs::SdkEcs::new(config, calls.clone())),
             elbv2: Arc::new(elbv2::SdkElbv2::new(config, calls.clone())),
             cloudmap: Arc::new(cloudmap::SdkCloudMap::new(config, calls.clone())),
-            autoscaling: Arc::new(autoscaling::SdkAutoscaling::new(config, calls)),
-            cloudwatch: Arc::new(fake::FakeAws::new()), // TEMP-MERGE
+            autoscaling: Arc::new(autoscaling::SdkAutoscaling::new(config, calls.clone())),
+            cloudwatch: Arc::new(cloudwatch::SdkCloudWatch::new(config, calls)),
             apigateway: Arc::new(fake::FakeAws::new()), // TEMP-MERGE
         }
     }
