@@ -10,6 +10,9 @@ wraps it in a thin WSGI layer that adds, and only adds:
   by a separate process;
 * fault injection per operation: throttling, 5xx, AccessDenied and latency, in each protocol's own error
   shape so the real SDK classifies them as AWS would;
+* operation names for API Gateway v2 (REST-JSON: the path and method name the operation, found with moto's
+  own router), so the call log and fault rules see `GetRoutes` rather than `GET`;
+* API Gateway v2 GetAuthorizers, which moto lacks (see `get_authorizers`);
 * an ECS deployment model: moto never progresses deployments and UpdateService does not even start a new
   one. Here UpdateService to a new task definition starts a new PRIMARY deployment (the old one becomes
   ACTIVE), `deploymentConfiguration` and friends are kept, and a driver endpoint moves the PRIMARY
@@ -72,6 +75,15 @@ QUERY_ERRORS = {
     "unavailable": (503, "Receiver", "ServiceUnavailable", "Service is unavailable. Please try again."),
     "access_denied": (403, "Sender", "AccessDenied", "User is not authorized to perform this operation"),
 }
+# API Gateway answers throttling with HTTP 429 TooManyRequestsException.
+REST_JSON_ERRORS = {
+    "throttle": (429, "TooManyRequestsException", "Too Many Requests"),
+    "server_error": (500, "InternalFailure", "We encountered an internal error. Please try again."),
+    "unavailable": (503, "ServiceUnavailable", "Service is unavailable. Please try again."),
+    "access_denied": (403, "AccessDeniedException", "User is not authorized to perform this operation"),
+}
+# REST-JSON services named by operation in the call log: signing name -> (path prefix, moto's service name).
+REST_JSON_SERVICES = {"apigateway": ("/v2/", "apigatewayv2")}
 REST_XML_ERRORS = {
     "throttle": (503, "SlowDown", "Please reduce your request rate."),
     "server_error": (500, "InternalError", "We encountered an internal error. Please try again."),
@@ -127,6 +139,14 @@ class Harness:
                 start_response(status, headers)
                 return [body]
 
+        added = ADDED_OPERATIONS.get((call["service"], call["operation"]))
+        if added is not None:
+            status, headers, body = added(call, environ)
+            call["status"] = int(status.split()[0])
+            self.record(call)
+            start_response(status, headers)
+            return [body]
+
         def recording_start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
             call["status"] = int(status.split()[0])
             self.record(call)
@@ -162,6 +182,13 @@ class Harness:
             action = parse_qs(body.decode("utf-8", "replace")).get("Action")
             if action:
                 protocol, operation = "query", action[0]
+        if operation is None and service in REST_JSON_SERVICES:
+            prefix, model = REST_JSON_SERVICES[service]
+            if environ.get("PATH_INFO", "").startswith(prefix):
+                named = rest_operation(model, environ)
+                if named is not None:
+                    protocol, operation = "rest-json", named[0]
+                    environ["ecsop.uri_params"] = named[1]
         if operation is None:
             operation = environ.get("REQUEST_METHOD", "GET")
         # Smithy RPC v2 names the service and the operation in the path (CloudWatch, from the Rust SDK).
@@ -232,6 +259,14 @@ class Harness:
                 ("x-amzn-RequestId", request_id),
                 ("x-amzn-ErrorType", name),
             ]
+        elif call["protocol"] == "rest-json":
+            code, name, message = REST_JSON_ERRORS[kind]
+            body = json.dumps({"message": message}).encode()
+            headers = [
+                ("Content-Type", "application/json"),
+                ("x-amzn-RequestId", request_id),
+                ("x-amzn-ErrorType", name),
+            ]
         elif call["protocol"] == "query":
             code, typ, name, message = QUERY_ERRORS[kind]
             body = (
@@ -247,7 +282,13 @@ class Harness:
             ).encode()
             headers = [("Content-Type", "application/xml"), ("x-amz-request-id", request_id)]
         headers.append(("Content-Length", str(len(body))))
-        reason = {400: "Bad Request", 403: "Forbidden", 500: "Internal Server Error", 503: "Service Unavailable"}
+        reason = {
+            400: "Bad Request",
+            403: "Forbidden",
+            429: "Too Many Requests",
+            500: "Internal Server Error",
+            503: "Service Unavailable",
+        }
         return f"{code} {reason[code]}", headers, body
 
     # ---- control API -----------------------------------------------------------------------------
@@ -343,6 +384,54 @@ class Harness:
             time.sleep(1.0)
             if self.idle_exit and time.monotonic() - self.last_request > self.idle_exit:
                 os._exit(0)
+
+
+# ---- REST-JSON operations --------------------------------------------------------------------------
+
+def rest_operation(model: str, environ: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The operation a REST request calls and its URI labels, as moto's router (from the botocore model)
+    matches them; None when nothing matches."""
+    from moto.core.request import Request
+    from moto.core.routing import get_service_router
+
+    try:
+        # Shallow: matching looks at the method, path, query and headers only; the body stays unread.
+        operation, params = get_service_router(model).match(Request(environ, shallow=True))
+    except Exception:  # noqa: BLE001 - an unnamed call is logged by its HTTP method, as before
+        return None
+    return operation.name, params
+
+
+def json_response(status: int, payload: Any, error_type: str | None = None) -> tuple[str, list, bytes]:
+    body = json.dumps(payload).encode()
+    headers = [("Content-Type", "application/json"), ("x-amzn-RequestId", str(uuid.uuid4()))]
+    if error_type:
+        headers.append(("x-amzn-ErrorType", error_type))
+    headers.append(("Content-Length", str(len(body))))
+    reason = {200: "OK", 404: "Not Found"}.get(status, "Error")
+    return f"{status} {reason}", headers, body
+
+
+def get_authorizers(call: dict[str, Any], environ: dict[str, Any]) -> tuple[str, list, bytes]:
+    """API Gateway v2 GetAuthorizers: a moto gap (moto 5.2.5 has CreateAuthorizer and GetAuthorizer but no
+    list, and answers an HTML 500). Answers like AWS, `{"items": [...]}` in camelCase from moto's own
+    authorizers (unset fields left out), or NotFoundException for a missing API. Not paginated, like
+    moto's GetRoutes and GetIntegrations."""
+    from moto.apigatewayv2.exceptions import APIGatewayV2Error
+    from moto.apigatewayv2.models import apigatewayv2_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    backend = apigatewayv2_backends[call["account"] or DEFAULT_ACCOUNT_ID][call["region"] or "us-east-1"]
+    try:
+        api = backend.get_api(environ["ecsop.uri_params"]["apiId"])
+    except APIGatewayV2Error as exc:
+        return json_response(exc.code, {"message": exc.message}, exc.error_type)
+    items = [{k: v for k, v in a.to_json().items() if v is not None} for a in api.authorizers.values()]
+    return json_response(200, {"items": items})
+
+
+# Operations the layer answers itself, by (signing name, operation).
+ADDED_OPERATIONS = {("apigateway", "GetAuthorizers"): get_authorizers}
 
 
 # ---- ECS deployment model ------------------------------------------------------------------------

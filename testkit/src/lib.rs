@@ -21,11 +21,13 @@
 //! One server is shared by every test process of a run (a lock file guards start-up); it exits by
 //! itself after a minute without requests.
 
+mod apigateway;
 mod fixture;
 mod images;
 mod kube;
 mod server;
 
+pub use apigateway::HttpApi;
 pub use fixture::Network;
 pub use images::DeploymentView;
 pub use kube::{FakeKube, FakeKubeOptions, KubeRequest, KubeStatus};

@@ -413,7 +413,8 @@ impl Account {
 pub struct Call {
     /// The signing name of the service (`ecs`, `ecr`, `elasticloadbalancing`, ...).
     pub service: Option<String>,
-    /// The operation (`DescribeServices`); for REST services, the HTTP method.
+    /// The operation (`DescribeServices`); for REST services other than API Gateway v2 (whose operations
+    /// the harness names, `GetRoutes`), the HTTP method.
     pub operation: String,
     /// The HTTP status answered.
     pub status: Option<u16>,
@@ -433,7 +434,8 @@ impl Call {
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
-    /// The service's throttling error (`ThrottlingException`, `Throttling`, `SlowDown`).
+    /// The service's throttling error (`ThrottlingException`, `Throttling`, `SlowDown`,
+    /// `TooManyRequestsException`).
     Throttle,
     /// HTTP 500 `InternalFailure`.
     ServerError,
@@ -494,7 +496,7 @@ impl Fault {
     pub fn latency(delay: Duration) -> Self {
         Fault { latency_ms: Some(delay.as_millis() as u64), ..Self::new(FaultKind::Latency) }
     }
-    /// Only calls to this service (signing name: `ecs`, `ecr`, `elasticloadbalancing`).
+    /// Only calls to this service (signing name: `ecs`, `ecr`, `elasticloadbalancing`, `apigateway`).
     pub fn service(mut self, service: &str) -> Self {
         self.service = Some(service.to_string());
         self

@@ -54,7 +54,7 @@ impl fmt::Display for ErrorKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{service} {operation} failed ({kind}{}): {message}", code.as_deref().map(|c| format!(", {c}")).unwrap_or_default())]
 pub struct AwsError {
-    /// The service (`ecs`, `ecr`, `elbv2`, `servicediscovery`, `application-autoscaling`).
+    /// The service (`ecs`, `ecr`, `elbv2`, `servicediscovery`, `application-autoscaling`, `apigatewayv2`).
     pub service: &'static str,
     /// The operation (`UpdateService`).
     pub operation: &'static str,
@@ -158,7 +158,8 @@ pub fn classify_code(code: &str, message: &str) -> ErrorKind {
         | "LoadBalancerNotFound"
         | "NamespaceNotFound"
         | "ObjectNotFoundException"
-        | "ResourceNotFoundException" => ErrorKind::NotFound,
+        | "ResourceNotFoundException"
+        | "NotFoundException" => ErrorKind::NotFound,
         "RepositoryAlreadyExistsException"
         | "ResourceConflict"
         | "ConcurrentModificationException"
@@ -169,7 +170,8 @@ pub fn classify_code(code: &str, message: &str) -> ErrorKind {
         | "ResourceInUseException"
         | "RepositoryNotEmptyException"
         | "ConcurrentUpdateException"
-        | "ConcurrentUpdate" => ErrorKind::Conflict,
+        | "ConcurrentUpdate"
+        | "ConflictException" => ErrorKind::Conflict,
         "ServiceNotActiveException" => ErrorKind::NotFound,
         "ClientException"
         | "InvalidParameterException"
@@ -185,7 +187,8 @@ pub fn classify_code(code: &str, message: &str) -> ErrorKind {
         | "TooManyRules"
         | "TooManyTags"
         | "TooManyTagsException"
-        | "LimitExceededException" => {
+        | "LimitExceededException"
+        | "BadRequestException" => {
             // ECS answers several missing-resource cases with a ClientException and a message only.
             let lower = message.to_ascii_lowercase();
             if lower.contains("not found") || lower.contains("does not exist") || lower.contains("unable to describe") {
@@ -231,6 +234,16 @@ mod tests {
         assert_eq!(classify_code("InternalFailure", ""), ErrorKind::Transient);
         assert_eq!(classify_code("Whatever", ""), ErrorKind::Other);
         assert!(ErrorKind::Throttled.is_retryable() && !ErrorKind::AccessDenied.is_retryable());
+    }
+
+    /// API Gateway (apigatewayv2) names its errors generically.
+    #[test]
+    fn api_gateway_codes_map_like_the_others() {
+        assert_eq!(classify_code("NotFoundException", "Invalid API identifier specified abc"), ErrorKind::NotFound);
+        assert_eq!(classify_code("ConflictException", "Route already exists"), ErrorKind::Conflict);
+        assert_eq!(classify_code("BadRequestException", "Invalid route key"), ErrorKind::Invalid);
+        assert_eq!(classify_code("TooManyRequestsException", "Too Many Requests"), ErrorKind::Throttled);
+        assert_eq!(classify_code("AccessDeniedException", ""), ErrorKind::AccessDenied);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! Every SDK adapter goes through [`Calls`], which rate-limits writes per operation class, retries
 //! throttling with backoff, and records each call for metrics and tests.
 
+pub mod apigateway;
 pub mod autoscaling;
 pub mod batch;
 pub mod calls;
