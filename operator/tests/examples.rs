@@ -97,7 +97,9 @@ impl Deployment<'_> {
 /// the rollout, compare what diff listed with what apply did, and re-apply with zero writes.
 async fn deploy(env: &Env, d: &Deployment<'_>) -> String {
     if d.owns_repository {
-        let planned = diff_lines(&env.ecsop(&["diff", "-f", d.path()]).stdout);
+        let diff = env.ecsop(&["diff", "-f", d.path()]);
+        let planned = diff_lines(&diff.stdout);
+        assert!(!planned.is_empty(), "{}", text(&diff));
         // Only the repository (and its settings) can be made before an image exists.
         assert!(planned.contains(&format!("+ ecr repository {}", d.repository)), "{planned:?}");
         assert!(planned.iter().all(|l| l.ends_with(&format!("ecr repository {}", d.repository))), "{planned:?}");
@@ -312,7 +314,11 @@ async fn seed_003_alarms_notify_and_roll_back_a_rollout() {
     let names: BTreeSet<&str> = alarms.iter().map(|a| a.alarm.name.as_str()).collect();
     assert_eq!(
         names,
-        BTreeSet::from(["default-books-api-cpu-high", "default-books-api-memory-high", "default-books-api-no-running-tasks"])
+        BTreeSet::from([
+            "default-books-api-cpu-high",
+            "default-books-api-memory-high",
+            "default-books-api-no-running-tasks"
+        ])
     );
     for a in &alarms {
         assert_eq!(a.alarm.alarm_actions, [topic.clone()], "{a:?}");
@@ -340,4 +346,139 @@ async fn seed_003_alarms_notify_and_roll_back_a_rollout() {
     assert!(running_image(&env, &d).await.ends_with(&first), "ECS went back to the first image");
 
     delete_and_check_empty(&env, &d, &[&env.net.listener_arn], None).await;
+}
+
+trait NamespaceOf {
+    fn namespace_of(&self, d: &Deployment<'_>) -> String;
+}
+
+impl NamespaceOf for Env {
+    fn namespace_of(&self, _: &Deployment<'_>) -> String {
+        self.namespace.clone().expect("the test made a Cloud Map namespace")
+    }
+}
+
+/// The API Gateway wiring an example owns: one integration to the Cloud Map service over the VPC
+/// link, the routes (public ones without the authorizer) and the JWT authorizer.
+async fn check_gateway(
+    env: &Env,
+    d: &Deployment<'_>,
+    api: &ecsop_testkit::HttpApi,
+    routes: &[(&str, bool)],
+    audience: &str,
+) {
+    let clients = env.clients().await;
+    let gw = ecsop::engine::observe::read_gateway(&clients, &api.api_id).await.expect("read api");
+    let discovery = clients
+        .cloudmap
+        .find_service(&env.namespace_of(d), d.names.service())
+        .await
+        .expect("sd")
+        .expect("cloud map service");
+    assert_eq!(gw.integrations.len(), 1, "{gw:?}");
+    let integration = &gw.integrations[0];
+    assert_eq!(integration.uri.as_deref(), Some(discovery.arn.as_str()));
+    assert_eq!(integration.connection_id.as_deref(), Some(api.vpc_link_id.as_str()));
+    assert_eq!(integration.connection_type.as_deref(), Some("VPC_LINK"));
+    assert_eq!(gw.authorizers.len(), 1, "{gw:?}");
+    let authorizer = &gw.authorizers[0];
+    assert_eq!(authorizer.config.audience, [audience]);
+    let got: BTreeMap<&str, (Option<&str>, Option<&str>)> =
+        gw.routes.iter().map(|r| (r.key.as_str(), (r.target.as_deref(), r.authorizer_id.as_deref()))).collect();
+    let target = format!("integrations/{}", integration.id);
+    let want: BTreeMap<&str, (Option<&str>, Option<&str>)> = routes
+        .iter()
+        .map(|(k, public)| (*k, (Some(target.as_str()), (!public).then_some(authorizer.id.as_str()))))
+        .collect();
+    assert_eq!(got, want);
+    let service = clients.ecs.service(d.cluster, d.names.service()).await.expect("svc").expect("exists");
+    assert_eq!(service.registries.first().map(|b| b.arn.as_str()), Some(discovery.arn.as_str()));
+    assert_eq!(service.registries[0].port, 8080, "SRV records carry the port");
+}
+
+async fn gateway_example(
+    example: &str,
+    file: &str,
+    name: &str,
+    repository: &str,
+    tag: &str,
+    routes: &[(&str, bool)],
+    audience: &str,
+) {
+    let mut env = Env::new().await;
+    let mut subs = Placeholders::new(&env);
+    let namespace = env.account.cloud_map_namespace("api.internal", &env.net).await.expect("namespace");
+    let api = env.account.http_api("api", &env.net).await.expect("http api");
+    subs.set("ns-aaaaaaaaaaaaaaaa", namespace.clone());
+    subs.set("a1b2c3d4e5", api.api_id.clone());
+    subs.set("vl0a1b2c", api.vpc_link_id.clone());
+    env.namespace = Some(namespace);
+    let d = Deployment {
+        cluster: CLUSTER,
+        path: subs.write(&env, example, file),
+        names: Names::new("default", name),
+        repository,
+        tag,
+        owns_repository: true,
+    };
+    deploy(&env, &d).await;
+    check_gateway(&env, &d, &api, routes, audience).await;
+
+    // Dropping a route from the spec removes it, and only it.
+    let (dropped, _) = routes[routes.len() - 1];
+    let yaml = std::fs::read_to_string(&d.path).expect("read");
+    let yaml = yaml
+        .replace(&format!("      - key: {dropped}\n        public: true\n"), "")
+        .replace(&format!("      - key: {dropped}\n"), "");
+    std::fs::write(&d.path, yaml).expect("write");
+    let out = env.ecsop(&["apply", "-f", d.path()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains(&format!("- api gateway {} route {dropped}", api.api_id)), "{}", text(&out));
+    check_gateway(&env, &d, &api, &routes[..routes.len() - 1], audience).await;
+    zero_writes(&env, &d).await;
+
+    delete_and_check_empty(&env, &d, &[], Some(&api.api_id)).await;
+    let clients = env.clients().await;
+    let left = clients.cloudmap.find_service(&env.namespace_of(&d), d.names.service()).await.expect("sd");
+    assert_eq!(left, None, "the Cloud Map service goes after the routes and integration");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_001_one_task_behind_api_gateway_and_cloud_map() {
+    gateway_example(
+        "001-rest-api-cloud-map",
+        "books-api.yaml",
+        "books-api",
+        "books-api",
+        "1.0.0",
+        &[
+            ("GET /api/v1/books", true),
+            ("GET /api/v1/books/{id}", true),
+            ("ANY /api/v1/books/{proxy+}", false),
+            ("POST /api/v1/users", true),
+            ("POST /api/v1/auth/login", true),
+        ],
+        "books-api",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_004_private_service_behind_api_gateway_with_jwt_authorizer() {
+    gateway_example(
+        "004-movies-api-gateway",
+        "movies-api.yaml",
+        "movies-api",
+        "movies-api",
+        "0.9.3",
+        &[
+            ("GET /api/v1/movies", true),
+            ("ANY /api/v1/movies/{proxy+}", false),
+            ("POST /api/v1/users", true),
+            ("POST /api/v1/auth/login", true),
+            ("GET /.well-known/{proxy+}", true),
+        ],
+        "movies-api",
+    )
+    .await;
 }

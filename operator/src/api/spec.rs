@@ -512,7 +512,7 @@ pub struct AutoscalingSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServiceDiscoverySpec {
     /// The Cloud Map namespace ID (`ns-...`).
-    #[schemars(regex(pattern = r"^ns-[a-z0-9]{16}$"))]
+    #[schemars(regex(pattern = r"^ns-[a-z0-9]{16,32}$"))]
     pub namespace_id: String,
     /// DNS record type of the registrations.
     #[serde(default)]

@@ -64,8 +64,8 @@ impl Clients {
             elbv2: Arc::new(elbv2::SdkElbv2::new(config, calls.clone())),
             cloudmap: Arc::new(cloudmap::SdkCloudMap::new(config, calls.clone())),
             autoscaling: Arc::new(autoscaling::SdkAutoscaling::new(config, calls.clone())),
-            cloudwatch: Arc::new(cloudwatch::SdkCloudWatch::new(config, calls)),
-            apigateway: Arc::new(fake::FakeAws::new()), // TEMP-MERGE
+            cloudwatch: Arc::new(cloudwatch::SdkCloudWatch::new(config, calls.clone())),
+            apigateway: Arc::new(apigateway::SdkApiGateway::new(config, calls)),
         }
     }
 }

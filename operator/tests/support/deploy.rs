@@ -19,6 +19,8 @@ pub struct Env {
     pub net: Network,
     /// Where manifests are written.
     pub dir: tempfile::TempDir,
+    /// The Cloud Map namespace id, when a test made one.
+    pub namespace: Option<String>,
 }
 
 impl Env {
@@ -26,7 +28,7 @@ impl Env {
     pub async fn new() -> Env {
         let account = Moto::shared().await.expect("moto starts").new_account();
         let net = account.network(CLUSTER).await.expect("network fixture");
-        Env { account, net, dir: tempfile::tempdir().expect("tempdir") }
+        Env { account, net, dir: tempfile::tempdir().expect("tempdir"), namespace: None }
     }
 
     /// Push `repository:tag` (distinct content per tag); returns the digest.
