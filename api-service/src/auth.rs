@@ -1,5 +1,6 @@
-//! Authentication: argon2id password hashes, JWT access tokens (HS256 with a shared secret, or ES256
-//! with a published key, see [`crate::signing`]), and the [`AuthUser`] extractor that guards every write.
+//! Authentication: argon2id password hashes, JWT access tokens (HS256 with a shared secret, or ES256 or
+//! RS256 with a published key, see [`crate::signing`]), and the [`AuthUser`] extractor that guards
+//! every write.
 
 use std::sync::Arc;
 
@@ -124,7 +125,7 @@ impl JwtKeys {
         self
     }
 
-    /// The keys the configuration asks for: ES256 with `JWT_SIGNING_KEY` when set, else HS256 with
+    /// The keys the configuration asks for: ES256 or RS256 with `JWT_SIGNING_KEY` when set, else HS256 with
     /// `JWT_SECRET` (a random secret in development when that is unset too), plus `JWT_ISSUER` and
     /// `JWT_AUDIENCE`.
     pub fn from_config(config: &Config) -> Result<Self, crate::Error> {

@@ -108,8 +108,9 @@ pub struct Config {
     /// HS256 signing secret for access tokens (required in production unless `JWT_SIGNING_KEY` is set).
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<Secret>,
-    /// PEM of an EC P-256 private key (unencrypted PKCS#8): tokens are then signed ES256 with a `kid`,
-    /// the public key is served at `/.well-known/jwks.json`, and `JWT_SECRET` is ignored.
+    /// PEM of an unencrypted PKCS#8 private key, EC P-256 (ES256) or RSA of 2048 to 8192 bits (RS256,
+    /// the only kind API Gateway HTTP API JWT authorizers verify): tokens are then signed with it and a
+    /// `kid`, the public key is served at `/.well-known/jwks.json`, and `JWT_SECRET` is ignored.
     #[arg(long, env = "JWT_SIGNING_KEY", hide_env_values = true, allow_hyphen_values = true)]
     pub jwt_signing_key: Option<Secret>,
     /// Issuer of access tokens (`iss`): the public base URL of the service, where a JWT authorizer

@@ -134,7 +134,7 @@ pub fn document() -> Value {
                 "operationId": "jwks",
                 "responses": {"200": ok("JWK Set", schema("Jwks")), "404": error("No JWT_SIGNING_KEY configured (HS256)")}}},
             "/api/v1/auth/login": {"post": {"tags": ["users"],
-                "summary": "Log in: a JWT bearer token (HS256, or ES256 with JWT_SIGNING_KEY)",
+                "summary": "Log in: a JWT bearer token (HS256, or ES256/RS256 with JWT_SIGNING_KEY)",
                 "operationId": "login", "requestBody": body("LoginInput"),
                 "responses": {"200": ok("Token", schema("Token")), "400": error("Malformed JSON"),
                     "401": error("Invalid credentials"), "422": error("Missing fields")}}},
@@ -188,7 +188,8 @@ pub fn document() -> Value {
                 "Jwks": {"type": "object", "required": ["keys"], "properties": {"keys": {"type": "array", "items": {
                     "type": "object", "required": ["kty", "kid", "use", "alg"],
                     "properties": {"kty": {"type": "string"}, "kid": {"type": "string"}, "use": {"const": "sig"},
-                        "alg": {"type": "string"}, "crv": {"type": "string"}, "x": {"type": "string"}, "y": {"type": "string"}}}}}},
+                        "alg": {"type": "string"}, "crv": {"type": "string"}, "x": {"type": "string"}, "y": {"type": "string"},
+                        "n": {"type": "string"}, "e": {"type": "string"}}}}}},
                 "Upload": {"type": "object", "required": ["key", "size", "content_type"],
                     "properties": {"key": {"type": "string"}, "size": {"type": "integer"}, "content_type": {"type": "string"}}}
             }

@@ -1,6 +1,6 @@
-//! ES256 tokens with `JWT_SIGNING_KEY`, `JWT_ISSUER` and `JWT_AUDIENCE`, checked the way an API Gateway
-//! JWT authorizer checks them: from the discovery document and the JWK Set alone, with jsonwebtoken and
-//! ring directly, never through the service's own verification code.
+//! ES256 and RS256 tokens with `JWT_SIGNING_KEY`, `JWT_ISSUER` and `JWT_AUDIENCE`, checked the way an
+//! API Gateway JWT authorizer checks them: from the discovery document and the JWK Set alone, with
+//! jsonwebtoken and ring directly, never through the service's own verification code.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode};
@@ -38,8 +38,14 @@ fn generate_key() -> TestKey {
     }
 }
 
+/// A fixed RSA 2048 key (ring cannot generate RSA keys): `openssl genpkey -algorithm RSA`.
+const RSA_PEM: &str = include_str!("../data/rsa-test-key.pem");
+
 async fn spawn_es256_app(backend: Backend, key: &TestKey) -> TestApp {
-    let pem = key.pem.clone();
+    spawn_signing_app(backend, key.pem.clone()).await
+}
+
+async fn spawn_signing_app(backend: Backend, pem: String) -> TestApp {
     spawn_app_with(
         backend,
         move |config| {
@@ -62,13 +68,27 @@ async fn verify_like_api_gateway(
     audiences: &[&str],
     token: &str,
 ) -> Result<Value, String> {
+    verify_like_a_jwt_authorizer(app, Algorithm::ES256, issuer, audiences, token).await
+}
+
+/// The same with the one algorithm the authorizer allows (an HTTP API JWT authorizer: RS256).
+async fn verify_like_a_jwt_authorizer(
+    app: &TestApp,
+    alg: Algorithm,
+    issuer: &str,
+    audiences: &[&str],
+    token: &str,
+) -> Result<Value, String> {
     let response = app.get("/.well-known/openid-configuration").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "application/json");
     let discovery: Value = response.json().await.unwrap();
     assert_eq!(discovery["issuer"], issuer, "OpenID Connect Discovery §4.3: the issuer must be identical");
     let jwks_uri = discovery["jwks_uri"].as_str().expect("jwks_uri");
-    assert!(discovery["id_token_signing_alg_values_supported"].as_array().unwrap().contains(&json!("ES256")));
+    let alg_name = format!("{alg:?}");
+    if !discovery["id_token_signing_alg_values_supported"].as_array().unwrap().contains(&json!(alg_name)) {
+        return Err(format!("the issuer does not sign {alg_name}: {discovery}"));
+    }
     // The key set is served under the issuer; fetch its path from the app under test.
     let path = jwks_uri.strip_prefix(issuer.trim_end_matches('/')).unwrap_or_else(|| panic!("{jwks_uri}"));
     assert_eq!(path, "/.well-known/jwks.json");
@@ -77,19 +97,26 @@ async fn verify_like_api_gateway(
     let jwks: Value = response.json().await.unwrap();
 
     let header = decode_header(token).map_err(|e| format!("header: {e}"))?;
-    if header.alg != Algorithm::ES256 {
+    if header.alg != alg {
         return Err(format!("algorithm {:?}", header.alg));
     }
     let kid = header.kid.ok_or("no kid")?;
     let jwk = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid.as_str()).ok_or("unknown kid")?;
-    assert_eq!(
-        (&jwk["kty"], &jwk["crv"], &jwk["alg"], &jwk["use"]),
-        (&json!("EC"), &json!("P-256"), &json!("ES256"), &json!("sig"))
-    );
-    let (x, y) = (jwk["x"].as_str().unwrap(), jwk["y"].as_str().unwrap());
-    let key = DecodingKey::from_ec_components(x, y).map_err(|e| format!("JWK: {e}"))?;
+    assert_eq!((&jwk["alg"], &jwk["use"]), (&json!(alg_name), &json!("sig")));
+    let key = match alg {
+        Algorithm::ES256 => {
+            assert_eq!((&jwk["kty"], &jwk["crv"]), (&json!("EC"), &json!("P-256")));
+            DecodingKey::from_ec_components(jwk["x"].as_str().unwrap(), jwk["y"].as_str().unwrap())
+        }
+        Algorithm::RS256 => {
+            assert_eq!(jwk["kty"], "RSA");
+            DecodingKey::from_rsa_components(jwk["n"].as_str().unwrap(), jwk["e"].as_str().unwrap())
+        }
+        other => panic!("{other:?}"),
+    }
+    .map_err(|e| format!("JWK: {e}"))?;
 
-    let mut validation = Validation::new(Algorithm::ES256);
+    let mut validation = Validation::new(alg);
     validation.set_issuer(&[issuer]);
     validation.set_audience(audiences);
     validation.set_required_spec_claims(&["exp", "iss", "aud"]);
@@ -98,15 +125,20 @@ async fn verify_like_api_gateway(
     decode::<Value>(token, &key, &validation).map(|data| data.claims).map_err(|e| e.to_string())
 }
 
-/// RFC 7638 thumbprint of an EC JWK, computed here from its members.
+/// RFC 7638 thumbprint of an EC or RSA JWK, computed here from its required members (written in
+/// lexicographic order, which serde_json keeps or sorts to).
 fn thumbprint(jwk: &Value) -> String {
-    let canonical = json!({"crv": jwk["crv"], "kty": jwk["kty"], "x": jwk["x"], "y": jwk["y"]}).to_string();
+    let canonical = match jwk["kty"].as_str() {
+        Some("EC") => json!({"crv": jwk["crv"], "kty": jwk["kty"], "x": jwk["x"], "y": jwk["y"]}),
+        _ => json!({"e": jwk["e"], "kty": jwk["kty"], "n": jwk["n"]}),
+    }
+    .to_string();
     assert!(!canonical.contains(' '));
     URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()))
 }
 
 /// Claims like the service's, valid for a minute.
-fn claims(sub: &str, iss: &str, aud: &str) -> Value {
+fn claims_for(sub: &str, iss: &str, aud: &str) -> Value {
     let now = chrono::Utc::now().timestamp();
     json!({"sub": sub, "name": "mallory", "iss": iss, "aud": aud, "iat": now, "exp": now + 60})
 }
@@ -170,22 +202,22 @@ async fn es256_service_refuses_foreign_keys_audiences_issuers_and_hs256() {
         verify_like_api_gateway(&app, ISSUER, &AUDIENCES, &token).await.unwrap()["sub"].as_str().unwrap().to_owned();
 
     // The forging itself works: the right key and claims are accepted, by the service and the verifier.
-    let genuine = es256(&kid, &claims(&sub, ISSUER, AUDIENCES[1]), &key.pem);
+    let genuine = es256(&kid, &claims_for(&sub, ISSUER, AUDIENCES[1]), &key.pem);
     verify_like_api_gateway(&app, ISSUER, &AUDIENCES, &genuine).await.unwrap();
     assert_eq!(app.create("books", Some(&genuine), &book()).await.status(), StatusCode::CREATED);
 
     let other_key = generate_key();
     let hs256 = encode(
         &Header::new(Algorithm::HS256),
-        &claims(&sub, ISSUER, AUDIENCES[0]),
+        &claims_for(&sub, ISSUER, AUDIENCES[0]),
         &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
     )
     .unwrap();
     let (iat, exp) = (chrono::Utc::now().timestamp() - 120, chrono::Utc::now().timestamp() - 60);
     let forged = [
-        ("another key, same kid", es256(&kid, &claims(&sub, ISSUER, AUDIENCES[0]), &other_key.pem)),
-        ("wrong audience", es256(&kid, &claims(&sub, ISSUER, "another-api"), &key.pem)),
-        ("wrong issuer", es256(&kid, &claims(&sub, "https://evil.example.test", AUDIENCES[0]), &key.pem)),
+        ("another key, same kid", es256(&kid, &claims_for(&sub, ISSUER, AUDIENCES[0]), &other_key.pem)),
+        ("wrong audience", es256(&kid, &claims_for(&sub, ISSUER, "another-api"), &key.pem)),
+        ("wrong issuer", es256(&kid, &claims_for(&sub, "https://evil.example.test", AUDIENCES[0]), &key.pem)),
         (
             "no audience",
             es256(&kid, &json!({"sub": sub, "name": "m", "iss": ISSUER, "iat": iat, "exp": exp + 120}), &key.pem),
@@ -205,6 +237,38 @@ async fn es256_service_refuses_foreign_keys_audiences_issuers_and_hs256() {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}: {body}");
         assert_eq!(error_code(&body), "unauthorized", "{what}");
         assert!(verify_like_api_gateway(&app, ISSUER, &AUDIENCES, token).await.is_err(), "{what}");
+    }
+}
+
+#[tokio::test]
+async fn rs256_login_token_verifies_like_an_http_api_jwt_authorizer() {
+    let app = spawn_signing_app(Backend::Sqlite, RSA_PEM.to_owned()).await;
+    let token = app.token().await;
+    let claims = verify_like_a_jwt_authorizer(&app, Algorithm::RS256, ISSUER, &AUDIENCES, &token).await.unwrap();
+    assert_eq!((&claims["iss"], &claims["aud"]), (&json!(ISSUER), &json!(AUDIENCES[0])));
+    let refused = verify_like_a_jwt_authorizer(&app, Algorithm::RS256, ISSUER, &["another-api"], &token).await;
+    assert!(refused.unwrap_err().contains("InvalidAudience"));
+    // An authorizer that only takes ES256 refuses it (as an RS256-only one refuses ES256 tokens).
+    assert!(verify_like_api_gateway(&app, ISSUER, &AUDIENCES, &token).await.is_err());
+
+    let jwks: Value = app.get("/.well-known/jwks.json").await.json().await.unwrap();
+    let jwk = &jwks["keys"][0];
+    assert_eq!((&jwk["kty"], &jwk["alg"], &jwk["e"]), (&json!("RSA"), &json!("RS256"), &json!("AQAB")));
+    assert_eq!(jwk["kid"], thumbprint(jwk));
+    assert!(jwk.get("d").is_none() && jwk.get("p").is_none(), "the private key is never published: {jwks}");
+    assert_eq!(app.create("books", Some(&token), &book()).await.status(), StatusCode::CREATED);
+
+    // A bit flipped in the signature, or an ES256 token under the RSA key's kid: 401.
+    let kid = decode_header(&token).unwrap().kid.unwrap();
+    let (message, signature) = token.rsplit_once('.').unwrap();
+    let mut bytes = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    bytes[0] ^= 1;
+    let tampered = format!("{message}.{}", URL_SAFE_NO_PAD.encode(bytes));
+    let sub = claims["sub"].as_str().unwrap();
+    let es256_token = es256(&kid, &claims_for(sub, ISSUER, AUDIENCES[0]), &generate_key().pem);
+    for token in [tampered, es256_token] {
+        let (status, body) = status_json(app.create("books", Some(&token), &book()).await).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     }
 }
 
