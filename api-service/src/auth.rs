@@ -1,5 +1,6 @@
-//! Authentication: argon2id password hashes, HS256 JWT access tokens, and the [`AuthUser`] extractor
-//! that guards every write.
+//! Authentication: argon2id password hashes, JWT access tokens (HS256 with a shared secret, or ES256 or
+//! RS256 with a published key, see [`crate::signing`]), and the [`AuthUser`] extractor that guards
+//! every write.
 
 use std::sync::Arc;
 
@@ -13,9 +14,15 @@ use axum::{
 };
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use tokio::sync::{OnceCell, Semaphore};
 
-use crate::{error::ApiError, startup::AppState};
+use crate::{
+    config::{Config, Environment},
+    error::ApiError,
+    signing::SigningKey,
+    startup::AppState,
+};
 
 /// The claims of an access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,23 +31,45 @@ pub struct Claims {
     pub sub: String,
     /// The username.
     pub name: String,
+    /// Issuer (`JWT_ISSUER`), when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Audience (the first of `JWT_AUDIENCE`), when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
     /// Issued at (seconds since the epoch).
     pub iat: i64,
     /// Expiry (seconds since the epoch).
     pub exp: i64,
 }
 
+/// How tokens are signed and checked.
+enum Keys {
+    /// HS256 with a shared secret (never published).
+    Shared { encoding: EncodingKey, decoding: DecodingKey },
+    /// An asymmetric key whose public half is published at `/.well-known/jwks.json`.
+    Published(SigningKey),
+}
+
 /// Signs and checks access tokens.
 pub struct JwtKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
+    keys: Keys,
+    issuer: Option<String>,
+    audiences: Vec<String>,
     validation: Validation,
     ttl_secs: i64,
 }
 
 impl std::fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwtKeys").field("keys", &"[redacted]").field("ttl_secs", &self.ttl_secs).finish()
+        f.debug_struct("JwtKeys")
+            .field("algorithm", &self.algorithm())
+            .field("kid", &self.kid())
+            .field("keys", &"[redacted]")
+            .field("issuer", &self.issuer)
+            .field("audiences", &self.audiences)
+            .field("ttl_secs", &self.ttl_secs)
+            .finish()
     }
 }
 
@@ -56,17 +85,92 @@ pub struct IssuedToken {
 }
 
 impl JwtKeys {
-    /// Keys from a shared secret; tokens live `ttl_secs` seconds.
+    /// HS256 keys from a shared secret; tokens live `ttl_secs` seconds.
     pub fn new(secret: &[u8], ttl_secs: u64) -> Self {
-        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
-        validation.leeway = 5;
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            validation,
+        let keys =
+            Keys::Shared { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret) };
+        Self::with_keys(keys, ttl_secs)
+    }
+
+    /// Keys that sign with `key` (its algorithm, with its `kid` in the header); tokens live `ttl_secs`
+    /// seconds.
+    pub fn signed_with(key: SigningKey, ttl_secs: u64) -> Self {
+        Self::with_keys(Keys::Published(key), ttl_secs)
+    }
+
+    fn with_keys(keys: Keys, ttl_secs: u64) -> Self {
+        let mut this = Self {
+            keys,
+            issuer: None,
+            audiences: Vec::new(),
+            validation: Validation::default(),
             ttl_secs: i64::try_from(ttl_secs).unwrap_or(i64::MAX / 2),
+        };
+        this.validation = this.build_validation();
+        this
+    }
+
+    /// Tokens carry `iss` = `issuer`, and only tokens with that `iss` are accepted.
+    pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self.validation = self.build_validation();
+        self
+    }
+
+    /// Tokens carry `aud` = the first audience, and only tokens whose `aud` is (or contains) one of
+    /// them are accepted. An empty list means no `aud` at all (and tokens that have one are refused).
+    pub fn with_audiences(mut self, audiences: Vec<String>) -> Self {
+        self.audiences = audiences;
+        self.validation = self.build_validation();
+        self
+    }
+
+    /// The keys the configuration asks for: ES256 or RS256 with `JWT_SIGNING_KEY` when set, else HS256 with
+    /// `JWT_SECRET` (a random secret in development when that is unset too), plus `JWT_ISSUER` and
+    /// `JWT_AUDIENCE`.
+    pub fn from_config(config: &Config) -> Result<Self, crate::Error> {
+        let keys = match (&config.jwt_signing_key, &config.jwt_secret) {
+            (Some(pem), secret) => {
+                let key = SigningKey::from_pem(pem.expose())
+                    .map_err(|e| crate::Error::Config(format!("JWT_SIGNING_KEY: {e}")))?;
+                if secret.is_some() {
+                    tracing::warn!("JWT_SIGNING_KEY is set: JWT_SECRET is ignored and HS256 tokens are refused");
+                }
+                tracing::info!(algorithm = ?key.algorithm(), kid = key.kid(), "signing tokens with JWT_SIGNING_KEY");
+                Self::signed_with(key, config.jwt_ttl_secs)
+            }
+            (None, Some(secret)) => Self::new(secret.expose().as_bytes(), config.jwt_ttl_secs),
+            (None, None) => {
+                debug_assert!(config.environment == Environment::Development);
+                tracing::warn!(
+                    "JWT_SECRET is not set: using a random secret; tokens will not survive a restart \
+                     or work across tasks (set JWT_SECRET or JWT_SIGNING_KEY, required with APP_ENV=production)"
+                );
+                Self::new(&Self::random_secret(), config.jwt_ttl_secs)
+            }
+        };
+        let keys = match &config.jwt_issuer {
+            Some(issuer) => keys.with_issuer(issuer.clone()),
+            None => keys,
+        };
+        Ok(keys.with_audiences(config.jwt_audience.clone()))
+    }
+
+    fn build_validation(&self) -> Validation {
+        let mut validation = Validation::new(self.algorithm());
+        validation.leeway = 5;
+        validation.validate_nbf = true;
+        let mut required = vec!["exp", "sub"];
+        if let Some(issuer) = &self.issuer {
+            validation.set_issuer(&[issuer]);
+            required.push("iss");
         }
+        if !self.audiences.is_empty() {
+            validation.set_audience(&self.audiences);
+            required.push("aud");
+        }
+        validation.set_required_spec_claims(&required);
+        validation
     }
 
     /// A random 256-bit secret (development only: tokens die with the process and differ per task).
@@ -77,23 +181,83 @@ impl JwtKeys {
         secret
     }
 
+    /// The signing algorithm.
+    pub fn algorithm(&self) -> jsonwebtoken::Algorithm {
+        match &self.keys {
+            Keys::Shared { .. } => jsonwebtoken::Algorithm::HS256,
+            Keys::Published(key) => key.algorithm(),
+        }
+    }
+
+    /// The `kid` of the published key (none for HS256).
+    pub fn kid(&self) -> Option<&str> {
+        match &self.keys {
+            Keys::Shared { .. } => None,
+            Keys::Published(key) => Some(key.kid()),
+        }
+    }
+
+    /// The configured issuer.
+    pub fn issuer(&self) -> Option<&str> {
+        self.issuer.as_deref()
+    }
+
+    /// The JWK Set to publish (`{"keys": [...]}`): `None` for HS256, whose secret must never be published.
+    pub fn jwks(&self) -> Option<Value> {
+        match &self.keys {
+            Keys::Shared { .. } => None,
+            Keys::Published(key) => Some(json!({"keys": [key.public_jwk()]})),
+        }
+    }
+
+    /// The OpenID Connect discovery document (the metadata a JWT authorizer reads: `issuer` and
+    /// `jwks_uri`), when there is both a published key and an issuer.
+    pub fn openid_configuration(&self) -> Option<Value> {
+        let (Keys::Published(key), Some(issuer)) = (&self.keys, &self.issuer) else {
+            return None;
+        };
+        // OpenID Connect Discovery §4: a terminating `/` of the issuer is removed before appending.
+        let base = issuer.trim_end_matches('/');
+        Some(json!({
+            "issuer": issuer,
+            "jwks_uri": format!("{base}/.well-known/jwks.json"),
+            "id_token_signing_alg_values_supported": [key.public_jwk()["alg"]],
+            "subject_types_supported": ["public"],
+            "claims_supported": ["sub", "name", "iss", "aud", "iat", "exp"]
+        }))
+    }
+
     /// Issues a token for a user.
     pub fn issue(&self, user_id: i64, username: &str) -> Result<IssuedToken, ApiError> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user_id.to_string(),
             name: username.to_owned(),
+            iss: self.issuer.clone(),
+            aud: self.audiences.first().cloned(),
             iat: now,
             exp: now.saturating_add(self.ttl_secs),
         };
-        let access_token = encode(&Header::new(jsonwebtoken::Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| ApiError::Internal(format!("signing token: {e}")))?;
+        let (header, key) = match &self.keys {
+            Keys::Shared { encoding, .. } => (Header::new(jsonwebtoken::Algorithm::HS256), encoding),
+            Keys::Published(key) => {
+                let mut header = Header::new(key.algorithm());
+                header.kid = Some(key.kid().to_owned());
+                (header, key.encoding())
+            }
+        };
+        let access_token =
+            encode(&header, &claims, key).map_err(|e| ApiError::Internal(format!("signing token: {e}")))?;
         Ok(IssuedToken { access_token, token_type: "Bearer", expires_in: self.ttl_secs })
     }
 
-    /// Checks a token's signature, algorithm and expiry.
+    /// Checks a token's signature, algorithm, expiry, and issuer and audience when configured.
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
-        decode::<Claims>(token, &self.decoding, &self.validation)
+        let decoding = match &self.keys {
+            Keys::Shared { decoding, .. } => decoding,
+            Keys::Published(key) => key.decoding(),
+        };
+        decode::<Claims>(token, decoding, &self.validation)
             .map(|data| data.claims)
             .map_err(|_| ApiError::Unauthorized("invalid or expired token"))
     }
@@ -227,9 +391,83 @@ mod tests {
     fn expired_tokens_are_rejected() {
         let keys = JwtKeys::new(b"secret", 60);
         let now = chrono::Utc::now().timestamp();
-        let claims = Claims { sub: "1".into(), name: "x".into(), iat: now - 120, exp: now - 60 };
+        let claims = Claims { sub: "1".into(), name: "x".into(), iss: None, aud: None, iat: now - 120, exp: now - 60 };
         let token = encode(&Header::default(), &claims, &EncodingKey::from_secret(b"secret")).unwrap();
         assert!(keys.verify(&token).is_err());
+    }
+
+    /// An HS256 token with `secret` and the given issuer and audience claims, valid for a minute.
+    fn forged(secret: &[u8], iss: Option<&str>, aud: Option<&str>) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: "7".into(),
+            name: "x".into(),
+            iss: iss.map(Into::into),
+            aud: aud.map(Into::into),
+            iat: now,
+            exp: now + 60,
+        };
+        encode(&Header::default(), &claims, &EncodingKey::from_secret(secret)).unwrap()
+    }
+
+    #[test]
+    fn issuer_and_audience_are_carried_and_required() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let keys = JwtKeys::new(secret, 60)
+            .with_issuer("https://api.example.org")
+            .with_audiences(vec!["api".into(), "old-api".into()]);
+        let token = keys.issue(7, "ada").unwrap().access_token;
+        let claims = keys.verify(&token).unwrap();
+        assert_eq!(claims.iss.as_deref(), Some("https://api.example.org"));
+        assert_eq!(claims.aud.as_deref(), Some("api"), "tokens carry the first audience");
+
+        let iss = Some("https://api.example.org");
+        keys.verify(&forged(secret, iss, Some("old-api"))).expect("any configured audience is accepted");
+        for (iss, aud) in [
+            (iss, Some("other-api")),
+            (iss, None),
+            (Some("https://evil.example.org"), Some("api")),
+            (None, Some("api")),
+        ] {
+            assert!(keys.verify(&forged(secret, iss, aud)).is_err(), "iss {iss:?}, aud {aud:?}");
+        }
+        // Without a configured audience, a token that names one is refused (RFC 7519 §4.1.3).
+        let plain = JwtKeys::new(secret, 60);
+        assert!(plain.verify(&forged(secret, None, Some("api"))).is_err());
+        plain.verify(&forged(secret, None, None)).unwrap();
+    }
+
+    #[test]
+    fn es256_tokens_carry_the_kid_and_refuse_other_algorithms() {
+        let key = SigningKey::from_pem(crate::signing::TEST_EC_PEM).unwrap();
+        let kid = key.kid().to_owned();
+        let keys = JwtKeys::signed_with(key, 60).with_issuer("https://api.example.org/");
+        let token = keys.issue(7, "ada").unwrap().access_token;
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+        assert_eq!(header.kid.as_deref(), Some(kid.as_str()));
+        assert_eq!(keys.verify(&token).unwrap().sub, "7");
+        // An HS256 token is refused, whatever its secret (no algorithm confusion with the public key).
+        let x = keys.jwks().unwrap()["keys"][0]["x"].as_str().unwrap().to_owned();
+        for secret in [b"secret".as_slice(), x.as_bytes()] {
+            assert!(keys.verify(&forged(secret, Some("https://api.example.org/"), None)).is_err());
+        }
+
+        let discovery = keys.openid_configuration().unwrap();
+        assert_eq!(discovery["issuer"], "https://api.example.org/");
+        assert_eq!(discovery["jwks_uri"], "https://api.example.org/.well-known/jwks.json");
+        assert_eq!(discovery["id_token_signing_alg_values_supported"], json!(["ES256"]));
+        assert_eq!(keys.jwks().unwrap()["keys"][0]["kid"], kid.as_str());
+    }
+
+    #[test]
+    fn shared_secrets_and_issuerless_keys_publish_nothing() {
+        let hs256 = JwtKeys::new(b"hunter2-hunter2", 60).with_issuer("https://api.example.org");
+        assert!(hs256.jwks().is_none() && hs256.openid_configuration().is_none());
+        assert!(!format!("{hs256:?}").contains("hunter2"));
+        let es256 = JwtKeys::signed_with(SigningKey::from_pem(crate::signing::TEST_EC_PEM).unwrap(), 60);
+        assert!(es256.jwks().is_some());
+        assert!(es256.openid_configuration().is_none(), "no discovery document without an issuer");
     }
 
     #[tokio::test]

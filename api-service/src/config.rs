@@ -105,9 +105,21 @@ pub struct Config {
     /// Largest N accepted by the factorial endpoint.
     #[arg(long, env = "FACTORIAL_MAX", default_value_t = 100_000)]
     pub factorial_max: u64,
-    /// HS256 signing secret for access tokens (required in production).
+    /// HS256 signing secret for access tokens (required in production unless `JWT_SIGNING_KEY` is set).
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<Secret>,
+    /// PEM of an unencrypted PKCS#8 private key, EC P-256 (ES256) or RSA of 2048 to 8192 bits (RS256,
+    /// the only kind API Gateway HTTP API JWT authorizers verify): tokens are then signed with it and a
+    /// `kid`, the public key is served at `/.well-known/jwks.json`, and `JWT_SECRET` is ignored.
+    #[arg(long, env = "JWT_SIGNING_KEY", hide_env_values = true, allow_hyphen_values = true)]
+    pub jwt_signing_key: Option<Secret>,
+    /// Issuer of access tokens (`iss`): the public base URL of the service, where a JWT authorizer
+    /// finds `/.well-known/openid-configuration`. When set, tokens carry it and must match it.
+    #[arg(long, env = "JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Audiences of access tokens, comma-separated: tokens carry the first as `aud`, and must name one.
+    #[arg(long, env = "JWT_AUDIENCE", value_delimiter = ',', value_parser = non_empty_trimmed)]
+    pub jwt_audience: Vec<String>,
     /// Access-token lifetime in seconds.
     #[arg(long, env = "JWT_TTL_SECS", default_value_t = 3600)]
     pub jwt_ttl_secs: u64,
@@ -150,11 +162,17 @@ impl Config {
         Cli::try_parse_from(["api-service"]).map(|cli| cli.config).map_err(|e| Error::Config(e.to_string()))
     }
 
-    /// Rejects settings that cannot work or are unsafe for the environment.
+    /// Rejects settings that cannot work or are unsafe for the environment. (The `JWT_SIGNING_KEY`
+    /// PEM itself is parsed, and rejected, when the keys are built: [`crate::auth::JwtKeys::from_config`].)
     pub fn validate(&self) -> Result<(), Error> {
-        if self.environment == Environment::Production {
+        let production = self.environment == Environment::Production;
+        if production && self.jwt_signing_key.is_none() {
             match &self.jwt_secret {
-                None => return Err(Error::Config("JWT_SECRET is required when APP_ENV=production".into())),
+                None => {
+                    return Err(Error::Config(
+                        "JWT_SECRET (or JWT_SIGNING_KEY) is required when APP_ENV=production".into(),
+                    ));
+                }
                 Some(s) if s.expose().len() < 32 => {
                     return Err(Error::Config("JWT_SECRET must be at least 32 bytes in production".into()));
                 }
@@ -163,6 +181,12 @@ impl Config {
         }
         if matches!(&self.jwt_secret, Some(s) if s.expose().is_empty()) {
             return Err(Error::Config("JWT_SECRET must not be empty".into()));
+        }
+        if matches!(&self.jwt_signing_key, Some(k) if k.expose().trim().is_empty()) {
+            return Err(Error::Config("JWT_SIGNING_KEY must not be empty when set".into()));
+        }
+        if let Some(issuer) = &self.jwt_issuer {
+            check_issuer(issuer, production)?;
         }
         if self.database_max_connections == 0 {
             return Err(Error::Config("DATABASE_MAX_CONNECTIONS must be at least 1".into()));
@@ -180,6 +204,34 @@ impl Config {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
     }
+}
+
+/// `JWT_AUDIENCE` entries: trimmed, not empty.
+fn non_empty_trimmed(value: &str) -> Result<String, String> {
+    match value.trim() {
+        "" => Err("empty entry".into()),
+        trimmed => Ok(trimmed.to_owned()),
+    }
+}
+
+/// An issuer is an absolute `http(s)` URL without query or fragment (OpenID Connect Discovery §2;
+/// API Gateway also wants `https`, which production requires).
+fn check_issuer(issuer: &str, production: bool) -> Result<(), Error> {
+    let invalid = |why: &str| Err(Error::Config(format!("JWT_ISSUER {why} (got {issuer:?})")));
+    let rest = match issuer.split_once("://") {
+        Some(("https", rest)) => rest,
+        Some(("http", _)) if production => return invalid("must be an https URL in production"),
+        Some(("http", rest)) => rest,
+        _ => return invalid("must be an absolute http(s) URL"),
+    };
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || host.contains('@') {
+        return invalid("must name a host (and no user information)");
+    }
+    if issuer.contains(['?', '#']) || issuer.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return invalid("must not have a query, a fragment or white space");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -211,6 +263,52 @@ mod tests {
         config.jwt_secret = Some(Secret::new("short"));
         assert!(config.validate().is_err());
         config.jwt_secret = Some(Secret::new("x".repeat(32)));
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn a_signing_key_replaces_the_jwt_secret_in_production() {
+        let mut config = Cli::try_parse_from(["api-service", "--app-env", "production"]).unwrap().config;
+        config.jwt_secret = None;
+        config.jwt_signing_key = Some(Secret::new("-----BEGIN PRIVATE KEY-----..."));
+        config.validate().unwrap();
+        config.jwt_signing_key = Some(Secret::new("  "));
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn issuer_and_audience_parse_and_validate() {
+        let cli = Cli::try_parse_from([
+            "api-service",
+            "--jwt-issuer",
+            "https://api.example.org",
+            "--jwt-audience",
+            "api, old-api",
+            "--jwt-signing-key",
+            "-----BEGIN PRIVATE KEY-----hunter2",
+        ])
+        .unwrap();
+        assert_eq!(cli.config.jwt_audience, ["api", "old-api"]);
+        assert!(!format!("{cli:?}").contains("hunter2"));
+        cli.config.validate().unwrap();
+        assert!(Cli::try_parse_from(["api-service", "--jwt-audience", "api,,x"]).is_err());
+        assert!(Cli::try_parse_from(["api-service"]).unwrap().config.jwt_audience.is_empty());
+
+        let mut config = cli.config;
+        for ok in ["https://api.example.org/", "https://example.org/auth", "http://127.0.0.1:8080"] {
+            config.jwt_issuer = Some(ok.into());
+            config.validate().unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in
+            ["api.example.org", "ftp://x", "https://", "https:///path", "https://x?y=1", "https://x#f", "https://u@x"]
+        {
+            config.jwt_issuer = Some(bad.into());
+            assert!(config.validate().is_err(), "{bad}");
+        }
+        config.environment = Environment::Production;
+        config.jwt_issuer = Some("http://api.example.org".into());
+        assert!(config.validate().is_err(), "production wants https");
+        config.jwt_issuer = Some("https://api.example.org".into());
         config.validate().unwrap();
     }
 

@@ -5,7 +5,8 @@
 //!
 //! - `GET /api/v1/factorial?number=N`
 //! - `/api/v1/books` and `/api/v1/movies` (list, create, read, update, delete)
-//! - `POST /api/v1/users`, `POST /api/v1/auth/login` (argon2 password hashes, HS256 JWT bearer tokens)
+//! - `POST /api/v1/users`, `POST /api/v1/auth/login` (argon2 password hashes, JWT bearer tokens: HS256,
+//!   or ES256/RS256 with the public key at `GET /.well-known/jwks.json` for an API Gateway JWT authorizer)
 //! - `POST /api/v1/uploads` (multipart, streamed to S3)
 //! - `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /openapi.json`
 //!
@@ -20,6 +21,7 @@ pub mod factorial;
 pub mod healthcheck;
 pub mod metrics;
 pub mod routes;
+pub mod signing;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;

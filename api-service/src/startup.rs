@@ -27,7 +27,7 @@ use tracing::Level;
 
 use crate::{
     auth::{JwtKeys, Passwords},
-    config::{Config, Environment},
+    config::Config,
     db::{Db, PoolSettings},
     error::{ApiError, Error, code_for_status, error_response},
     metrics::{self, Metrics},
@@ -62,18 +62,7 @@ impl AppState {
     /// `UPLOAD_BUCKET` is set).
     pub async fn new(config: Config, sdk_config: Option<aws_config::SdkConfig>) -> Result<Self, Error> {
         config.validate()?;
-        let secret = match &config.jwt_secret {
-            Some(secret) => secret.expose().as_bytes().to_vec(),
-            None => {
-                debug_assert!(config.environment == Environment::Development);
-                tracing::warn!(
-                    "JWT_SECRET is not set: using a random secret; tokens will not survive a restart \
-                     or work across tasks (set JWT_SECRET, required with APP_ENV=production)"
-                );
-                JwtKeys::random_secret()
-            }
-        };
-        let jwt = Arc::new(JwtKeys::new(&secret, config.jwt_ttl_secs));
+        let jwt = Arc::new(JwtKeys::from_config(&config)?);
         let passwords =
             Arc::new(Passwords::new(config.argon2_memory_kib, config.argon2_iterations, config.max_concurrent_hashes)?);
         let settings = PoolSettings {

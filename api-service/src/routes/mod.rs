@@ -7,6 +7,7 @@ pub mod movies;
 pub mod openapi;
 pub mod uploads;
 pub mod users;
+pub mod well_known;
 
 use axum::{
     Router,
@@ -28,6 +29,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::handler))
+        .route("/.well-known/openid-configuration", get(well_known::openid_configuration))
+        .route("/.well-known/jwks.json", get(well_known::jwks))
         .route("/api/v1/factorial", get(factorial::factorial))
         .route("/api/v1/books", get(books::list).post(books::create))
         .route("/api/v1/books/{id}", get(books::read).put(books::update).delete(books::delete))

@@ -1,5 +1,6 @@
 //! The integration test binary: every endpoint, its errors and auth rules, on SQLite and PostgreSQL;
-//! uploads against S3 on moto; property tests through `oneshot`; graceful shutdown of the real binary.
+//! uploads against S3 on moto; property tests through `oneshot`; graceful shutdown of the real binary;
+//! ES256 tokens checked as an API Gateway JWT authorizer would, from the published JWK Set.
 
 mod helpers;
 
@@ -12,3 +13,4 @@ mod props;
 mod shutdown;
 mod uploads;
 mod users;
+mod well_known;

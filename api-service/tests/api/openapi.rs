@@ -10,6 +10,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/readyz"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
+    ("get", "/.well-known/openid-configuration"),
+    ("get", "/.well-known/jwks.json"),
     ("get", "/api/v1/factorial"),
     ("get", "/api/v1/books"),
     ("post", "/api/v1/books"),
