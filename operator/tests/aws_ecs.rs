@@ -15,8 +15,8 @@ use ecsop::aws::calls::RetryPolicy;
 use ecsop::aws::ecs::SdkEcs;
 use ecsop::aws::limiter::Limiter;
 use ecsop::aws::{
-    Binding, Calls, DeploymentSettings, Ecs, ErrorKind, NetworkSettings, Outcome, ServiceConfig, ServiceUpdate, Tags,
-    TaskDefinitionInfo,
+    Binding, Calls, DeploymentAlarms, DeploymentSettings, Ecs, ErrorKind, NetworkSettings, Outcome, ServiceConfig,
+    ServiceUpdate, Tags, TaskDefinitionInfo,
 };
 use ecsop::engine::names::Names;
 use ecsop::engine::taskdef::TaskDefinition;
@@ -77,6 +77,11 @@ fn config(net: &Network, name: &str, task_definition: &str) -> ServiceConfig {
             circuit_breaker: true,
             rollback: true,
         },
+        alarms: Some(DeploymentAlarms {
+            names: vec!["books-cpu-high".into(), "books-memory-high".into()],
+            enable: true,
+            rollback: true,
+        }),
         // No load balancer: the grace period must not be sent.
         health_check_grace_period_seconds: Some(30),
         load_balancer: None,
@@ -217,6 +222,7 @@ async fn creates_reads_updates_tags_and_deletes_a_service() {
         }
     );
     assert_eq!(svc.deployment, Some(cfg.deployment), "deployment settings kept");
+    assert_eq!(svc.alarms, cfg.alarms, "deployment alarms kept");
     assert_eq!(svc.health_check_grace_period_seconds, None, "no grace period without a load balancer");
     assert!(svc.load_balancers.is_empty() && svc.registries.is_empty());
     assert_eq!(svc.deployments.len(), 1);
@@ -242,6 +248,7 @@ async fn creates_reads_updates_tags_and_deletes_a_service() {
     let states: Vec<_> = svc.deployments.iter().map(|d| (d.status.as_str(), d.task_definition.as_str())).collect();
     assert_eq!(states, [("PRIMARY", rev2.arn.as_str()), ("ACTIVE", rev1.arn.as_str())], "PRIMARY first");
     assert_eq!(svc.deployment, Some(cfg.deployment), "fields not set are not changed");
+    assert_eq!(svc.alarms, cfg.alarms, "alarms not set are not changed");
     assert_eq!(svc.network.security_groups, vec![net.security_group_id.clone()]);
 
     ecs.tag(&svc.arn, &tags(&[("team", "books"), ("ecsop.io/owner", "prod/other")])).await.expect("tag");

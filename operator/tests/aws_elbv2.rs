@@ -7,7 +7,9 @@ use std::time::Duration;
 use ecsop::aws::calls::RetryPolicy;
 use ecsop::aws::elbv2::SdkElbv2;
 use ecsop::aws::limiter::Limiter;
-use ecsop::aws::{Calls, Elbv2, ErrorKind, Outcome, RuleConfig, Tags, TargetGroupConfig, TargetGroupHealth};
+use ecsop::aws::{
+    Calls, Elbv2, ErrorKind, Outcome, Redirect, RuleAction, RuleConfig, Tags, TargetGroupConfig, TargetGroupHealth,
+};
 use ecsop_testkit::{Account, Fault, Moto, Network};
 
 async fn account() -> Account {
@@ -195,7 +197,7 @@ async fn listener_rules_are_created_read_modified_reprioritised_and_deleted() {
         priority: 10,
         hosts: vec!["api.example.com".into()],
         paths: vec!["/api/v1/books".into(), "/api/v1/books/*".into()],
-        target_group_arn: books.arn.clone(),
+        action: RuleAction::Forward(books.arn.clone()),
         tags: rule_tags.clone(),
     };
     let created = elb.create_rule(&config).await.expect("create rule");
@@ -218,7 +220,8 @@ async fn listener_rules_are_created_read_modified_reprioritised_and_deleted() {
     assert_eq!(clash.code.as_deref(), Some("PriorityInUse"));
 
     // Only paths now, forwarding to another target group.
-    elb.modify_rule(&created.arn, &[], &["/api/v1/movies/*".to_string()], &movies.arn).await.expect("modify");
+    let to_movies = RuleAction::Forward(movies.arn.clone());
+    elb.modify_rule(&created.arn, &[], &["/api/v1/movies/*".to_string()], &to_movies).await.expect("modify");
     elb.set_rule_priority(&created.arn, 20).await.expect("priority");
     let rules = elb.rules(&net.listener_arn).await.expect("rules");
     let read = rules.iter().find(|r| r.arn == created.arn).expect("listed");
@@ -238,6 +241,22 @@ async fn listener_rules_are_created_read_modified_reprioritised_and_deleted() {
     // treats as success; see the adapter's unit tests), so this passes either way.
     elb.delete_rule(&created.arn).await.expect("deleting a missing rule is success");
     elb.delete_target_group(&movies.arn).await.expect("no longer in use");
+
+    // A redirect rule: HTTPS on 443 for the same host, path and query; read back as such, and turned
+    // into a forward rule by ModifyRule.
+    let https = Redirect { protocol: "HTTPS".into(), port: "443".into(), status_code: "HTTP_301".into() };
+    let redirect = elb
+        .create_rule(&RuleConfig { priority: 30, action: RuleAction::Redirect(https.clone()), ..config.clone() })
+        .await
+        .expect("create redirect rule");
+    assert_eq!(redirect.redirect.as_ref(), Some(&https));
+    assert!(redirect.target_groups.is_empty(), "{redirect:?}");
+    let rules = elb.rules(&net.listener_arn).await.expect("rules");
+    assert_eq!(rules.iter().find(|r| r.arn == redirect.arn).and_then(|r| r.redirect.clone()), Some(https));
+    elb.modify_rule(&redirect.arn, &config.hosts, &[], &RuleAction::Forward(books.arn.clone())).await.expect("modify");
+    let rules = elb.rules(&net.listener_arn).await.expect("rules");
+    let read = rules.iter().find(|r| r.arn == redirect.arn).expect("listed");
+    assert_eq!((read.redirect.as_ref(), read.target_groups.clone()), (None, vec![books.arn.clone()]));
 }
 
 #[tokio::test]

@@ -977,11 +977,25 @@ fn adapter_operations() -> BTreeSet<String> {
         ("elbv2.rs", "elasticloadbalancing"),
         ("cloudmap.rs", "servicediscovery"),
         ("autoscaling.rs", "application-autoscaling"),
+        ("cloudwatch.rs", "cloudwatch"),
+        ("apigateway.rs", "apigateway"),
     ] {
         let text = read(workspace().join("operator/src/aws").join(file));
         for c in call.captures_iter(&text) {
             let op = &c[1];
             if op == "clone" {
+                continue;
+            }
+            if prefix == "apigateway" {
+                // API Gateway's IAM actions are the HTTP methods of its REST paths.
+                let verb = match op.split('_').next() {
+                    Some("get") => "GET",
+                    Some("create") => "POST",
+                    Some("update") => "PATCH",
+                    Some("delete") => "DELETE",
+                    other => panic!("apigateway operation {op} ({other:?}) has no IAM verb here"),
+                };
+                out.insert(format!("apigateway:{verb}"));
                 continue;
             }
             let pascal: String = op
@@ -1003,6 +1017,8 @@ fn adapter_operations() -> BTreeSet<String> {
             "elbv2.rs",
             "cloudmap.rs",
             "autoscaling.rs",
+            "cloudwatch.rs",
+            "apigateway.rs",
             "batch.rs",
             "calls.rs",
             "error.rs",
@@ -1037,11 +1053,17 @@ const UNCONDITIONED_WRITES: &[&str] = &[
     "application-autoscaling:DeleteScalingPolicy",
     "cloudwatch:PutMetricAlarm",
     "cloudwatch:DeleteAlarms",
+    "ecr:BatchGetImage",
+    "ecr:PutImage",
+    "ecr:StartImageScan",
+    "apigateway:POST",
+    "apigateway:PATCH",
+    "apigateway:DELETE",
 ];
 
 fn is_read(action: &str) -> bool {
     let op = action.split(':').nth(1).unwrap_or("");
-    ["Describe", "List", "Get"].iter().any(|p| op.starts_with(p))
+    op == "GET" || ["Describe", "List", "Get"].iter().any(|p| op.starts_with(p))
 }
 
 fn is_create(action: &str) -> bool {

@@ -321,8 +321,8 @@ async fn seed_003_alarms_notify_and_roll_back_a_rollout() {
         ])
     );
     for a in &alarms {
-        assert_eq!(a.alarm.alarm_actions, [topic.clone()], "{a:?}");
-        assert_eq!(a.alarm.ok_actions, [topic.clone()], "{a:?}");
+        assert_eq!(a.alarm.alarm_actions, vec![topic.clone()], "{a:?}");
+        assert_eq!(a.alarm.ok_actions, vec![topic.clone()], "{a:?}");
         assert_eq!(a.alarm.dimensions.get("ServiceName").map(String::as_str), Some("books-api"));
         let tags = clients.cloudwatch.tags(&a.arn).await.expect("tags");
         assert_eq!(tags.get("ecsop.io/owner").map(String::as_str), Some("default/books-api"));

@@ -2064,6 +2064,237 @@ impl Autoscaling for FakeAws {
     }
 }
 
+// ---- CloudWatch -------------------------------------------------------------------------------------
+
+#[async_trait]
+impl CloudWatch for FakeAws {
+    async fn alarms(&self, prefix: &str) -> AwsResult<Vec<AlarmInfo>> {
+        self.call(CW, "DescribeAlarms").await?;
+        Ok(self
+            .lock()
+            .alarms
+            .values()
+            .filter(|(a, _)| a.alarm.name.starts_with(prefix))
+            .map(|(a, _)| a.clone())
+            .collect())
+    }
+
+    async fn put_alarm(&self, alarm: &MetricAlarm, tags: &Tags) -> AwsResult<()> {
+        const OP: &str = "PutMetricAlarm";
+        self.call(CW, OP).await?;
+        if alarm.datapoints_to_alarm > alarm.evaluation_periods || alarm.period_seconds % 60 != 0 {
+            return Err(aws_err(CW, OP, "ValidationError", "DatapointsToAlarm must not exceed EvaluationPeriods"));
+        }
+        let arn = format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{}", alarm.name);
+        {
+            let mut st = self.lock();
+            let entry = st.alarms.entry(alarm.name.clone()).or_insert_with(|| {
+                (AlarmInfo { arn: arn.clone(), alarm: alarm.clone(), state: "INSUFFICIENT_DATA".into() }, tags.clone())
+            });
+            entry.0.alarm = alarm.clone();
+        }
+        if !tags.is_empty() {
+            CloudWatch::tag(self, &arn, tags).await?;
+        }
+        Ok(())
+    }
+
+    async fn tags(&self, arn: &str) -> AwsResult<Tags> {
+        self.call(CW, "ListTagsForResource").await?;
+        self.with_alarm("ListTagsForResource", arn, |t| t.clone())
+    }
+
+    async fn tag(&self, arn: &str, tags: &Tags) -> AwsResult<()> {
+        self.call(CW, "TagResource").await?;
+        self.with_alarm("TagResource", arn, |t| apply_tags(t, tags))
+    }
+
+    async fn untag(&self, arn: &str, keys: &[String]) -> AwsResult<()> {
+        self.call(CW, "UntagResource").await?;
+        self.with_alarm("UntagResource", arn, |t| remove_tags(t, keys))
+    }
+
+    async fn delete_alarms(&self, names: &[String]) -> AwsResult<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        self.call(CW, "DeleteAlarms").await?;
+        let mut st = self.lock();
+        for n in names {
+            st.alarms.remove(n);
+        }
+        Ok(())
+    }
+}
+
+impl FakeAws {
+    fn with_alarm<T>(&self, op: &'static str, arn: &str, f: impl FnOnce(&mut Tags) -> T) -> AwsResult<T> {
+        let mut st = self.lock();
+        let (_, tags) = st
+            .alarms
+            .values_mut()
+            .find(|(a, _)| a.arn == arn)
+            .ok_or_else(|| aws_err(CW, op, "ResourceNotFoundException", format!("alarm {arn} not found")))?;
+        Ok(f(tags))
+    }
+
+    fn with_api<T>(&self, op: &'static str, api_id: &str, f: impl FnOnce(&mut Gen, &mut HttpApi) -> T) -> AwsResult<T> {
+        let mut st = self.lock();
+        let State { ids, apis, .. } = &mut *st;
+        let api = apis.get_mut(api_id).ok_or_else(|| {
+            aws_err(APIGW, op, "NotFoundException", format!("Invalid API identifier specified {api_id}"))
+        })?;
+        Ok(f(ids, api))
+    }
+}
+
+// ---- API Gateway ------------------------------------------------------------------------------------
+
+fn integration_of(id: String, config: &IntegrationConfig) -> Integration {
+    Integration {
+        id,
+        integration_type: "HTTP_PROXY".into(),
+        connection_type: Some("VPC_LINK".into()),
+        connection_id: Some(config.vpc_link_id.clone()),
+        uri: Some(config.service_arn.clone()),
+        method: Some("ANY".into()),
+        payload_format_version: Some("1.0".into()),
+        description: Some(config.description.clone()),
+    }
+}
+
+fn route_of(id: String, config: &RouteConfig) -> Route {
+    Route {
+        id,
+        key: config.key.clone(),
+        target: Some(config.target.clone()),
+        authorization_type: if config.authorizer_id.is_some() { "JWT" } else { "NONE" }.into(),
+        authorizer_id: config.authorizer_id.clone(),
+    }
+}
+
+fn api_not_found(op: &'static str, what: &str, id: &str) -> AwsError {
+    aws_err(APIGW, op, "NotFoundException", format!("Invalid {what} identifier specified {id}"))
+}
+
+#[async_trait]
+impl ApiGateway for FakeAws {
+    async fn integrations(&self, api_id: &str) -> AwsResult<Vec<Integration>> {
+        self.call(APIGW, "GetIntegrations").await?;
+        self.with_api("GetIntegrations", api_id, |_, api| api.integrations.values().cloned().collect())
+    }
+
+    async fn create_integration(&self, api_id: &str, config: &IntegrationConfig) -> AwsResult<Integration> {
+        self.call(APIGW, "CreateIntegration").await?;
+        self.with_api("CreateIntegration", api_id, |ids, api| {
+            let integration = integration_of(ids.alnum(7), config);
+            api.integrations.insert(integration.id.clone(), integration.clone());
+            integration
+        })
+    }
+
+    async fn update_integration(&self, api_id: &str, id: &str, config: &IntegrationConfig) -> AwsResult<()> {
+        const OP: &str = "UpdateIntegration";
+        self.call(APIGW, OP).await?;
+        self.with_api(OP, api_id, |_, api| match api.integrations.get_mut(id) {
+            Some(i) => {
+                *i = integration_of(id.to_string(), config);
+                Ok(())
+            }
+            None => Err(api_not_found(OP, "Integration", id)),
+        })?
+    }
+
+    async fn delete_integration(&self, api_id: &str, id: &str) -> AwsResult<()> {
+        const OP: &str = "DeleteIntegration";
+        self.call(APIGW, OP).await?;
+        self.with_api(OP, api_id, |_, api| {
+            let target = format!("integrations/{id}");
+            if api.routes.values().any(|r| r.target.as_deref() == Some(target.as_str())) {
+                // As API Gateway: an integration routes still target cannot go.
+                return Err(aws_err(APIGW, OP, "ConflictException", format!("Integration {id} is used by routes")));
+            }
+            api.integrations.remove(id);
+            Ok(())
+        })?
+    }
+
+    async fn routes(&self, api_id: &str) -> AwsResult<Vec<Route>> {
+        self.call(APIGW, "GetRoutes").await?;
+        self.with_api("GetRoutes", api_id, |_, api| api.routes.values().cloned().collect())
+    }
+
+    async fn create_route(&self, api_id: &str, config: &RouteConfig) -> AwsResult<Route> {
+        const OP: &str = "CreateRoute";
+        self.call(APIGW, OP).await?;
+        self.with_api(OP, api_id, |ids, api| {
+            if api.routes.values().any(|r| r.key == config.key) {
+                return Err(aws_err(APIGW, OP, "ConflictException", format!("Route {} already exists", config.key)));
+            }
+            let route = route_of(ids.alnum(7), config);
+            api.routes.insert(route.id.clone(), route.clone());
+            Ok(route)
+        })?
+    }
+
+    async fn update_route(&self, api_id: &str, id: &str, config: &RouteConfig) -> AwsResult<()> {
+        const OP: &str = "UpdateRoute";
+        self.call(APIGW, OP).await?;
+        self.with_api(OP, api_id, |_, api| match api.routes.get_mut(id) {
+            Some(r) => {
+                *r = route_of(id.to_string(), config);
+                Ok(())
+            }
+            None => Err(api_not_found(OP, "Route", id)),
+        })?
+    }
+
+    async fn delete_route(&self, api_id: &str, id: &str) -> AwsResult<()> {
+        self.call(APIGW, "DeleteRoute").await?;
+        self.with_api("DeleteRoute", api_id, |_, api| {
+            api.routes.remove(id);
+        })
+    }
+
+    async fn authorizers(&self, api_id: &str) -> AwsResult<Vec<Authorizer>> {
+        self.call(APIGW, "GetAuthorizers").await?;
+        self.with_api("GetAuthorizers", api_id, |_, api| api.authorizers.values().cloned().collect())
+    }
+
+    async fn create_authorizer(&self, api_id: &str, config: &AuthorizerConfig) -> AwsResult<Authorizer> {
+        self.call(APIGW, "CreateAuthorizer").await?;
+        self.with_api("CreateAuthorizer", api_id, |ids, api| {
+            let authorizer = Authorizer { id: ids.alnum(6), authorizer_type: "JWT".into(), config: config.clone() };
+            api.authorizers.insert(authorizer.id.clone(), authorizer.clone());
+            authorizer
+        })
+    }
+
+    async fn update_authorizer(&self, api_id: &str, id: &str, config: &AuthorizerConfig) -> AwsResult<()> {
+        const OP: &str = "UpdateAuthorizer";
+        self.call(APIGW, OP).await?;
+        self.with_api(OP, api_id, |_, api| match api.authorizers.get_mut(id) {
+            Some(a) => {
+                a.config = config.clone();
+                Ok(())
+            }
+            None => Err(api_not_found(OP, "Authorizer", id)),
+        })?
+    }
+
+    async fn delete_authorizer(&self, api_id: &str, id: &str) -> AwsResult<()> {
+        const OP: &str = "DeleteAuthorizer";
+        self.call(APIGW, OP).await?;
+        self.with_api(OP, api_id, |_, api| {
+            if api.routes.values().any(|r| r.authorizer_id.as_deref() == Some(id)) {
+                return Err(aws_err(APIGW, OP, "ConflictException", format!("Authorizer {id} is used by routes")));
+            }
+            api.authorizers.remove(id);
+            Ok(())
+        })?
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2714,236 +2945,5 @@ mod tests {
         clients.ecs.register_task_definition(&td("prod-a", "i"), &Tags::new()).await.unwrap();
         assert_eq!(aws.task_definitions("prod-a").len(), 1);
         assert_eq!(aws.count("ecs:RegisterTaskDefinition"), 1);
-    }
-}
-
-// ---- CloudWatch -------------------------------------------------------------------------------------
-
-#[async_trait]
-impl CloudWatch for FakeAws {
-    async fn alarms(&self, prefix: &str) -> AwsResult<Vec<AlarmInfo>> {
-        self.call(CW, "DescribeAlarms").await?;
-        Ok(self
-            .lock()
-            .alarms
-            .values()
-            .filter(|(a, _)| a.alarm.name.starts_with(prefix))
-            .map(|(a, _)| a.clone())
-            .collect())
-    }
-
-    async fn put_alarm(&self, alarm: &MetricAlarm, tags: &Tags) -> AwsResult<()> {
-        const OP: &str = "PutMetricAlarm";
-        self.call(CW, OP).await?;
-        if alarm.datapoints_to_alarm > alarm.evaluation_periods || alarm.period_seconds % 60 != 0 {
-            return Err(aws_err(CW, OP, "ValidationError", "DatapointsToAlarm must not exceed EvaluationPeriods"));
-        }
-        let arn = format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{}", alarm.name);
-        {
-            let mut st = self.lock();
-            let entry = st.alarms.entry(alarm.name.clone()).or_insert_with(|| {
-                (AlarmInfo { arn: arn.clone(), alarm: alarm.clone(), state: "INSUFFICIENT_DATA".into() }, tags.clone())
-            });
-            entry.0.alarm = alarm.clone();
-        }
-        if !tags.is_empty() {
-            CloudWatch::tag(self, &arn, tags).await?;
-        }
-        Ok(())
-    }
-
-    async fn tags(&self, arn: &str) -> AwsResult<Tags> {
-        self.call(CW, "ListTagsForResource").await?;
-        self.with_alarm("ListTagsForResource", arn, |t| t.clone())
-    }
-
-    async fn tag(&self, arn: &str, tags: &Tags) -> AwsResult<()> {
-        self.call(CW, "TagResource").await?;
-        self.with_alarm("TagResource", arn, |t| apply_tags(t, tags))
-    }
-
-    async fn untag(&self, arn: &str, keys: &[String]) -> AwsResult<()> {
-        self.call(CW, "UntagResource").await?;
-        self.with_alarm("UntagResource", arn, |t| remove_tags(t, keys))
-    }
-
-    async fn delete_alarms(&self, names: &[String]) -> AwsResult<()> {
-        if names.is_empty() {
-            return Ok(());
-        }
-        self.call(CW, "DeleteAlarms").await?;
-        let mut st = self.lock();
-        for n in names {
-            st.alarms.remove(n);
-        }
-        Ok(())
-    }
-}
-
-impl FakeAws {
-    fn with_alarm<T>(&self, op: &'static str, arn: &str, f: impl FnOnce(&mut Tags) -> T) -> AwsResult<T> {
-        let mut st = self.lock();
-        let (_, tags) = st
-            .alarms
-            .values_mut()
-            .find(|(a, _)| a.arn == arn)
-            .ok_or_else(|| aws_err(CW, op, "ResourceNotFoundException", format!("alarm {arn} not found")))?;
-        Ok(f(tags))
-    }
-
-    fn with_api<T>(&self, op: &'static str, api_id: &str, f: impl FnOnce(&mut Gen, &mut HttpApi) -> T) -> AwsResult<T> {
-        let mut st = self.lock();
-        let State { ids, apis, .. } = &mut *st;
-        let api = apis.get_mut(api_id).ok_or_else(|| {
-            aws_err(APIGW, op, "NotFoundException", format!("Invalid API identifier specified {api_id}"))
-        })?;
-        Ok(f(ids, api))
-    }
-}
-
-// ---- API Gateway ------------------------------------------------------------------------------------
-
-fn integration_of(id: String, config: &IntegrationConfig) -> Integration {
-    Integration {
-        id,
-        integration_type: "HTTP_PROXY".into(),
-        connection_type: Some("VPC_LINK".into()),
-        connection_id: Some(config.vpc_link_id.clone()),
-        uri: Some(config.service_arn.clone()),
-        method: Some("ANY".into()),
-        payload_format_version: Some("1.0".into()),
-        description: Some(config.description.clone()),
-    }
-}
-
-fn route_of(id: String, config: &RouteConfig) -> Route {
-    Route {
-        id,
-        key: config.key.clone(),
-        target: Some(config.target.clone()),
-        authorization_type: if config.authorizer_id.is_some() { "JWT" } else { "NONE" }.into(),
-        authorizer_id: config.authorizer_id.clone(),
-    }
-}
-
-fn api_not_found(op: &'static str, what: &str, id: &str) -> AwsError {
-    aws_err(APIGW, op, "NotFoundException", format!("Invalid {what} identifier specified {id}"))
-}
-
-#[async_trait]
-impl ApiGateway for FakeAws {
-    async fn integrations(&self, api_id: &str) -> AwsResult<Vec<Integration>> {
-        self.call(APIGW, "GetIntegrations").await?;
-        self.with_api("GetIntegrations", api_id, |_, api| api.integrations.values().cloned().collect())
-    }
-
-    async fn create_integration(&self, api_id: &str, config: &IntegrationConfig) -> AwsResult<Integration> {
-        self.call(APIGW, "CreateIntegration").await?;
-        self.with_api("CreateIntegration", api_id, |ids, api| {
-            let integration = integration_of(ids.alnum(7), config);
-            api.integrations.insert(integration.id.clone(), integration.clone());
-            integration
-        })
-    }
-
-    async fn update_integration(&self, api_id: &str, id: &str, config: &IntegrationConfig) -> AwsResult<()> {
-        const OP: &str = "UpdateIntegration";
-        self.call(APIGW, OP).await?;
-        self.with_api(OP, api_id, |_, api| match api.integrations.get_mut(id) {
-            Some(i) => {
-                *i = integration_of(id.to_string(), config);
-                Ok(())
-            }
-            None => Err(api_not_found(OP, "Integration", id)),
-        })?
-    }
-
-    async fn delete_integration(&self, api_id: &str, id: &str) -> AwsResult<()> {
-        const OP: &str = "DeleteIntegration";
-        self.call(APIGW, OP).await?;
-        self.with_api(OP, api_id, |_, api| {
-            let target = format!("integrations/{id}");
-            if api.routes.values().any(|r| r.target.as_deref() == Some(target.as_str())) {
-                // As API Gateway: an integration routes still target cannot go.
-                return Err(aws_err(APIGW, OP, "ConflictException", format!("Integration {id} is used by routes")));
-            }
-            api.integrations.remove(id);
-            Ok(())
-        })?
-    }
-
-    async fn routes(&self, api_id: &str) -> AwsResult<Vec<Route>> {
-        self.call(APIGW, "GetRoutes").await?;
-        self.with_api("GetRoutes", api_id, |_, api| api.routes.values().cloned().collect())
-    }
-
-    async fn create_route(&self, api_id: &str, config: &RouteConfig) -> AwsResult<Route> {
-        const OP: &str = "CreateRoute";
-        self.call(APIGW, OP).await?;
-        self.with_api(OP, api_id, |ids, api| {
-            if api.routes.values().any(|r| r.key == config.key) {
-                return Err(aws_err(APIGW, OP, "ConflictException", format!("Route {} already exists", config.key)));
-            }
-            let route = route_of(ids.alnum(7), config);
-            api.routes.insert(route.id.clone(), route.clone());
-            Ok(route)
-        })?
-    }
-
-    async fn update_route(&self, api_id: &str, id: &str, config: &RouteConfig) -> AwsResult<()> {
-        const OP: &str = "UpdateRoute";
-        self.call(APIGW, OP).await?;
-        self.with_api(OP, api_id, |_, api| match api.routes.get_mut(id) {
-            Some(r) => {
-                *r = route_of(id.to_string(), config);
-                Ok(())
-            }
-            None => Err(api_not_found(OP, "Route", id)),
-        })?
-    }
-
-    async fn delete_route(&self, api_id: &str, id: &str) -> AwsResult<()> {
-        self.call(APIGW, "DeleteRoute").await?;
-        self.with_api("DeleteRoute", api_id, |_, api| {
-            api.routes.remove(id);
-        })
-    }
-
-    async fn authorizers(&self, api_id: &str) -> AwsResult<Vec<Authorizer>> {
-        self.call(APIGW, "GetAuthorizers").await?;
-        self.with_api("GetAuthorizers", api_id, |_, api| api.authorizers.values().cloned().collect())
-    }
-
-    async fn create_authorizer(&self, api_id: &str, config: &AuthorizerConfig) -> AwsResult<Authorizer> {
-        self.call(APIGW, "CreateAuthorizer").await?;
-        self.with_api("CreateAuthorizer", api_id, |ids, api| {
-            let authorizer = Authorizer { id: ids.alnum(6), authorizer_type: "JWT".into(), config: config.clone() };
-            api.authorizers.insert(authorizer.id.clone(), authorizer.clone());
-            authorizer
-        })
-    }
-
-    async fn update_authorizer(&self, api_id: &str, id: &str, config: &AuthorizerConfig) -> AwsResult<()> {
-        const OP: &str = "UpdateAuthorizer";
-        self.call(APIGW, OP).await?;
-        self.with_api(OP, api_id, |_, api| match api.authorizers.get_mut(id) {
-            Some(a) => {
-                a.config = config.clone();
-                Ok(())
-            }
-            None => Err(api_not_found(OP, "Authorizer", id)),
-        })?
-    }
-
-    async fn delete_authorizer(&self, api_id: &str, id: &str) -> AwsResult<()> {
-        const OP: &str = "DeleteAuthorizer";
-        self.call(APIGW, OP).await?;
-        self.with_api(OP, api_id, |_, api| {
-            if api.routes.values().any(|r| r.authorizer_id.as_deref() == Some(id)) {
-                return Err(aws_err(APIGW, OP, "ConflictException", format!("Authorizer {id} is used by routes")));
-            }
-            api.authorizers.remove(id);
-            Ok(())
-        })?
     }
 }
