@@ -397,17 +397,17 @@ async fn apply(fleet: &Fleet, refresh: bool, wait: Option<(Duration, Duration)>,
         let tty = std::io::stderr().is_terminal() && !quiet;
         let outcomes: Vec<(String, u8, Option<Report>)> = futures::stream::iter(waiting)
             .map(|(engine, target, revision, scanning)| async move {
-                let deadline = tokio::time::Instant::now() + timeout;
-                let revision = if scanning {
+                // The scan wait, if any, counts against the same --timeout.
+                let (revision, timeout) = if scanning {
+                    let deadline = tokio::time::Instant::now() + timeout;
                     match wait_scan(&engine, &target, deadline, interval, quiet).await {
-                        Ok(revision) => revision,
+                        Ok(revision) => (revision, deadline.saturating_duration_since(tokio::time::Instant::now())),
                         Err(code) => return (target.names.owner(), code, None),
                     }
                 } else {
-                    revision
+                    (revision, timeout)
                 };
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                let code = wait_rollout(&engine, &target, revision.as_deref(), left, interval, tty, quiet).await;
+                let code = wait_rollout(&engine, &target, revision.as_deref(), timeout, interval, tty, quiet).await;
                 (target.names.owner(), code, None)
             })
             .buffer_unordered(fleet.concurrency.max(1))

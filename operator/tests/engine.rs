@@ -268,3 +268,102 @@ async fn dropping_the_load_balancer_removes_the_rule_and_target_group_instead_of
     assert_eq!(steady.report.phase, Phase::Ready, "{:?}", steady.report);
     assert_eq!(w.fake.writes(), 0, "{:?}", w.fake.calls());
 }
+
+/// The valid manifest plus every reference-architecture piece: an HTTPS redirect from a second listener,
+/// alarms, the API Gateway wiring with an authorizer, a scan gate and a promotion tag.
+fn full_world() -> (World, String, String) {
+    let mut w = World::new();
+    let http_listener = w.fake.create_listener();
+    let api = w.fake.create_http_api();
+    let mut value = serde_json::to_value(&w.resource).expect("json");
+    let spec = &mut value["spec"];
+    spec["ecr"]["tagMutability"] = "MUTABLE".into();
+    spec["image"]["scanGate"] = serde_json::json!({"failOnSeverity": "HIGH"});
+    spec["image"]["promotionTag"] = "prod-current".into();
+    spec["loadBalancer"]["httpsRedirect"] = serde_json::json!({"listenerArn": http_listener});
+    spec["alarms"] = serde_json::json!({
+        "snsTopicArns": ["arn:aws:sns:us-east-1:123456789012:alerts"],
+        "cpuHighPercent": 80, "memoryHighPercent": 85, "noRunningTasks": true
+    });
+    spec["apiGateway"] = serde_json::json!({
+        "apiId": api, "vpcLinkId": "vl0a1b2c",
+        "routes": [{"key": "ANY /books/{proxy+}"}, {"key": "POST /auth/login", "public": true}],
+        "authorizer": {"issuer": "https://auth.example.com", "audience": ["books"]}
+    });
+    w.resource = ecsop::api::validate_object(&value).unwrap_or_else(|e| panic!("{e:?}"));
+    (w, http_listener, api)
+}
+
+#[tokio::test]
+async fn every_reference_piece_is_created_kept_in_sync_and_torn_down_in_order() {
+    let (w, http_listener, api) = full_world();
+    w.deploy().await;
+    // What completed rollouts leave: the promotion tag on the deployed image.
+    let promoted = w.reconcile().await.expect("promote");
+    assert_eq!(promoted.report.phase, Phase::Ready, "{:?}", promoted.report);
+    assert!(w.fake.images("books-api")[&digest(1)].contains("prod-current"));
+
+    let (integrations, routes, authorizers) = w.fake.http_api(&api);
+    assert_eq!((integrations.len(), routes.len(), authorizers.len()), (1, 2, 1));
+    let login = routes.iter().find(|r| r.key == "POST /auth/login").expect("login route");
+    assert_eq!(login.authorizer_id, None, "public routes skip the authorizer");
+    let books = routes.iter().find(|r| r.key == "ANY /books/{proxy+}").expect("books route");
+    assert_eq!(books.authorizer_id.as_deref(), Some(authorizers[0].id.as_str()));
+    assert_eq!(w.fake.alarms_snapshot().len(), 3);
+    let redirect = w.fake.listener_rules(&http_listener);
+    assert!(redirect.iter().any(|r| r.redirect.is_some()), "{redirect:?}");
+    let service = w.fake.service_snapshot(CLUSTER, "books-api").expect("service");
+    assert_eq!(service.alarms.map(|a| a.names.len()), Some(3));
+
+    // In sync: nothing to write, deep or not.
+    for deep in [false, true] {
+        w.fake.clear_calls();
+        let again = w.engine.reconcile(&w.target(), Options { deep, ..Default::default() }, &Quiet, Utc::now()).await;
+        let again = again.expect("again");
+        assert!(again.plan.actions.is_empty(), "deep={deep}: {:?}", again.plan.actions);
+        assert_eq!(w.fake.writes(), 0);
+    }
+
+    w.fake.clear_calls();
+    w.engine.delete(&w.target(), Options::default(), &Quiet).await.expect("delete");
+    let writes: Vec<String> = w
+        .fake
+        .calls()
+        .into_iter()
+        .map(|(_, op)| op)
+        .filter(|op| !op.starts_with("Describe") && !op.starts_with("List") && !op.starts_with("Get"))
+        .collect();
+    let pos = |op: &str| writes.iter().position(|w| w == op).unwrap_or_else(|| panic!("{op} in {writes:?}"));
+    let last = |op: &str| writes.iter().rposition(|w| w == op).unwrap_or_else(|| panic!("{op} in {writes:?}"));
+    assert!(last("DeleteRoute") < pos("DeleteAuthorizer"), "{writes:?}");
+    assert!(pos("DeleteAuthorizer") < pos("DeleteIntegration"), "{writes:?}");
+    // ECS's DeleteService comes first, Cloud Map's (same operation name) last.
+    assert!(pos("DeleteIntegration") < pos("DeleteService"), "{writes:?}");
+    assert!(pos("DeleteIntegration") < last("DeleteService"), "routes and integration before Cloud Map: {writes:?}");
+    assert!(last("DeleteRule") < pos("DeleteService"), "the forward and redirect rules go first: {writes:?}");
+    assert!(pos("DeleteAlarms") < pos("DeleteService"), "alarms before the service: {writes:?}");
+    let (integrations, routes, authorizers) = w.fake.http_api(&api);
+    assert!(integrations.is_empty() && routes.is_empty() && authorizers.is_empty());
+    assert!(w.fake.alarms_snapshot().is_empty());
+    assert!(w.fake.listener_rules(&http_listener).iter().all(|r| r.priority.is_none()));
+}
+
+#[tokio::test]
+async fn the_scan_gate_refuses_an_image_with_findings_and_waits_for_a_running_scan() {
+    let (w, _, _) = full_world();
+    w.deploy().await;
+    let mut next = w.resource.clone();
+    next.spec.image.tag = Some("1.5.0".into());
+    let target = w.engine.target(&next);
+    w.fake.push_image("books-api", "1.5.0", &digest(2));
+    w.fake.set_scan("books-api", &digest(2), ecsop::aws::ImageScan::InProgress);
+    let r = w.engine.reconcile(&target, Options::default(), &Quiet, Utc::now()).await.expect("waits");
+    assert_eq!((r.report.phase, r.report.reason.as_str()), (Phase::Progressing, "ImageScanInProgress"));
+    let counts = std::collections::BTreeMap::from([("HIGH".to_string(), 2), ("MEDIUM".to_string(), 7)]);
+    w.fake.set_scan("books-api", &digest(2), ecsop::aws::ImageScan::Complete(counts));
+    let r = w.engine.reconcile(&target, Options::default(), &Quiet, Utc::now()).await.expect("refused");
+    assert_eq!((r.report.phase, r.report.reason.as_str()), (Phase::Stalled, "ImageRejected"));
+    assert!(r.report.message.contains("2 findings at HIGH or above (HIGH 2)"), "{}", r.report.message);
+    let service = w.fake.service_snapshot(CLUSTER, "books-api").expect("service");
+    assert!(service.task_definition.ends_with(":1"), "the service keeps its revision: {}", service.task_definition);
+}

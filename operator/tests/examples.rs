@@ -117,8 +117,39 @@ async fn deploy(env: &Env, d: &Deployment<'_>) -> String {
     assert!(driven.is_some(), "a rollout was driven");
     assert_eq!(apply_lines(&out.stderr, &d.owner()), planned, "apply did what diff listed: {}", text(&out));
     assert!(text(&out).contains("Ready"), "{}", text(&out));
+    check_core(env, d, &digest).await;
     zero_writes(env, d).await;
     digest
+}
+
+/// The pieces every example owns: the service running the pinned image (owned), its revisions, the
+/// repository when the example creates it, and with a load balancer the target group and the rule
+/// matching the manifest's hosts and paths.
+async fn check_core(env: &Env, d: &Deployment<'_>, digest: &str) {
+    let yaml = std::fs::read_to_string(&d.path).expect("read manifest");
+    let value: serde_json::Value = serde_yaml::from_str(&yaml).expect("yaml");
+    let spec = ecsop::api::validate_object(&value).unwrap_or_else(|e| panic!("{e:?}")).spec;
+    let clients = env.clients().await;
+    let owned = |tags: &ecsop::aws::Tags| tags.get("ecsop.io/owner") == Some(&d.owner());
+    let service = clients.ecs.service(d.cluster, d.names.service()).await.expect("service").expect("exists");
+    assert!(owned(&service.tags), "{:?}", service.tags);
+    assert_eq!(service.desired_count, spec.service.replicas);
+    assert!(running_image(env, d).await.ends_with(&format!("@{digest}")));
+    let revisions = ecsop::engine::observe::owned_revisions(&clients, &d.names).await.expect("revisions");
+    assert!(revisions.iter().any(|r| r.arn == service.task_definition), "{revisions:?}");
+    if d.owns_repository {
+        let repo = clients.ecr.repository(None, d.repository).await.expect("repo").expect("exists");
+        assert!(owned(&clients.ecr.repository_tags(&repo.arn).await.expect("tags")));
+    }
+    if let Some(lb) = &spec.load_balancer {
+        let tg = clients.elbv2.target_group(&d.names.target_group()).await.expect("tg").expect("exists");
+        assert!(owned(&clients.elbv2.tags(&tg.arn).await.expect("tags")));
+        assert_eq!(service.load_balancers.first().map(|b| b.arn.as_str()), Some(tg.arn.as_str()));
+        let rules = clients.elbv2.rules(&lb.listener_arn).await.expect("rules");
+        let rule = rules.iter().find(|r| r.target_groups == [tg.arn.clone()]).expect("our rule");
+        assert_eq!((rule.priority, &rule.hosts, &rule.paths), (Some(lb.priority), &lb.hosts, &lb.paths));
+        assert!(owned(&clients.elbv2.tags(&rule.arn).await.expect("tags")));
+    }
 }
 
 async fn zero_writes(env: &Env, d: &Deployment<'_>) {
@@ -204,6 +235,7 @@ async fn seed_000_staging_then_prod_with_promotion_tags() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(apply_lines(&out.stderr, &prod.owner()), prod_planned);
     assert!(running_image(&env, &prod).await.ends_with(&format!("@{digest}")), "prod runs staging's digest");
+    check_core(&env, &prod, &digest).await;
     let current = clients.ecr.resolve_tag(None, "upload-api", "prod-current").await.expect("tag");
     assert_eq!(current.as_deref(), Some(digest.as_str()), "prod's completed rollout is recorded in ECR");
     zero_writes(&env, &prod).await;

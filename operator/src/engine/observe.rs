@@ -239,7 +239,10 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
         {
             observed.redirect_rule_tags = Some(clients.elbv2.tags(&rule.arn).await?);
         }
-        if spec.alarms.is_some() || observed.service.is_some() {
+        // Our alarms: when the spec has some, when ECS was told to watch some (they may have been
+        // dropped from the spec since), and on explicitly deep reads (deletion, --refresh, periodic).
+        let watched = observed.service.as_ref().is_some_and(|s| s.alarms.as_ref().is_some_and(|a| !a.names.is_empty()));
+        if spec.alarms.is_some() || watched || (deep && observed.service.is_some()) {
             let mut alarms = Vec::new();
             for a in clients.cloudwatch.alarms(&format!("{}-", names.family())).await? {
                 if super::alarms::is_our_name(names, &a.alarm.name) {
