@@ -3,6 +3,11 @@
 # one run, on this machine. Loopback traffic only; every load step is bounded in time.
 #
 #   api-service/bench/load.sh            # DURATION=10s CONNECTIONS=64 by default
+#   PIN=1 api-service/bench/load.sh      # each server on CPU 1 alone, wrk/oha and moto on CPU 0
+#
+# With PIN=1 the comparison gives both servers the same single core and keeps the load generator off
+# it, so the generator's own CPU does not count against the faster server (on a 2-core machine, wrk at
+# 25k requests/s otherwise takes a large share of the cores api-service would use).
 #
 # Prints, per endpoint and server: requests/s and p99 at peak (wrk, CONNECTIONS connections), then for
 # api-service the p99 at half of its peak rate (oha, fixed rate), RSS idle and peak, and time from
@@ -18,7 +23,20 @@ WORK=$TARGET/api-bench
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
-GUNICORN_WORKERS=${GUNICORN_WORKERS:-$(( $(nproc) * 2 + 1 ))}
+PIN=${PIN:-0}
+if [ "$PIN" = 1 ]; then
+  SERVER_CPUS=${SERVER_CPUS:-1}
+  LOADGEN_CPUS=${LOADGEN_CPUS:-0}
+  SERVER=(taskset -c "$SERVER_CPUS")
+  LOADGEN=(taskset -c "$LOADGEN_CPUS")
+  SERVER_CORES=$(awk -F, '{print NF}' <<<"$SERVER_CPUS")
+else
+  SERVER=()
+  LOADGEN=()
+  SERVER_CORES=$(nproc)
+fi
+# gunicorn's rule of thumb, for the cores the servers get.
+GUNICORN_WORKERS=${GUNICORN_WORKERS:-$(( SERVER_CORES * 2 + 1 ))}
 RUST_PORT=18181
 FLASK_PORT=18182
 MOTO_PORT=18183
@@ -52,7 +70,7 @@ trap cleanup EXIT
 
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 \
        AWS_ENDPOINT_URL=http://127.0.0.1:$MOTO_PORT AWS_EC2_METADATA_DISABLED=true
-"$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
+"${LOADGEN[@]}" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$MOTO_PORT/moto-api/" >/dev/null && break; sleep 0.1; done
 curl -sf -X PUT "http://127.0.0.1:$MOTO_PORT/bench" >/dev/null
@@ -89,11 +107,11 @@ tree_rss_kib() { # a process and its children (gunicorn's workers)
 rm -f "$WORK"/rust.db* "$WORK"/flask.db*
 read -r RUST_PID RUST_READY < <(READY_PORT=$RUST_PORT READY_LOG=$WORK/rust.log \
   HOST=127.0.0.1 PORT=$RUST_PORT DATABASE_URL="sqlite://$WORK/rust.db" JWT_SECRET=bench-secret-bench-secret-bench-secret \
-      UPLOAD_BUCKET=bench S3_FORCE_PATH_STYLE=true RUST_LOG=warn start_and_time rust "$BIN")
+      UPLOAD_BUCKET=bench S3_FORCE_PATH_STYLE=true RUST_LOG=warn start_and_time rust "${SERVER[@]}" "$BIN")
 PIDS+=("$RUST_PID")
 read -r FLASK_PID FLASK_READY < <(READY_PORT=$FLASK_PORT READY_LOG=$WORK/flask.log \
   FLASK_DB="$WORK/flask.db" UPLOAD_BUCKET=bench \
-  start_and_time flask "$VENV/bin/gunicorn" --chdir "$ROOT/api-service/bench" -w "$GUNICORN_WORKERS" \
+  start_and_time flask "${SERVER[@]}" "$VENV/bin/gunicorn" --chdir "$ROOT/api-service/bench" -w "$GUNICORN_WORKERS" \
       -b "127.0.0.1:$FLASK_PORT" --log-level warning flask_app:app)
 PIDS+=("$FLASK_PID")
 
@@ -133,8 +151,8 @@ PY
 
 run_wrk() { # url [lua] -> "rps p99_ms"
   local out
-  if [ -n "${2:-}" ]; then out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$2" "$1"); \
-  else out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$1"); fi
+  if [ -n "${2:-}" ]; then out=$("${LOADGEN[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$2" "$1"); \
+  else out=$("${LOADGEN[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$1"); fi
   echo "$out" >>"$WORK/wrk.log"
   local rps p99 non2xx
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
@@ -145,7 +163,7 @@ run_wrk() { # url [lua] -> "rps p99_ms"
 
 run_oha_half() { # url rate [extra oha args...] -> p99_ms
   local url=$1 rate=$2; shift 2
-  "$OHA" --no-tui -z "$DURATION" -q "$rate" -c "$CONNECTIONS" --output-format json "$@" "$url" 2>/dev/null \
+  "${LOADGEN[@]}" "$OHA" --no-tui -z "$DURATION" -q "$rate" -c "$CONNECTIONS" --output-format json "$@" "$url" 2>/dev/null \
     | "$VENV/bin/python" -c 'import json,sys; d=json.load(sys.stdin); print("%.2f" % (d["latencyPercentiles"]["p99"]*1000))'
 }
 
@@ -186,3 +204,6 @@ printf 'RSS idle:        api-service %s MiB   flask/gunicorn %s MiB (all workers
 printf 'RSS under load:  api-service peak %s MiB   flask/gunicorn %s MiB (all workers, last sample)\n' \
   "$(awk "BEGIN {printf \"%.1f\", $RUST_PEAK/1024}")" "$(awk "BEGIN {printf \"%.1f\", $FLASK_LOAD_RSS/1024}")"
 printf 'wrk: %s threads, %s connections, %s per run; raw output in %s\n' "$THREADS" "$CONNECTIONS" "$DURATION" "$WORK/wrk.log"
+if [ "$PIN" = 1 ]; then
+  printf 'pinned: servers on CPU %s, wrk/oha and moto on CPU %s\n' "$SERVER_CPUS" "$LOADGEN_CPUS"
+fi

@@ -367,3 +367,27 @@ async fn the_scan_gate_refuses_an_image_with_findings_and_waits_for_a_running_sc
     let service = w.fake.service_snapshot(CLUSTER, "books-api").expect("service");
     assert!(service.task_definition.ends_with(":1"), "the service keeps its revision: {}", service.task_definition);
 }
+
+#[tokio::test]
+async fn dropping_the_redirect_and_the_api_gateway_removes_them_once() {
+    let (mut w, http_listener, api) = full_world();
+    w.deploy().await;
+    w.reconcile().await.expect("promote");
+    let spec = &mut w.resource.spec;
+    spec.api_gateway = None;
+    spec.load_balancer.as_mut().expect("lb").https_redirect = None;
+    let dropped = w.reconcile().await.expect("drop");
+    assert!(!dropped.plan.actions.is_empty());
+    let (integrations, routes, authorizers) = w.fake.http_api(&api);
+    assert!(integrations.is_empty() && routes.is_empty() && authorizers.is_empty());
+    assert!(w.fake.listener_rules(&http_listener).iter().all(|r| r.priority.is_none()));
+    let service = w.fake.service_snapshot(CLUSTER, "books-api").expect("service");
+    assert!(!service.tags.contains_key("ecsop.io/redirect-rule"), "{:?}", service.tags);
+    assert!(!service.tags.contains_key("ecsop.io/api"), "{:?}", service.tags);
+    for deep in [false, true] {
+        w.fake.clear_calls();
+        let again = w.engine.reconcile(&w.target(), Options { deep, ..Default::default() }, &Quiet, Utc::now()).await;
+        assert!(again.expect("again").plan.actions.is_empty(), "deep={deep}");
+        assert_eq!(w.fake.writes(), 0);
+    }
+}

@@ -861,6 +861,15 @@ pub fn plan(target: &Target, observed: &Observed, now: DateTime<Utc>) -> Plan {
         // The spec dropped the redirect or moved it to another listener.
         actions.push(Action::DeleteRule { arn: old.clone() });
     }
+    // What the service records about pieces the spec dropped goes with them, or every later run
+    // would look for them again.
+    let mut forget = Vec::new();
+    if recorded_redirect.is_some() && redirect_ref.is_none() {
+        forget.push(service_tags::REDIRECT_RULE.to_string());
+    }
+    if desired.gateway.is_none() && observed.service.as_ref().is_some_and(|s| s.tags.contains_key(service_tags::API)) {
+        forget.push(service_tags::API.to_string());
+    }
 
     // Alarms before the service, which names them as deployment alarms.
     super::alarms::plan(names, &desired.alarms, observed.alarms.as_ref(), &mut actions);
@@ -895,6 +904,9 @@ pub fn plan(target: &Target, observed: &Observed, now: DateTime<Utc>) -> Plan {
     }
     if let Some(stale) = &observed.stale_gateway {
         super::gateway::teardown(names, stale, &mut actions);
+    }
+    if let (false, Some(s)) = (forget.is_empty(), &observed.service) {
+        actions.push(Action::Untag { resource: Resource::Service, arn: s.arn.clone(), keys: forget });
     }
 
     // The load balancer was dropped from the spec: the service is unbound above; the owned target
