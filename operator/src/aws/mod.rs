@@ -441,6 +441,13 @@ pub struct Redirect {
     pub status_code: String,
 }
 
+impl Redirect {
+    /// A permanent (301) redirect to HTTPS on `port`.
+    pub fn https(port: &str) -> Self {
+        Redirect { protocol: "HTTPS".into(), port: port.to_string(), status_code: "HTTP_301".into() }
+    }
+}
+
 /// What a rule does with a matching request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuleAction {

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use super::desired::service_tags;
 use super::plan::{Action, Created, Ref, Resource};
-use crate::aws::{AwsError, Clients, ErrorKind, Redirect, RouteConfig, RuleAction, ScalingMetric, ScalingPolicy, Tags};
+use crate::aws::{
+    AwsError, Clients, ErrorKind, Redirect, RouteConfig, Rule, RuleAction, RuleConfig, ScalingMetric, ScalingPolicy,
+    Tags,
+};
 
 /// What acting created, by kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -114,35 +117,12 @@ async fn run(clients: &Clients, action: &Action, out: &mut Outputs, wait: WaitSe
             clients.elbv2.set_target_group_attributes(arn, attributes).await?
         }
         Action::CreateRule { listener_arn, priority, hosts, paths, target_group, tags } => {
-            let tg = out.resolve(target_group, "elbv2", "CreateRule")?;
-            clients
-                .elbv2
-                .create_rule(&crate::aws::RuleConfig {
-                    listener_arn: listener_arn.clone(),
-                    priority: *priority,
-                    hosts: hosts.clone(),
-                    paths: paths.clone(),
-                    action: RuleAction::Forward(tg),
-                    tags: tags.clone(),
-                })
-                .await?;
+            let action = RuleAction::Forward(out.resolve(target_group, "elbv2", "CreateRule")?);
+            create_rule(clients, listener_arn, *priority, hosts, paths, action, tags).await?;
         }
         Action::CreateRedirectRule { listener_arn, priority, hosts, paths, port, tags } => {
-            let rule = clients
-                .elbv2
-                .create_rule(&crate::aws::RuleConfig {
-                    listener_arn: listener_arn.clone(),
-                    priority: *priority,
-                    hosts: hosts.clone(),
-                    paths: paths.clone(),
-                    action: RuleAction::Redirect(Redirect {
-                        protocol: "HTTPS".into(),
-                        port: port.clone(),
-                        status_code: "HTTP_301".into(),
-                    }),
-                    tags: tags.clone(),
-                })
-                .await?;
+            let action = RuleAction::Redirect(Redirect::https(port));
+            let rule = create_rule(clients, listener_arn, *priority, hosts, paths, action, tags).await?;
             out.created.insert(Created::RedirectRule, rule.arn);
         }
         Action::ModifyRule { arn, hosts, paths, action, .. } => {
@@ -311,6 +291,26 @@ async fn run(clients: &Clients, action: &Action, out: &mut Outputs, wait: WaitSe
         },
     }
     Ok(())
+}
+
+async fn create_rule(
+    clients: &Clients,
+    listener_arn: &str,
+    priority: i32,
+    hosts: &[String],
+    paths: &[String],
+    action: RuleAction,
+    tags: &Tags,
+) -> Result<Rule, AwsError> {
+    let config = RuleConfig {
+        listener_arn: listener_arn.to_string(),
+        priority,
+        hosts: hosts.to_vec(),
+        paths: paths.to_vec(),
+        action,
+        tags: tags.clone(),
+    };
+    clients.elbv2.create_rule(&config).await
 }
 
 /// A route's settings, with the integration and authorizer ids filled in.

@@ -243,14 +243,12 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
         // dropped from the spec since), and on explicitly deep reads (deletion, --refresh, periodic).
         let watched = observed.service.as_ref().is_some_and(|s| s.alarms.as_ref().is_some_and(|a| !a.names.is_empty()));
         if spec.alarms.is_some() || watched || (deep && observed.service.is_some()) {
-            let mut alarms = Vec::new();
-            for a in clients.cloudwatch.alarms(&format!("{}-", names.family())).await? {
-                if super::alarms::is_our_name(names, &a.alarm.name) {
-                    let tags = clients.cloudwatch.tags(&a.arn).await?;
-                    alarms.push((a, tags));
-                }
-            }
-            observed.alarms = Some(alarms);
+            let found = clients.cloudwatch.alarms(&format!("{}-", names.family())).await?;
+            let ours: Vec<AlarmInfo> =
+                found.into_iter().filter(|a| super::alarms::is_our_name(names, &a.alarm.name)).collect();
+            // Their tags (ownership) concurrently: one ListTagsForResource per alarm.
+            let tags = futures::future::try_join_all(ours.iter().map(|a| clients.cloudwatch.tags(&a.arn))).await?;
+            observed.alarms = Some(ours.into_iter().zip(tags).collect());
         }
         if let Some(g) = &spec.api_gateway {
             observed.gateway = Some(read_gateway(clients, &g.api_id).await?);

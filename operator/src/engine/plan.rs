@@ -1228,41 +1228,53 @@ fn plan_rule(
             tags: owned_tags(names, &[]),
         }),
         Some(current) => {
-            let mut hosts = current.hosts.clone();
-            hosts.sort();
-            let mut paths = current.paths.clone();
-            paths.sort();
-            let mut changes = Vec::new();
-            if hosts != rule.hosts {
-                changes.push(Change::new("hosts", hosts.join(","), rule.hosts.join(",")));
-            }
-            if paths != rule.paths {
-                changes.push(Change::new("paths", paths.join(","), rule.paths.join(",")));
-            }
-            if let Ref::Arn(tg) = tg_ref
-                && current.target_groups != [tg.clone()]
-            {
-                changes.push(Change::new("forward", current.target_groups.join(","), tg));
-            }
-            if !changes.is_empty()
-                && let Ref::Arn(tg) = tg_ref
-            {
-                actions.push(Action::ModifyRule {
-                    arn: current.arn.clone(),
-                    hosts: rule.hosts.clone(),
-                    paths: rule.paths.clone(),
-                    action: RuleAction::Forward(tg.clone()),
-                    changes,
-                });
-            }
-            if current.priority != Some(rule.priority) {
-                actions.push(Action::SetRulePriority {
-                    arn: current.arn.clone(),
-                    priority: rule.priority,
-                    was: current.priority,
-                });
-            }
+            // A target group created by this plan has no ARN yet: the rule is changed next time.
+            let (action, action_change) = match tg_ref {
+                Ref::Arn(tg) => (
+                    Some(RuleAction::Forward(tg.clone())),
+                    (current.target_groups != [tg.clone()])
+                        .then(|| Change::new("forward", current.target_groups.join(","), tg)),
+                ),
+                Ref::Created(_) => (None, None),
+            };
+            update_rule(current, &rule.hosts, &rule.paths, rule.priority, action, action_change, actions);
         }
+    }
+}
+
+/// Bring an existing rule (forward or redirect) to `hosts`, `paths` and `priority`, and to `action`
+/// when it is known; `action_change` says how the action differs, if it does.
+fn update_rule(
+    current: &Rule,
+    hosts: &[String],
+    paths: &[String],
+    priority: i32,
+    action: Option<RuleAction>,
+    action_change: Option<Change>,
+    actions: &mut Vec<Action>,
+) {
+    let (mut current_hosts, mut current_paths) = (current.hosts.clone(), current.paths.clone());
+    current_hosts.sort();
+    current_paths.sort();
+    let mut changes = Vec::new();
+    if current_hosts != hosts {
+        changes.push(Change::new("hosts", current_hosts.join(","), hosts.join(",")));
+    }
+    if current_paths != paths {
+        changes.push(Change::new("paths", current_paths.join(","), paths.join(",")));
+    }
+    changes.extend(action_change);
+    if let (false, Some(action)) = (changes.is_empty(), action) {
+        actions.push(Action::ModifyRule {
+            arn: current.arn.clone(),
+            hosts: hosts.to_vec(),
+            paths: paths.to_vec(),
+            action,
+            changes,
+        });
+    }
+    if current.priority != Some(priority) {
+        actions.push(Action::SetRulePriority { arn: current.arn.clone(), priority, was: current.priority });
     }
 }
 
@@ -1285,7 +1297,7 @@ fn plan_redirect(
     observed: &Observed,
     actions: &mut Vec<Action>,
 ) -> Ref {
-    let redirect = Redirect { protocol: "HTTPS".into(), port: wanted.port.clone(), status_code: "HTTP_301".into() };
+    let redirect = Redirect::https(&wanted.port);
     let Some(current) = redirect_rule(names, wanted.priority, observed) else {
         actions.push(Action::CreateRedirectRule {
             listener_arn: wanted.listener_arn.clone(),
@@ -1297,36 +1309,12 @@ fn plan_redirect(
         });
         return Ref::Created(Created::RedirectRule);
     };
-    let (mut hosts, mut paths) = (current.hosts.clone(), current.paths.clone());
-    hosts.sort();
-    paths.sort();
-    let mut changes = Vec::new();
-    if hosts != wanted.hosts {
-        changes.push(Change::new("hosts", hosts.join(","), wanted.hosts.join(",")));
-    }
-    if paths != wanted.paths {
-        changes.push(Change::new("paths", paths.join(","), wanted.paths.join(",")));
-    }
-    if current.redirect.as_ref() != Some(&redirect) {
+    let action_change = (current.redirect.as_ref() != Some(&redirect)).then(|| {
         let was = current.redirect.as_ref().map(|r| format!("{}:{} ({})", r.protocol, r.port, r.status_code));
-        changes.push(Change::new("redirect", was.unwrap_or("-".into()), format!("HTTPS:{} (HTTP_301)", wanted.port)));
-    }
-    if !changes.is_empty() {
-        actions.push(Action::ModifyRule {
-            arn: current.arn.clone(),
-            hosts: wanted.hosts.clone(),
-            paths: wanted.paths.clone(),
-            action: RuleAction::Redirect(redirect),
-            changes,
-        });
-    }
-    if current.priority != Some(wanted.priority) {
-        actions.push(Action::SetRulePriority {
-            arn: current.arn.clone(),
-            priority: wanted.priority,
-            was: current.priority,
-        });
-    }
+        Change::new("redirect", was.unwrap_or("-".into()), format!("HTTPS:{} (HTTP_301)", wanted.port))
+    });
+    let action = Some(RuleAction::Redirect(redirect));
+    update_rule(current, &wanted.hosts, &wanted.paths, wanted.priority, action, action_change, actions);
     Ref::Arn(current.arn.clone())
 }
 
@@ -1539,10 +1527,8 @@ pub fn teardown(target: &Target, observed: &Observed) -> Vec<Action> {
         .filter(|_| spec.ecr.as_ref().is_some_and(|e| e.create) && owned(observed.repository_tags.as_ref()));
     let revisions: Vec<&str> =
         observed.revisions.iter().flatten().filter(|td| td.status == "ACTIVE").map(|td| td.arn.as_str()).collect();
-    let redirect = spec.load_balancer.as_ref().and_then(|lb| redirect_rule(names, lb.priority, observed)).filter(|r| {
-        service.is_some_and(|s| s.tags.get(service_tags::REDIRECT_RULE) == Some(&r.arn))
-            || observed.redirect_rule_tags.as_ref().is_some_and(|t| is_owned(t, names))
-    });
+    // redirect_rule() finds only the rule the service records or one tagged as ours.
+    let redirect = spec.load_balancer.as_ref().and_then(|lb| redirect_rule(names, lb.priority, observed));
     let alarms = super::alarms::owned(names, observed.alarms.as_ref());
 
     if spec.deletion_policy == crate::api::DeletionPolicy::Retain {
