@@ -131,33 +131,45 @@ fn next_page(token: Option<&str>) -> Option<String> {
     token.filter(|t| !t.is_empty()).map(str::to_string)
 }
 
+impl SdkApiGateway {
+    /// Every item of a paged Get* call: `fetch(token)` asks for one page (through [`Calls`]), `items`
+    /// maps a page's items into ecsop's types, `next` is the page's NextToken.
+    async fn all_pages<O, T, Fut>(
+        &self,
+        operation: &'static str,
+        fetch: impl Fn(Option<String>) -> Fut,
+        items: impl Fn(&O) -> AwsResult<Vec<T>>,
+        next: impl Fn(&O) -> Option<&str>,
+    ) -> AwsResult<Vec<T>>
+    where
+        Fut: std::future::Future<Output = AwsResult<O>>,
+    {
+        let mut all = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self.calls.run(SERVICE, operation, || fetch(token.clone())).await?;
+            all.extend(items(&out)?);
+            match next_page(next(&out)) {
+                Some(t) => token = Some(t),
+                None => return Ok(all),
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl ApiGateway for SdkApiGateway {
     async fn integrations(&self, api_id: &str) -> AwsResult<Vec<Integration>> {
         const OP: &str = "GetIntegrations";
-        let mut integrations = Vec::new();
-        let mut next_token: Option<String> = None;
-        loop {
-            let out = self
-                .calls
-                .run(SERVICE, OP, || async {
-                    self.client
-                        .get_integrations()
-                        .api_id(api_id)
-                        .set_next_token(next_token.clone())
-                        .send()
-                        .await
-                        .map_err(sdk_err(OP))
-                })
-                .await?;
-            for i in out.items() {
-                integrations.push(integration_of!(OP, i)?);
-            }
-            match next_page(out.next_token()) {
-                Some(token) => next_token = Some(token),
-                None => return Ok(integrations),
-            }
-        }
+        self.all_pages(
+            OP,
+            |token| async move {
+                self.client.get_integrations().api_id(api_id).set_next_token(token).send().await.map_err(sdk_err(OP))
+            },
+            |out| out.items().iter().map(|x| integration_of!(OP, x)).collect(),
+            |out| out.next_token(),
+        )
+        .await
     }
 
     async fn create_integration(&self, api_id: &str, config: &IntegrationConfig) -> AwsResult<Integration> {
@@ -218,29 +230,15 @@ impl ApiGateway for SdkApiGateway {
 
     async fn routes(&self, api_id: &str) -> AwsResult<Vec<Route>> {
         const OP: &str = "GetRoutes";
-        let mut routes = Vec::new();
-        let mut next_token: Option<String> = None;
-        loop {
-            let out = self
-                .calls
-                .run(SERVICE, OP, || async {
-                    self.client
-                        .get_routes()
-                        .api_id(api_id)
-                        .set_next_token(next_token.clone())
-                        .send()
-                        .await
-                        .map_err(sdk_err(OP))
-                })
-                .await?;
-            for r in out.items() {
-                routes.push(route_of!(OP, r)?);
-            }
-            match next_page(out.next_token()) {
-                Some(token) => next_token = Some(token),
-                None => return Ok(routes),
-            }
-        }
+        self.all_pages(
+            OP,
+            |token| async move {
+                self.client.get_routes().api_id(api_id).set_next_token(token).send().await.map_err(sdk_err(OP))
+            },
+            |out| out.items().iter().map(|x| route_of!(OP, x)).collect(),
+            |out| out.next_token(),
+        )
+        .await
     }
 
     async fn create_route(&self, api_id: &str, config: &RouteConfig) -> AwsResult<Route> {
@@ -297,29 +295,15 @@ impl ApiGateway for SdkApiGateway {
 
     async fn authorizers(&self, api_id: &str) -> AwsResult<Vec<Authorizer>> {
         const OP: &str = "GetAuthorizers";
-        let mut authorizers = Vec::new();
-        let mut next_token: Option<String> = None;
-        loop {
-            let out = self
-                .calls
-                .run(SERVICE, OP, || async {
-                    self.client
-                        .get_authorizers()
-                        .api_id(api_id)
-                        .set_next_token(next_token.clone())
-                        .send()
-                        .await
-                        .map_err(sdk_err(OP))
-                })
-                .await?;
-            for a in out.items() {
-                authorizers.push(authorizer_of!(OP, a)?);
-            }
-            match next_page(out.next_token()) {
-                Some(token) => next_token = Some(token),
-                None => return Ok(authorizers),
-            }
-        }
+        self.all_pages(
+            OP,
+            |token| async move {
+                self.client.get_authorizers().api_id(api_id).set_next_token(token).send().await.map_err(sdk_err(OP))
+            },
+            |out| out.items().iter().map(|x| authorizer_of!(OP, x)).collect(),
+            |out| out.next_token(),
+        )
+        .await
     }
 
     async fn create_authorizer(&self, api_id: &str, config: &AuthorizerConfig) -> AwsResult<Authorizer> {
