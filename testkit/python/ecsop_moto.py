@@ -505,10 +505,9 @@ def drive(body: dict) -> dict:
         dep["pendingCount"] = max(desired - dep["runningCount"], 0)
         dep["updatedAt"] = utcnow()
         add_event(svc, f"{name} has started {dep['runningCount']} tasks: (task {uuid.uuid4().hex[:32]}).")
-    elif action == "complete" and firing_deployment_alarms(body, svc):
+    elif action == "complete" and (firing := firing_deployment_alarms(body, svc)):
         # ECS: an alarm the deployment watches went off before it was steady: fail it and roll back.
-        names = ", ".join(firing_deployment_alarms(body, svc))
-        rollback_deployment(svc, dep, name, body, f"alarm(s) detected: {names}")
+        rollback_deployment(svc, dep, name, body, f"alarm(s) detected: {', '.join(firing)}")
     elif action == "complete":
         dep["runningCount"] = desired
         dep["pendingCount"] = 0
@@ -583,7 +582,6 @@ SCANS: dict[tuple[str, str, str, str], dict[str, Any]] = {}
 def patch_ecr() -> None:
     """Scan on push completes with no findings; scans set through /_ecsop/ecr/scan are reported."""
     from moto.ecr import models, responses
-    from moto.ecr.exceptions import ScanNotFoundException
 
     original_put = models.ECRBackend.put_image
 
@@ -622,7 +620,6 @@ def patch_ecr() -> None:
         return json.dumps(answer)
 
     responses.ECRResponse.describe_image_scan_findings = describe_image_scan_findings
-    _ = ScanNotFoundException
 
 
 def patch_ecs() -> None:

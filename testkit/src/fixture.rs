@@ -106,20 +106,12 @@ impl Account {
         })
     }
 
-    /// One EC2 Query API call; returns the text of the first `<tag>` element of the answer.
     /// An HTTPS listener on port 443 of `network`'s load balancer, with an ACM certificate for
     /// `*.example.com` (default action: a fixed 404). Returns its ARN.
     pub async fn https_listener(&self, network: &Network) -> Result<String> {
-        // ACM through its JSON API: moto routes by the credential scope and checks no signature.
-        let authorization = format!(
-            "AWS4-HMAC-SHA256 Credential={}/20260101/{}/acm/aws4_request, SignedHeaders=host, Signature=0",
-            self.access_key_id(),
-            self.region()
-        );
-        let response = reqwest::Client::new()
-            .post(self.endpoint_url())
-            .header("Authorization", authorization)
-            .header("x-moto-account-id", self.id())
+        // ACM through its JSON API.
+        let response = self
+            .unsigned_post("acm")
             .header("X-Amz-Target", "CertificateManager.RequestCertificate")
             .header("Content-Type", "application/x-amz-json-1.1")
             .body(r#"{"DomainName": "*.example.com", "ValidationMethod": "DNS"}"#)
@@ -157,23 +149,25 @@ impl Account {
             .ok_or_else(|| Error::Fixture { step: "CreateListener", message: "no listener".into() })
     }
 
-    async fn ec2(&self, action: &'static str, params: &[(&str, &str)], tag: &str) -> Result<String> {
-        let mut form: Vec<(&str, &str)> = vec![("Action", action), ("Version", "2016-11-15")];
-        form.extend_from_slice(params);
-        // moto routes by the credential scope of the Authorization header and checks no signature.
+    /// A POST to `service`'s API on the emulator, unsigned: moto routes by the credential scope of the
+    /// Authorization header and checks no signature.
+    fn unsigned_post(&self, service: &str) -> reqwest::RequestBuilder {
         let authorization = format!(
-            "AWS4-HMAC-SHA256 Credential={}/20260101/{}/ec2/aws4_request, SignedHeaders=host, Signature=0",
+            "AWS4-HMAC-SHA256 Credential={}/20260101/{}/{service}/aws4_request, SignedHeaders=host, Signature=0",
             self.access_key_id(),
             self.region()
         );
-        let response = reqwest::Client::new()
+        reqwest::Client::new()
             .post(self.endpoint_url())
             .header("Authorization", authorization)
             .header("x-moto-account-id", self.id())
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| fixture(action, e))?;
+    }
+
+    /// One EC2 Query API call; returns the text of the first `<tag>` element of the answer.
+    async fn ec2(&self, action: &'static str, params: &[(&str, &str)], tag: &str) -> Result<String> {
+        let mut form: Vec<(&str, &str)> = vec![("Action", action), ("Version", "2016-11-15")];
+        form.extend_from_slice(params);
+        let response = self.unsigned_post("ec2").form(&form).send().await.map_err(|e| fixture(action, e))?;
         let status = response.status();
         let body = response.text().await.map_err(|e| fixture(action, e))?;
         if !status.is_success() {

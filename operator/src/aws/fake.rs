@@ -891,38 +891,7 @@ impl FakeAws {
         .1
     }
 
-    /// ECS's deployment alarms: when the service watches alarms with rollback on and one of them is in
-    /// ALARM, the PRIMARY deployment fails and rolls back ("alarm(s) detected"), as ECS does; the
-    /// names of the alarms that fired are returned. Otherwise nothing happens and the list is empty.
-    pub fn check_deployment_alarms(&self, cluster: &str, service: &str) -> Vec<String> {
-        let watched = self.service_snapshot(cluster, service).and_then(|s| s.alarms).unwrap_or_default();
-        if !(watched.enable && watched.rollback) {
-            return Vec::new();
-        }
-        let firing: Vec<String> = {
-            let st = self.lock();
-            watched
-                .names
-                .iter()
-                .filter(|n| st.alarms.get(*n).is_some_and(|(a, _)| a.state == "ALARM"))
-                .cloned()
-                .collect()
-        };
-        if !firing.is_empty() {
-            self.rollback(cluster, service, &format!("alarm(s) detected: {}", firing.join(", ")));
-        }
-        firing
-    }
-
     // -- CloudWatch --
-
-    /// Set an alarm's state (`OK`, `ALARM`, `INSUFFICIENT_DATA`), as CloudWatch's evaluation would.
-    /// Panics if the alarm does not exist.
-    pub fn set_alarm_state(&self, name: &str, state: &str) {
-        let mut st = self.lock();
-        let (alarm, _) = st.alarms.get_mut(name).unwrap_or_else(|| panic!("alarm {name} does not exist"));
-        alarm.state = state.to_string();
-    }
 
     /// Every alarm, by name.
     pub fn alarms_snapshot(&self) -> Vec<AlarmInfo> {
