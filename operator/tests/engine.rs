@@ -67,6 +67,12 @@ impl World {
         ready
     }
 
+    /// The write operations the fake received since its call log was cleared, in order.
+    fn writes_in_order(&self) -> Vec<String> {
+        let calls = self.fake.calls().into_iter().map(|(_, op)| op);
+        calls.filter(|op| !op.starts_with("Describe") && !op.starts_with("List") && !op.starts_with("Get")).collect()
+    }
+
     fn active_revisions(&self) -> usize {
         self.fake.task_definitions("prod-books-api").iter().filter(|t| t.status == "ACTIVE").count()
     }
@@ -145,13 +151,7 @@ async fn delete_removes_everything_in_order_and_retain_only_untags() {
     w.deploy().await;
     w.fake.clear_calls();
     w.engine.delete(&w.target(), Options::default(), &Quiet).await.expect("delete");
-    let writes: Vec<String> = w
-        .fake
-        .calls()
-        .into_iter()
-        .map(|(_, op)| op)
-        .filter(|op| !op.starts_with("Describe") && !op.starts_with("List") && !op.starts_with("Get"))
-        .collect();
+    let writes = w.writes_in_order();
     let pos = |op: &str| writes.iter().position(|w| w == op).unwrap_or_else(|| panic!("{op} in {writes:?}"));
     assert!(pos("DeleteRule") < pos("DeleteService"), "{writes:?}");
     assert!(pos("DeleteService") < pos("DeleteTargetGroup"), "{writes:?}");
@@ -326,13 +326,7 @@ async fn every_reference_piece_is_created_kept_in_sync_and_torn_down_in_order() 
 
     w.fake.clear_calls();
     w.engine.delete(&w.target(), Options::default(), &Quiet).await.expect("delete");
-    let writes: Vec<String> = w
-        .fake
-        .calls()
-        .into_iter()
-        .map(|(_, op)| op)
-        .filter(|op| !op.starts_with("Describe") && !op.starts_with("List") && !op.starts_with("Get"))
-        .collect();
+    let writes = w.writes_in_order();
     let pos = |op: &str| writes.iter().position(|w| w == op).unwrap_or_else(|| panic!("{op} in {writes:?}"));
     let last = |op: &str| writes.iter().rposition(|w| w == op).unwrap_or_else(|| panic!("{op} in {writes:?}"));
     assert!(last("DeleteRoute") < pos("DeleteAuthorizer"), "{writes:?}");

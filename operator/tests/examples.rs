@@ -380,14 +380,8 @@ async fn seed_003_alarms_notify_and_roll_back_a_rollout() {
     delete_and_check_empty(&env, &d, &[&env.net.listener_arn], None).await;
 }
 
-trait NamespaceOf {
-    fn namespace_of(&self, d: &Deployment<'_>) -> String;
-}
-
-impl NamespaceOf for Env {
-    fn namespace_of(&self, _: &Deployment<'_>) -> String {
-        self.namespace.clone().expect("the test made a Cloud Map namespace")
-    }
+fn namespace_id(env: &Env) -> String {
+    env.namespace.clone().expect("the test made a Cloud Map namespace")
 }
 
 /// The API Gateway wiring an example owns: one integration to the Cloud Map service over the VPC
@@ -403,7 +397,7 @@ async fn check_gateway(
     let gw = ecsop::engine::observe::read_gateway(&clients, &api.api_id).await.expect("read api");
     let discovery = clients
         .cloudmap
-        .find_service(&env.namespace_of(d), d.names.service())
+        .find_service(&namespace_id(env), d.names.service())
         .await
         .expect("sd")
         .expect("cloud map service");
@@ -471,7 +465,7 @@ async fn gateway_example(
 
     delete_and_check_empty(&env, &d, &[], Some(&api.api_id)).await;
     let clients = env.clients().await;
-    let left = clients.cloudmap.find_service(&env.namespace_of(&d), d.names.service()).await.expect("sd");
+    let left = clients.cloudmap.find_service(&namespace_id(&env), d.names.service()).await.expect("sd");
     assert_eq!(left, None, "the Cloud Map service goes after the routes and integration");
 }
 
