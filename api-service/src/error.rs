@@ -79,6 +79,9 @@ pub enum ApiError {
     /// 500 (503 when the pool timed out): a database failure; logged, not shown.
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// 500 (503 when SQLite stayed busy): a failure of the SQLite read path; logged, not shown.
+    #[error("database error")]
+    Sqlite(#[from] rusqlite::Error),
     /// 500: any other internal failure; logged, not shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -97,7 +100,8 @@ impl ApiError {
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Status { status, .. } => *status,
             Self::Database(sqlx::Error::PoolTimedOut) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Sqlite(e) if sqlite_busy(e) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Database(_) | Self::Sqlite(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -114,9 +118,15 @@ impl ApiError {
             Self::Unavailable(_) => "unavailable",
             Self::Status { status, .. } => code_for_status(*status),
             Self::Database(sqlx::Error::PoolTimedOut) => "unavailable",
-            Self::Database(_) | Self::Internal(_) => "internal",
+            Self::Sqlite(e) if sqlite_busy(e) => "unavailable",
+            Self::Database(_) | Self::Sqlite(_) | Self::Internal(_) => "internal",
         }
     }
+}
+
+/// SQLite gave up waiting for a lock (after the busy timeout): the database is busy, not broken.
+fn sqlite_busy(err: &rusqlite::Error) -> bool {
+    matches!(err.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
 }
 
 /// A stable error code for a bare status (used for framework errors and rejections).
@@ -172,6 +182,7 @@ impl IntoResponse for ApiError {
             let message = match &self {
                 Self::Unavailable(msg) => msg.as_str(),
                 Self::Database(sqlx::Error::PoolTimedOut) => "the database is busy, try again",
+                Self::Sqlite(e) if sqlite_busy(e) => "the database is busy, try again",
                 _ => "internal server error",
             };
             error_response(status, self.code(), message)

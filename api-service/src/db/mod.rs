@@ -9,6 +9,7 @@
 
 pub mod books;
 pub mod movies;
+pub mod sqlite_reads;
 pub mod users;
 
 use std::{str::FromStr, time::Duration};
@@ -19,6 +20,7 @@ use sqlx::{
     migrate::Migrator,
 };
 
+use self::sqlite_reads::SqliteReads;
 use crate::error::{ApiError, Error};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -60,6 +62,9 @@ pub struct PoolSettings {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// The fast read path of a SQLite file (see [`sqlite_reads`]); `None` on PostgreSQL and for
+    /// in-memory SQLite, whose reads go through `pool`.
+    reads: Option<SqliteReads>,
 }
 
 impl Db {
@@ -75,6 +80,9 @@ impl Db {
         let max_connections = settings.max_connections;
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
+            // Checking a connection before each use is a round trip to sqlx's SQLite worker thread per
+            // query, and a local file cannot drop a connection the way a network server can.
+            .test_before_acquire(backend == Backend::Postgres)
             .min_connections(0)
             .acquire_timeout(settings.acquire_timeout)
             .idle_timeout(Duration::from_secs(600))
@@ -100,7 +108,12 @@ impl Db {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await.map_err(Error::Migrate)?;
-        Ok(Self { pool, backend })
+        let reads = match backend {
+            Backend::Sqlite => sqlite_reads::file_of_url(&url)
+                .map(|file| SqliteReads::new(&file, max_connections as usize, settings.acquire_timeout)),
+            Backend::Postgres => None,
+        };
+        Ok(Self { pool, backend, reads })
     }
 
     /// The pool.
@@ -118,8 +131,16 @@ impl Db {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
     }
 
+    /// The SQLite read path, when this database has one.
+    pub(crate) fn sqlite_reads(&self) -> Option<&SqliteReads> {
+        self.reads.as_ref()
+    }
+
     /// Closes every connection (shutdown).
     pub async fn close(&self) {
+        if let Some(reads) = &self.reads {
+            reads.close();
+        }
         self.pool.close().await;
     }
 }
