@@ -3,7 +3,8 @@
 # one run, on this machine. Loopback traffic only; every load step is bounded in time.
 #
 #   api-service/bench/load.sh            # DURATION=10s CONNECTIONS=64 by default
-#   PIN=1 api-service/bench/load.sh      # each server on CPU 1 alone, wrk/oha and moto on CPU 0
+#   PIN=1 api-service/bench/load.sh      # each server on CPU 1 alone, wrk/oha and S3 on CPU 0
+#   S3_BACKEND=moto api-service/bench/load.sh   # uploads to moto instead of s3s-fs
 #
 # With PIN=1 the comparison gives both servers the same single core and keeps the load generator off
 # it, so the generator's own CPU does not count against the faster server (on a 2-core machine, wrk at
@@ -11,10 +12,16 @@
 #
 # Prints, per endpoint and server: requests/s and p99 at peak (wrk, CONNECTIONS connections), then for
 # api-service the p99 at half of its peak rate (oha, fixed rate), RSS idle and peak, and time from
-# process start to the first 200 from /healthz. Uploads go to S3 on a local moto server for both.
+# process start to the first 200 from /healthz, and the CPU time each server spent per request
+# (user + system, all of its threads or workers), which is its capacity per core whatever bounds
+# the measured rate.
 #
-# Needs: wrk (Debian package), oha (cargo install; installed under the target dir if missing),
-# python3 (a virtualenv with flask, gunicorn, boto3 and moto is made under the target dir).
+# Uploads go, for both servers, to a local S3 endpoint: by default s3s-fs (an S3 server in Rust,
+# storing on tmpfs), because moto, a Python emulator, saturates first and then bounds both servers
+# at its own rate; S3_BACKEND=moto measures against moto.
+#
+# Needs: wrk (Debian package), oha and s3s-fs (cargo install; installed under the target dir if
+# missing), python3 (a virtualenv with flask, gunicorn, boto3 and moto is made under the target dir).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -24,6 +31,7 @@ DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 PIN=${PIN:-0}
+S3_BACKEND=${S3_BACKEND:-s3s}
 if [ "$PIN" = 1 ]; then
   SERVER_CPUS=${SERVER_CPUS:-1}
   LOADGEN_CPUS=${LOADGEN_CPUS:-0}
@@ -39,7 +47,8 @@ fi
 GUNICORN_WORKERS=${GUNICORN_WORKERS:-$(( SERVER_CORES * 2 + 1 ))}
 RUST_PORT=18181
 FLASK_PORT=18182
-MOTO_PORT=18183
+S3_PORT=18183
+CLK_TCK=$(getconf CLK_TCK)
 mkdir -p "$WORK"
 
 log() { printf '\n== %s\n' "$*" >&2; }
@@ -52,6 +61,12 @@ OHA=${OHA:-$(command -v oha || true)}
 if [ -z "$OHA" ]; then
   OHA=$WORK/oha/bin/oha
   [ -x "$OHA" ] || { log "installing oha"; cargo install oha --locked --root "$WORK/oha" >&2; }
+fi
+S3S=$WORK/s3s/bin/s3s-fs
+if [ "$S3_BACKEND" = s3s ] && [ ! -x "$S3S" ]; then
+  log "installing s3s-fs"
+  # 0.14 is the newest release that builds with this toolchain (1.95).
+  cargo install s3s-fs@0.14.1 --features binary --locked --root "$WORK/s3s" >&2
 fi
 VENV=$WORK/venv
 if [ ! -x "$VENV/bin/gunicorn" ] || [ ! -x "$VENV/bin/moto_server" ]; then
@@ -69,11 +84,24 @@ cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; w
 trap cleanup EXIT
 
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 \
-       AWS_ENDPOINT_URL=http://127.0.0.1:$MOTO_PORT AWS_EC2_METADATA_DISABLED=true
-"${LOADGEN[@]}" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$MOTO_PORT/moto-api/" >/dev/null && break; sleep 0.1; done
-curl -sf -X PUT "http://127.0.0.1:$MOTO_PORT/bench" >/dev/null
+       AWS_ENDPOINT_URL=http://127.0.0.1:$S3_PORT AWS_EC2_METADATA_DISABLED=true
+case "$S3_BACKEND" in
+  s3s)
+    S3_ROOT=$( [ -d /dev/shm ] && echo /dev/shm || echo "$WORK")/ecsop-api-bench-s3
+    rm -rf "$S3_ROOT"; mkdir -p "$S3_ROOT/bench"   # a bucket is a directory
+    "${LOADGEN[@]}" "$S3S" --host 127.0.0.1 --port "$S3_PORT" --access-key bench --secret-key bench "$S3_ROOT" \
+      >"$WORK/s3s.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/" && break; sleep 0.1; done
+    ;;
+  moto)
+    "${LOADGEN[@]}" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" >"$WORK/moto.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$S3_PORT/moto-api/" >/dev/null && break; sleep 0.1; done
+    curl -sf -X PUT "http://127.0.0.1:$S3_PORT/bench" >/dev/null
+    ;;
+  *) echo "S3_BACKEND must be s3s or moto" >&2; exit 2 ;;
+esac
 
 # Start to first 200 on /healthz, measured by a tight poll from Python (1 ms steps).
 start_and_time() { # name, then the command; prints "pid ms"
@@ -98,6 +126,13 @@ PY
 
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 hwm_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+cpu_ticks() { # user + system clock ticks of a process and its children (gunicorn's workers)
+  local total=0 pid
+  for pid in $1 $(pgrep -P "$1" || true); do
+    total=$(( total + $(awk '{print $14 + $15}' "/proc/$pid/stat") ))
+  done
+  echo "$total"
+}
 tree_rss_kib() { # a process and its children (gunicorn's workers)
   local total=0 pid
   for pid in $1 $(pgrep -P "$1" || true); do total=$(( total + $(rss_kib "$pid") )); done
@@ -154,11 +189,16 @@ run_wrk() { # url [lua] -> "rps p99_ms"
   if [ -n "${2:-}" ]; then out=$("${LOADGEN[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$2" "$1"); \
   else out=$("${LOADGEN[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$1"); fi
   echo "$out" >>"$WORK/wrk.log"
-  local rps p99 non2xx
+  local rps p99 non2xx total
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  total=$(awk '/requests in/ {print $1}' <<<"$out")
   p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; printf "%.2f", v}' <<<"$out")
   non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
-  echo "$rps $p99 ${non2xx:-0}"
+  echo "$rps $p99 ${non2xx:-0} $total"
+}
+
+cpu_us_per_request() { # ticks_before ticks_after requests
+  awk -v a="$1" -v b="$2" -v n="$3" -v hz="$CLK_TCK" 'BEGIN {printf "%.0f", (b - a) / hz * 1e6 / (n > 0 ? n : 1)}'
 }
 
 run_oha_half() { # url rate [extra oha args...] -> p99_ms
@@ -176,14 +216,19 @@ declare -A PATHS=(
 )
 ORDER=(factorial_50 factorial_20000 book_read book_list upload_1MiB)
 
-printf '\n%-16s %12s %10s %12s %10s %8s %16s\n' endpoint "rust rps" "rust p99" "flask rps" "flask p99" ratio "rust p99 @ 1/2" 
+printf '\n%-16s %12s %10s %12s %10s %8s %16s %14s %14s %9s\n' endpoint "rust rps" "rust p99" "flask rps" "flask p99" ratio \
+  "rust p99 @ 1/2" "rust CPU/req" "flask CPU/req" "CPU ratio"
 RUST_PEAK=0
 for name in "${ORDER[@]}"; do
   lua=""; [ "$name" = upload_1MiB ] && lua=$WORK/upload.lua
-  read -r r_rps r_p99 r_bad < <(run_wrk "http://127.0.0.1:$RUST_PORT${PATHS[$name]}" "$lua")
+  c0=$(cpu_ticks "$RUST_PID")
+  read -r r_rps r_p99 r_bad r_total < <(run_wrk "http://127.0.0.1:$RUST_PORT${PATHS[$name]}" "$lua")
+  r_cpu=$(cpu_us_per_request "$c0" "$(cpu_ticks "$RUST_PID")" "$r_total")
   hwm=$(hwm_kib "$RUST_PID"); [ "$hwm" -gt "$RUST_PEAK" ] && RUST_PEAK=$hwm
   FLASK_LOAD_RSS=$(tree_rss_kib "$FLASK_PID")
-  read -r f_rps f_p99 f_bad < <(run_wrk "http://127.0.0.1:$FLASK_PORT${PATHS[$name]}" "$lua")
+  c0=$(cpu_ticks "$FLASK_PID")
+  read -r f_rps f_p99 f_bad f_total < <(run_wrk "http://127.0.0.1:$FLASK_PORT${PATHS[$name]}" "$lua")
+  f_cpu=$(cpu_us_per_request "$c0" "$(cpu_ticks "$FLASK_PID")" "$f_total")
   half=$("$VENV/bin/python" -c "print(max(1, int($r_rps / 2)))")
   if [ "$name" = upload_1MiB ]; then
     h_p99=$(run_oha_half "http://127.0.0.1:$RUST_PORT${PATHS[$name]}" "$half" -m POST \
@@ -193,7 +238,9 @@ for name in "${ORDER[@]}"; do
     h_p99=$(run_oha_half "http://127.0.0.1:$RUST_PORT${PATHS[$name]}" "$half")
   fi
   ratio=$("$VENV/bin/python" -c "print('%.1fx' % ($r_rps / max($f_rps, 0.001)))")
-  printf '%-16s %12s %8s ms %12s %8s ms %8s %13s ms' "$name" "$r_rps" "$r_p99" "$f_rps" "$f_p99" "$ratio" "$h_p99"
+  cpu_ratio=$("$VENV/bin/python" -c "print('%.1fx' % ($f_cpu / max($r_cpu, 1)))")
+  printf '%-16s %12s %8s ms %12s %8s ms %8s %13s ms %11s us %11s us %9s' "$name" "$r_rps" "$r_p99" "$f_rps" "$f_p99" \
+    "$ratio" "$h_p99" "$r_cpu" "$f_cpu" "$cpu_ratio"
   [ "$r_bad$f_bad" != 00 ] && printf '   (non-2xx: rust %s, flask %s)' "$r_bad" "$f_bad"
   printf '\n'
 done
@@ -205,5 +252,5 @@ printf 'RSS under load:  api-service peak %s MiB   flask/gunicorn %s MiB (all wo
   "$(awk "BEGIN {printf \"%.1f\", $RUST_PEAK/1024}")" "$(awk "BEGIN {printf \"%.1f\", $FLASK_LOAD_RSS/1024}")"
 printf 'wrk: %s threads, %s connections, %s per run; raw output in %s\n' "$THREADS" "$CONNECTIONS" "$DURATION" "$WORK/wrk.log"
 if [ "$PIN" = 1 ]; then
-  printf 'pinned: servers on CPU %s, wrk/oha and moto on CPU %s\n' "$SERVER_CPUS" "$LOADGEN_CPUS"
+  printf 'pinned: servers on CPU %s, wrk/oha and S3 (%s) on CPU %s\n' "$SERVER_CPUS" "$S3_BACKEND" "$LOADGEN_CPUS"
 fi

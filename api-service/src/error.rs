@@ -229,7 +229,18 @@ pub struct Json<T>(pub T);
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
-        axum::Json(self.0).into_response()
+        // As axum::Json does, but starting from 1 KiB rather than 128 bytes: a page of 20 rows is
+        // about 3 KiB, and each doubling of the buffer copies what was written so far.
+        use bytes::{BufMut, BytesMut};
+        let mut body = BytesMut::with_capacity(1024).writer();
+        match serde_json::to_writer(&mut body, &self.0) {
+            Ok(()) => {
+                let mut response = body.into_inner().freeze().into_response();
+                response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                response
+            }
+            Err(e) => ApiError::Internal(format!("encoding the response: {e}")).into_response(),
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Instant};
 use axum::{
     body::Body,
     extract::{MatchedPath, Request, State},
-    http::{HeaderValue, header},
+    http::{HeaderValue, Method, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -26,7 +26,7 @@ use crate::error::ApiError;
 /// Labels of the request counter.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
+    method: &'static str,
     route: String,
     status: u16,
 }
@@ -34,7 +34,7 @@ struct RequestLabels {
 /// Labels of the latency histogram.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LatencyLabels {
-    method: String,
+    method: &'static str,
     route: String,
 }
 
@@ -94,18 +94,33 @@ impl Metrics {
 pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let route =
         request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let labels = LatencyLabels { method: method_label(request.method()), route };
     let start = Instant::now();
     // A guard, so a request dropped mid-way (client gone) still leaves the gauge.
     let in_flight = InFlight::new(&metrics.in_flight);
     let response = next.run(request).await;
     drop(in_flight);
-    metrics
-        .latency
-        .get_or_create(&LatencyLabels { method: method.clone(), route: route.clone() })
-        .observe(start.elapsed().as_secs_f64());
+    metrics.latency.get_or_create(&labels).observe(start.elapsed().as_secs_f64());
+    let LatencyLabels { method, route } = labels;
     metrics.requests.get_or_create(&RequestLabels { method, route, status: response.status().as_u16() }).inc();
     response
+}
+
+/// The method as a label: the standard ones by name, any extension method (which hyper accepts, and a
+/// client can make up by the thousand) as `other`, so clients cannot grow the label sets.
+fn method_label(method: &Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "other",
+    }
 }
 
 struct InFlight<'a>(&'a Gauge);
@@ -132,4 +147,17 @@ pub async fn handler(State(metrics): State<Arc<Metrics>>) -> Result<Response, Ap
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        assert_eq!(method_label(&Method::from_bytes(b"FROBNICATE").unwrap()), "other");
+        assert_eq!(method_label(&Method::from_bytes(b"get").unwrap()), "other");
+    }
 }

