@@ -74,8 +74,8 @@ if [ ! -x "$VENV/bin/gunicorn" ] || [ ! -x "$VENV/bin/moto_server" ]; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q flask gunicorn boto3 "moto[server]==5.2.5" >&2
 fi
-log "building api-service (release)"
-(cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release -p api-service >&2)
+log "building api-service (release, with mimalloc as the container image is built)"
+(cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release -p api-service --features mimalloc >&2)
 BIN=$TARGET/release/api-service
 
 # --- processes ----------------------------------------------------------------------------------------
@@ -132,6 +132,15 @@ cpu_ticks() { # user + system clock ticks of a process and its children (gunicor
     total=$(( total + $(awk '{print $14 + $15}' "/proc/$pid/stat") ))
   done
   echo "$total"
+}
+wait_idle() { # until a server (and its workers) stops using CPU: gunicorn's sync workers keep serving
+  # the requests still queued in the listen backlog after wrk stops (64 x 70 ms for factorial(20000)),
+  # which would otherwise land on the next measurement on the same core. At most 30 s.
+  local before after
+  for _ in $(seq 150); do
+    before=$(cpu_ticks "$1"); sleep 0.2; after=$(cpu_ticks "$1")
+    [ $(( after - before )) -le 1 ] && return 0
+  done
 }
 tree_rss_kib() { # a process and its children (gunicorn's workers)
   local total=0 pid
@@ -224,11 +233,13 @@ for name in "${ORDER[@]}"; do
   c0=$(cpu_ticks "$RUST_PID")
   read -r r_rps r_p99 r_bad r_total < <(run_wrk "http://127.0.0.1:$RUST_PORT${PATHS[$name]}" "$lua")
   r_cpu=$(cpu_us_per_request "$c0" "$(cpu_ticks "$RUST_PID")" "$r_total")
+  wait_idle "$RUST_PID"
   hwm=$(hwm_kib "$RUST_PID"); [ "$hwm" -gt "$RUST_PEAK" ] && RUST_PEAK=$hwm
   FLASK_LOAD_RSS=$(tree_rss_kib "$FLASK_PID")
   c0=$(cpu_ticks "$FLASK_PID")
   read -r f_rps f_p99 f_bad f_total < <(run_wrk "http://127.0.0.1:$FLASK_PORT${PATHS[$name]}" "$lua")
   f_cpu=$(cpu_us_per_request "$c0" "$(cpu_ticks "$FLASK_PID")" "$f_total")
+  wait_idle "$FLASK_PID"
   half=$("$VENV/bin/python" -c "print(max(1, int($r_rps / 2)))")
   if [ "$name" = upload_1MiB ]; then
     h_p99=$(run_oha_half "http://127.0.0.1:$RUST_PORT${PATHS[$name]}" "$half" -m POST \
@@ -237,6 +248,7 @@ for name in "${ORDER[@]}"; do
   else
     h_p99=$(run_oha_half "http://127.0.0.1:$RUST_PORT${PATHS[$name]}" "$half")
   fi
+  wait_idle "$RUST_PID"
   ratio=$("$VENV/bin/python" -c "print('%.1fx' % ($r_rps / max($f_rps, 0.001)))")
   cpu_ratio=$("$VENV/bin/python" -c "print('%.1fx' % ($f_cpu / max($r_cpu, 1)))")
   printf '%-16s %12s %8s ms %12s %8s ms %8s %13s ms %11s us %11s us %9s' "$name" "$r_rps" "$r_p99" "$f_rps" "$f_p99" \
