@@ -16,6 +16,7 @@
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod envelope;
 pub mod error;
 pub mod factorial;
 pub mod healthcheck;

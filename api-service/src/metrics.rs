@@ -1,13 +1,12 @@
 //! Prometheus metrics (prometheus-client, prefix `api`): request counts and latency histograms by
 //! method, route template and status, plus in-flight requests.
 
-use std::{sync::Arc, time::Instant};
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     body::Body,
-    extract::{MatchedPath, Request, State},
-    http::{HeaderValue, Method, header},
-    middleware::Next,
+    extract::State,
+    http::{HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use prometheus_client::{
@@ -89,26 +88,37 @@ impl Metrics {
     }
 }
 
-/// Middleware recording each request (added with `Router::layer`, so the route template is known;
-/// requests that match no route are labelled `unmatched` to keep cardinality bounded).
-pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
-    let route =
-        request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let labels = LatencyLabels { method: method_label(request.method()), route };
-    let start = Instant::now();
-    // A guard, so a request dropped mid-way (client gone) still leaves the gauge.
-    let in_flight = InFlight::new(&metrics.in_flight);
-    let response = next.run(request).await;
-    drop(in_flight);
-    metrics.latency.get_or_create(&labels).observe(start.elapsed().as_secs_f64());
-    let LatencyLabels { method, route } = labels;
-    metrics.requests.get_or_create(&RequestLabels { method, route, status: response.status().as_u16() }).inc();
-    response
+impl Metrics {
+    /// Counts a request in flight until the guard is dropped (also when the request is dropped
+    /// mid-way because the client went away).
+    pub fn start_request(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
+    }
+
+    /// Records a finished request: `route` is its template (`unmatched` when no route matched, which
+    /// keeps cardinality bounded), `method` from [`method_label`].
+    pub fn record(&self, method: &'static str, route: String, status: StatusCode, latency: Duration) {
+        let labels = LatencyLabels { method, route };
+        self.latency.get_or_create(&labels).observe(latency.as_secs_f64());
+        let LatencyLabels { method, route } = labels;
+        self.requests.get_or_create(&RequestLabels { method, route, status: status.as_u16() }).inc();
+    }
+}
+
+/// A request in flight; see [`Metrics::start_request`].
+#[derive(Debug)]
+pub struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// The method as a label: the standard ones by name, any extension method (which hyper accepts, and a
 /// client can make up by the thousand) as `other`, so clients cannot grow the label sets.
-fn method_label(method: &Method) -> &'static str {
+pub fn method_label(method: &Method) -> &'static str {
     match method.as_str() {
         "GET" => "GET",
         "HEAD" => "HEAD",
@@ -120,21 +130,6 @@ fn method_label(method: &Method) -> &'static str {
         "CONNECT" => "CONNECT",
         "TRACE" => "TRACE",
         _ => "other",
-    }
-}
-
-struct InFlight<'a>(&'a Gauge);
-
-impl<'a> InFlight<'a> {
-    fn new(gauge: &'a Gauge) -> Self {
-        gauge.inc();
-        Self(gauge)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }
 

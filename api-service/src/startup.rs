@@ -8,29 +8,16 @@ use std::{
     time::Duration,
 };
 
-use axum::{
-    Router,
-    body::Body,
-    extract::Request,
-    http::{HeaderName, StatusCode, header},
-    middleware,
-    response::{IntoResponse, Response},
-};
+use axum::{Router, http::StatusCode};
 use tokio::{net::TcpListener, sync::Semaphore};
-use tower_http::{
-    catch_panic::CatchPanicLayer,
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    timeout::TimeoutLayer,
-    trace::{DefaultOnResponse, TraceLayer},
-};
-use tracing::Level;
 
 use crate::{
     auth::{JwtKeys, Passwords},
     config::Config,
     db::{Db, PoolSettings},
-    error::{ApiError, Error, code_for_status, error_response},
-    metrics::{self, Metrics},
+    envelope::EnvelopeLayer,
+    error::{ApiError, Error},
+    metrics::Metrics,
     routes,
     storage::Storage,
 };
@@ -109,70 +96,23 @@ impl AppState {
 
 /// The complete router with its middleware, without a socket (for `oneshot` tests and for serving).
 ///
-/// Middleware, outermost first: request id (x-request-id, generated when absent), trace span carrying
-/// it, echo of the id on the response, metrics by route template, one JSON error shape for framework
-/// errors, panic catcher, request timeout. Body sizes are limited by `DefaultBodyLimit` (JSON:
-/// `BODY_LIMIT_BYTES`; uploads: `UPLOAD_MAX_BYTES` plus framing), which every extractor used here obeys.
+/// Every route gets the [`Envelope`](crate::envelope) (request id, trace span, metrics by route
+/// template, panic catcher, JSON error shape) and the JSON body limit (`BODY_LIMIT_BYTES`; uploads have
+/// their own, `UPLOAD_MAX_BYTES` plus framing), which every extractor used here obeys. Routes that can
+/// wait (on the database, S3, or a factorial thread) also have the request timeout; see
+/// [`routes::routes`].
 pub fn router(state: AppState) -> Router {
-    let x_request_id = HeaderName::from_static("x-request-id");
-    let trace = TraceLayer::new_for_http()
-        .make_span_with(|request: &Request<Body>| {
-            let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
-        })
-        // Per-request lines at DEBUG (request counts and latency are in /metrics); failures are logged
-        // by the error type at WARN/ERROR inside this span.
-        .on_response(DefaultOnResponse::new().level(Level::DEBUG))
-        .on_failure(());
-    // `Router::layer` wraps every route (and the fallback) separately, innermost first, so the metrics
-    // middleware sees the matched route template.
+    // `Router::layer` wraps every route (and the fallback) separately, innermost first, so the
+    // envelope sees the matched route template.
     routes::routes(&state)
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(state.config.body_limit_bytes))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, state.config.request_timeout()))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(middleware::map_response(json_error_shape))
-        .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
-        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
-        .layer(trace)
-        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        .layer(EnvelopeLayer::new(state.metrics.clone()))
         .with_state(state)
 }
 
 async fn not_found() -> ApiError {
     ApiError::Status { status: StatusCode::NOT_FOUND, message: "no route for this path".into() }
-}
-
-/// Framework-made errors (405, 408 timeout, 413 body limit...) come with an empty or plain-text body:
-/// give them the service's JSON error shape, keeping their headers (e.g. `Allow`).
-async fn json_error_shape(response: Response) -> Response {
-    let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
-        return response;
-    }
-    let message = status.canonical_reason().unwrap_or("error").to_lowercase();
-    let mut replaced = error_response(status, code_for_status(status), &message);
-    for (name, value) in response.headers() {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            replaced.headers_mut().append(name.clone(), value.clone());
-        }
-    }
-    replaced
-}
-
-fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    let detail = panic
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| panic.downcast_ref::<&str>().copied())
-        .unwrap_or("unknown panic");
-    tracing::error!(panic = detail, "handler panicked");
-    error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal server error").into_response()
 }
 
 /// A bound, ready-to-serve service.

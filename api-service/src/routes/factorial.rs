@@ -1,6 +1,6 @@
 //! `GET /api/v1/factorial?number=N` (seed 002).
 
-use axum::extract::State;
+use axum::{extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -35,8 +35,16 @@ pub async fn factorial(
     let factorial = if number <= INLINE_MAX {
         factorial_decimal(number)
     } else {
-        let permit = state.cpu_permits.clone().acquire_owned().await.map_err(|e| ApiError::Internal(e.to_string()))?;
-        factorial_on_thread(number, permit).await?
+        // The request timeout (the route has no timeout layer: small N answers at once).
+        let computed = async {
+            let permit =
+                state.cpu_permits.clone().acquire_owned().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+            factorial_on_thread(number, permit).await
+        };
+        tokio::time::timeout(state.config.request_timeout(), computed).await.map_err(|_| ApiError::Status {
+            status: StatusCode::REQUEST_TIMEOUT,
+            message: "request timeout".into(),
+        })??
     };
     Ok(Json(FactorialResponse { number, factorial }))
 }

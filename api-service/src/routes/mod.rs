@@ -11,9 +11,11 @@ pub mod well_known;
 
 use axum::{
     Router,
+    http::StatusCode,
     routing::{get, post},
 };
 use serde::{Deserialize, Serialize};
+use tower_http::timeout::TimeoutLayer;
 
 use crate::{db::Page, error::ApiError, startup::AppState};
 
@@ -22,16 +24,22 @@ pub const DEFAULT_LIMIT: i64 = 20;
 /// Largest page size of list endpoints.
 pub const MAX_LIMIT: i64 = 100;
 
-/// Every route of the service (without middleware; see [`crate::startup::router`]).
+/// Every route of the service (without the envelope; see [`crate::startup::router`]).
+///
+/// Routes that can wait (on the database, S3) have the request timeout (`REQUEST_TIMEOUT_SECS`, 408).
+/// Routes that answer from memory in microseconds do not: a timer per request was 1.3 µs of a 12 µs
+/// request, for a timeout that could never fire. Factorial's large N runs under the same timeout
+/// inside its handler, around the wait for the computation.
 pub fn routes(state: &AppState) -> Router<AppState> {
-    Router::new()
+    let immediate = Router::new()
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::handler))
         .route("/.well-known/openid-configuration", get(well_known::openid_configuration))
         .route("/.well-known/jwks.json", get(well_known::jwks))
-        .route("/api/v1/factorial", get(factorial::factorial))
+        .route("/api/v1/factorial", get(factorial::factorial));
+    let waiting = Router::new()
+        .route("/readyz", get(health::readyz))
         .route("/api/v1/books", get(books::list).post(books::create))
         .route("/api/v1/books/{id}", get(books::read).put(books::update).delete(books::delete))
         .route("/api/v1/movies", get(movies::list).post(movies::create))
@@ -39,6 +47,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/v1/users", post(users::register))
         .route("/api/v1/auth/login", post(users::login))
         .merge(uploads::routes(state))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, state.config.request_timeout()));
+    immediate.merge(waiting)
 }
 
 /// `?limit=&offset=` of list endpoints.
