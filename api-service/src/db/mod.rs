@@ -78,15 +78,24 @@ impl Db {
         };
         let options = AnyConnectOptions::from_str(&url).map_err(Error::Database)?;
         let max_connections = settings.max_connections;
+        // An in-memory SQLite database lives as long as its one connection: through `Any`, each new
+        // connection parses the URL again and opens a database of its own (without the tables), so it
+        // gets exactly one connection that never idles out or expires.
+        let in_memory = backend == Backend::Sqlite && sqlite_reads::file_of_url(&url).is_none();
+        let (pool_max, pool_min, idle, lifetime) = if in_memory {
+            (1, 1, None, None)
+        } else {
+            (max_connections, 0, Some(Duration::from_secs(600)), Some(Duration::from_secs(1800)))
+        };
         let pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
+            .max_connections(pool_max)
             // Checking a connection before each use is a round trip to sqlx's SQLite worker thread per
             // query, and a local file cannot drop a connection the way a network server can.
             .test_before_acquire(backend == Backend::Postgres)
-            .min_connections(0)
+            .min_connections(pool_min)
             .acquire_timeout(settings.acquire_timeout)
-            .idle_timeout(Duration::from_secs(600))
-            .max_lifetime(Duration::from_secs(1800))
+            .idle_timeout(idle)
+            .max_lifetime(lifetime)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -183,6 +192,43 @@ pub struct Page {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settings() -> PoolSettings {
+        PoolSettings { max_connections: 4, acquire_timeout: Duration::from_secs(5) }
+    }
+
+    fn book(n: u32) -> books::BookFields {
+        books::BookFields {
+            title: format!("Book {n}"),
+            author: "Ada Lovelace".into(),
+            isbn: format!("97800000{n:05}"),
+            published_year: Some(1843),
+        }
+    }
+
+    /// Reads of a SQLite file take the rusqlite path, reads of an in-memory database stay on sqlx:
+    /// both answer the same rows, pages and 404s.
+    #[tokio::test]
+    async fn both_sqlite_read_paths_answer_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display()), &settings()).await.unwrap();
+        let memory = Db::connect("sqlite::memory:", &settings()).await.unwrap();
+        assert!(file.sqlite_reads().is_some());
+        assert!(memory.sqlite_reads().is_none());
+        let mut answers = Vec::new();
+        for db in [&file, &memory] {
+            for n in 0..5 {
+                db.create_book(&book(n)).await.unwrap();
+            }
+            let page = db.list_books(Page { limit: 2, offset: 3 }).await.unwrap();
+            let one = db.get_book(page[0].id).await.unwrap();
+            assert!(matches!(db.get_book(999).await, Err(ApiError::NotFound("book"))));
+            let strip = |b: &books::Book| (b.id, b.title.clone(), b.isbn.clone(), b.published_year);
+            answers.push((page.iter().map(strip).collect::<Vec<_>>(), strip(&one)));
+        }
+        assert_eq!(answers[0], answers[1]);
+        assert_eq!(answers[0].0.iter().map(|b| b.1.as_str()).collect::<Vec<_>>(), ["Book 3", "Book 4"]);
+    }
 
     #[test]
     fn sqlite_urls_create_the_file() {
