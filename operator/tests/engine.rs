@@ -385,3 +385,56 @@ async fn dropping_the_redirect_and_the_api_gateway_removes_them_once() {
         assert_eq!(w.fake.writes(), 0);
     }
 }
+
+#[tokio::test]
+async fn dropping_service_discovery_deletes_the_cloud_map_service_once_its_tasks_are_gone() {
+    let mut w = World::new();
+    w.deploy().await;
+    assert_eq!(w.fake.discovery_services().len(), 1);
+    let service = w.fake.service_snapshot(CLUSTER, "books-api").expect("service");
+    assert!(service.tags.contains_key("ecsop.io/discovery-namespace"), "{:?}", service.tags);
+
+    // The service stops registering; the old tasks are still registered, so the Cloud Map service stays.
+    w.resource.spec.service.service_discovery = None;
+    w.reconcile().await.expect("unbind");
+    let service = w.fake.service_snapshot(CLUSTER, "books-api").expect("service");
+    assert!(service.registries.is_empty());
+    assert_eq!(w.fake.discovery_services().len(), 1);
+    w.fake.clear_calls();
+    w.reconcile().await.expect("still rolling");
+    assert_eq!(w.fake.count("DeleteService"), 0, "{:?}", w.fake.calls());
+    assert_eq!(w.fake.discovery_services().len(), 1);
+
+    // Once the rollout finished, it goes, and the service forgets it.
+    w.fake.complete(CLUSTER, "books-api");
+    w.reconcile().await.expect("after the rollout");
+    assert!(w.fake.discovery_services().is_empty());
+    let service = w.fake.service_snapshot(CLUSTER, "books-api").expect("service");
+    assert!(!service.tags.contains_key("ecsop.io/discovery-namespace"), "{:?}", service.tags);
+    for deep in [false, true] {
+        w.fake.clear_calls();
+        let again = w.engine.reconcile(&w.target(), Options { deep, ..Default::default() }, &Quiet, Utc::now()).await;
+        let again = again.expect("again");
+        assert_eq!(again.report.phase, Phase::Ready, "deep={deep}: {:?}", again.report);
+        assert!(again.plan.actions.is_empty(), "deep={deep}: {:?}", again.plan.actions);
+        assert_eq!(w.fake.writes(), 0);
+    }
+}
+
+#[tokio::test]
+async fn deleting_while_a_dropped_cloud_map_service_drains_removes_it_too() {
+    let mut w = World::new();
+    w.deploy().await;
+    w.resource.spec.service.service_discovery = None;
+    w.reconcile().await.expect("unbind");
+    assert_eq!(w.fake.discovery_services().len(), 1);
+    w.fake.clear_calls();
+    w.engine.delete(&w.target(), Options::default(), &Quiet).await.expect("delete");
+    assert!(w.fake.discovery_services().is_empty());
+    // The ECS service (and with it its tasks' registrations) first, then the Cloud Map service.
+    let calls = w.fake.calls();
+    let pos = |service: &str| {
+        calls.iter().position(|(s, op)| s == service && op == "DeleteService").unwrap_or_else(|| panic!("{calls:?}"))
+    };
+    assert!(pos("ecs") < pos("servicediscovery"), "{calls:?}");
+}

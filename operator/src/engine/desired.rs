@@ -476,10 +476,23 @@ pub mod service_tags {
     pub const API: &str = "ecsop.io/api";
     /// The digest the promotion tag was last put on.
     pub const PROMOTED: &str = "ecsop.io/promoted";
+    /// The Cloud Map namespace of the owned Cloud Map service, to find it again when the spec drops
+    /// `serviceDiscovery` or moves it to another namespace.
+    pub const DISCOVERY_NAMESPACE: &str = "ecsop.io/discovery-namespace";
 
     /// Every key above, for untagging.
-    pub const ALL: [&str; 9] =
-        [APPLIED_HASH, REVISION, IMAGE, IMAGE_SOURCE, FAILED_REVISION, LISTENER, REDIRECT_RULE, API, PROMOTED];
+    pub const ALL: [&str; 10] = [
+        APPLIED_HASH,
+        REVISION,
+        IMAGE,
+        IMAGE_SOURCE,
+        FAILED_REVISION,
+        LISTENER,
+        REDIRECT_RULE,
+        API,
+        PROMOTED,
+        DISCOVERY_NAMESPACE,
+    ];
 }
 
 /// Ownership tags plus `extra`.

@@ -63,6 +63,11 @@ pub struct Observed {
     pub discovery: Option<DiscoveryService>,
     /// Its tags, when read.
     pub discovery_tags: Option<Tags>,
+    /// The Cloud Map service with our name in the namespace the service records, when the spec no
+    /// longer names that namespace (dropped or moved): deleted once no task registers in it.
+    pub stale_discovery: Option<DiscoveryService>,
+    /// Its tags, when read.
+    pub stale_discovery_tags: Option<Tags>,
     /// The scalable target, when read.
     pub scalable_target: Option<ScalableTarget>,
     /// Scaling policies, when read.
@@ -143,8 +148,17 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
         || spec.ecr.as_ref().is_some_and(|e| e.create && e.tag_mutability == TagMutability::Immutable);
     let owns_repository = spec.ecr.as_ref().is_some_and(|e| e.create);
 
+    // A Cloud Map service the spec left is deleted only after the old tasks are gone, some reconciles
+    // later: until then every run looks for it.
+    let stale_namespace = observed
+        .service
+        .as_ref()
+        .and_then(|s| s.tags.get(service_tags::DISCOVERY_NAMESPACE))
+        .filter(|ns| spec.service.service_discovery.as_ref().is_none_or(|sd| &sd.namespace_id != *ns))
+        .cloned();
     // The fast path needs a recorded image that cannot have moved, and the recorded hash to match.
     let fast = !deep
+        && stale_namespace.is_none()
         && immutable
         && recorded.as_ref().is_some_and(|image| {
             let desired = Desired::new(target, image);
@@ -266,6 +280,17 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
             observed.discovery = clients.cloudmap.find_service(&sd.namespace_id, names.service()).await?;
             if let Some(d) = &observed.discovery {
                 observed.discovery_tags = Some(clients.cloudmap.tags(&d.arn).await?);
+            }
+        }
+        if let Some(ns) = &stale_namespace {
+            // A namespace deleted since leaves nothing of ours behind.
+            observed.stale_discovery = match clients.cloudmap.find_service(ns, names.service()).await {
+                Ok(found) => found,
+                Err(e) if e.kind == ErrorKind::NotFound => None,
+                Err(e) => return Err(e),
+            };
+            if let Some(d) = &observed.stale_discovery {
+                observed.stale_discovery_tags = Some(clients.cloudmap.tags(&d.arn).await?);
             }
         }
         let resource_id = format!("service/{}/{}", spec.cluster, names.service());

@@ -870,6 +870,28 @@ pub fn plan(target: &Target, observed: &Observed, now: DateTime<Utc>) -> Plan {
     if desired.gateway.is_none() && observed.service.as_ref().is_some_and(|s| s.tags.contains_key(service_tags::API)) {
         forget.push(service_tags::API.to_string());
     }
+    // A Cloud Map service the spec left (dropped, or moved to another namespace): the service update
+    // below stops registering in it; once that rollout has finished, no task is registered any more
+    // and it can go. Until then it is kept, and so is the record of its namespace.
+    let recorded_namespace =
+        observed.service.as_ref().and_then(|s| s.tags.get(service_tags::DISCOVERY_NAMESPACE)).cloned();
+    let mut stale_namespace_kept = false;
+    if let Some(ns) = &recorded_namespace
+        && desired.discovery.as_ref().is_none_or(|d| &d.namespace_id != ns)
+    {
+        let stale = observed
+            .stale_discovery
+            .as_ref()
+            .filter(|_| observed.stale_discovery_tags.as_ref().is_some_and(|t| is_owned(t, names)));
+        match stale {
+            Some(d) if observed.service.as_ref().is_some_and(drained_of_registries) => {
+                actions.push(Action::DeleteDiscoveryService { id: d.id.clone() });
+                forget.push(service_tags::DISCOVERY_NAMESPACE.to_string());
+            }
+            Some(_) => stale_namespace_kept = true,
+            None => forget.push(service_tags::DISCOVERY_NAMESPACE.to_string()),
+        }
+    }
 
     // Alarms before the service, which names them as deployment alarms.
     super::alarms::plan(names, &desired.alarms, observed.alarms.as_ref(), &mut actions);
@@ -1012,6 +1034,11 @@ pub fn plan(target: &Target, observed: &Observed, now: DateTime<Utc>) -> Plan {
     }
     if let Some(g) = &desired.gateway {
         tags.insert(service_tags::API.into(), g.api_id.clone());
+    }
+    if let Some(d) = &desired.discovery
+        && !stale_namespace_kept
+    {
+        tags.insert(service_tags::DISCOVERY_NAMESPACE.into(), d.namespace_id.clone());
     }
     if observed.promoted.as_ref().is_some_and(|p| p.as_deref() == Some(image.digest.as_str())) {
         tags.insert(service_tags::PROMOTED.into(), image.digest.clone());
@@ -1318,6 +1345,13 @@ fn plan_redirect(
     Ref::Arn(current.arn.clone())
 }
 
+/// The service registers in no Cloud Map service and runs one finished deployment: the tasks of the
+/// deployments that did register are gone, and ECS deregistered their instances with them.
+fn drained_of_registries(service: &crate::aws::Service) -> bool {
+    service.registries.is_empty()
+        && matches!(service.deployments.as_slice(), [only] if only.rollout_state.as_deref() == Some("COMPLETED"))
+}
+
 fn plan_discovery(names: &Names, d: &DiscoveryState, observed: &Observed, actions: &mut Vec<Action>) -> Ref {
     // In the fast path Cloud Map is not read; the service's registry binding names it.
     if !observed.deep
@@ -1521,6 +1555,7 @@ pub fn teardown(target: &Target, observed: &Observed) -> Vec<Action> {
     let tg = observed.target_group.as_ref().filter(|_| owned(observed.target_group_tags.as_ref()));
     let rule = observed.rule().filter(|_| tg.is_some());
     let discovery = observed.discovery.as_ref().filter(|_| owned(observed.discovery_tags.as_ref()));
+    let stale_discovery = observed.stale_discovery.as_ref().filter(|_| owned(observed.stale_discovery_tags.as_ref()));
     let repo = observed
         .repository
         .as_ref()
@@ -1539,7 +1574,7 @@ pub fn teardown(target: &Target, observed: &Observed) -> Vec<Action> {
         if let Some(t) = tg {
             actions.push(Action::Untag { resource: Resource::TargetGroup, arn: t.arn.clone(), keys: keys.clone() });
         }
-        if let Some(d) = discovery {
+        for d in [discovery, stale_discovery].into_iter().flatten() {
             actions.push(Action::Untag { resource: Resource::Discovery, arn: d.arn.clone(), keys: keys.clone() });
         }
         if let Some(r) = repo {
@@ -1594,7 +1629,7 @@ pub fn teardown(target: &Target, observed: &Observed) -> Vec<Action> {
     if let Some(t) = tg {
         actions.push(Action::DeleteTargetGroup { arn: t.arn.clone() });
     }
-    if let Some(d) = discovery {
+    for d in [discovery, stale_discovery].into_iter().flatten() {
         actions.push(Action::DeleteDiscoveryService { id: d.id.clone() });
     }
     for arn in revisions {
