@@ -38,14 +38,6 @@ impl SdkApiGateway {
     }
 }
 
-fn sdk_err<E, R>(operation: &'static str) -> impl FnOnce(sdk::error::SdkError<E, R>) -> AwsError
-where
-    E: sdk::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    move |e| AwsError::from_sdk(SERVICE, operation, e)
-}
-
 fn missing(operation: &'static str, what: &str) -> AwsError {
     AwsError::new(SERVICE, operation, ErrorKind::Other, format!("the answer has no {what}"))
 }
@@ -164,7 +156,13 @@ impl ApiGateway for SdkApiGateway {
         self.all_pages(
             OP,
             |token| async move {
-                self.client.get_integrations().api_id(api_id).set_next_token(token).send().await.map_err(sdk_err(OP))
+                self.client
+                    .get_integrations()
+                    .api_id(api_id)
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .map_err(AwsError::sdk(SERVICE, OP))
             },
             |out| out.items().iter().map(|x| integration_of!(OP, x)).collect(),
             |out| out.next_token(),
@@ -189,7 +187,7 @@ impl ApiGateway for SdkApiGateway {
                     .description(&config.description)
                     .send()
                     .await
-                    .map_err(sdk_err(OP))
+                    .map_err(AwsError::sdk(SERVICE, OP))
             })
             .await?;
         integration_of!(OP, &out)
@@ -212,7 +210,7 @@ impl ApiGateway for SdkApiGateway {
                     .description(&config.description)
                     .send()
                     .await
-                    .map_err(sdk_err(OP))
+                    .map_err(AwsError::sdk(SERVICE, OP))
             })
             .await?;
         Ok(())
@@ -222,7 +220,13 @@ impl ApiGateway for SdkApiGateway {
         const OP: &str = "DeleteIntegration";
         self.calls
             .run(SERVICE, OP, || async {
-                self.client.delete_integration().api_id(api_id).integration_id(id).send().await.map_err(sdk_err(OP))
+                self.client
+                    .delete_integration()
+                    .api_id(api_id)
+                    .integration_id(id)
+                    .send()
+                    .await
+                    .map_err(AwsError::sdk(SERVICE, OP))
             })
             .await
             .missing_ok()
@@ -233,7 +237,13 @@ impl ApiGateway for SdkApiGateway {
         self.all_pages(
             OP,
             |token| async move {
-                self.client.get_routes().api_id(api_id).set_next_token(token).send().await.map_err(sdk_err(OP))
+                self.client
+                    .get_routes()
+                    .api_id(api_id)
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .map_err(AwsError::sdk(SERVICE, OP))
             },
             |out| out.items().iter().map(|x| route_of!(OP, x)).collect(),
             |out| out.next_token(),
@@ -255,7 +265,7 @@ impl ApiGateway for SdkApiGateway {
                     .set_authorizer_id(config.authorizer_id.clone())
                     .send()
                     .await
-                    .map_err(sdk_err(OP))
+                    .map_err(AwsError::sdk(SERVICE, OP))
             })
             .await?;
         route_of!(OP, &out)
@@ -277,7 +287,7 @@ impl ApiGateway for SdkApiGateway {
                     .authorizer_id(&authorizer_id)
                     .send()
                     .await
-                    .map_err(sdk_err(OP))
+                    .map_err(AwsError::sdk(SERVICE, OP))
             })
             .await?;
         Ok(())
@@ -287,7 +297,7 @@ impl ApiGateway for SdkApiGateway {
         const OP: &str = "DeleteRoute";
         self.calls
             .run(SERVICE, OP, || async {
-                self.client.delete_route().api_id(api_id).route_id(id).send().await.map_err(sdk_err(OP))
+                self.client.delete_route().api_id(api_id).route_id(id).send().await.map_err(AwsError::sdk(SERVICE, OP))
             })
             .await
             .missing_ok()
@@ -298,7 +308,13 @@ impl ApiGateway for SdkApiGateway {
         self.all_pages(
             OP,
             |token| async move {
-                self.client.get_authorizers().api_id(api_id).set_next_token(token).send().await.map_err(sdk_err(OP))
+                self.client
+                    .get_authorizers()
+                    .api_id(api_id)
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .map_err(AwsError::sdk(SERVICE, OP))
             },
             |out| out.items().iter().map(|x| authorizer_of!(OP, x)).collect(),
             |out| out.next_token(),
@@ -321,7 +337,7 @@ impl ApiGateway for SdkApiGateway {
                     .jwt_configuration(jwt.clone())
                     .send()
                     .await
-                    .map_err(sdk_err(OP))
+                    .map_err(AwsError::sdk(SERVICE, OP))
             })
             .await?;
         authorizer_of!(OP, &out)
@@ -342,7 +358,7 @@ impl ApiGateway for SdkApiGateway {
                     .jwt_configuration(jwt.clone())
                     .send()
                     .await
-                    .map_err(sdk_err(OP))
+                    .map_err(AwsError::sdk(SERVICE, OP))
             })
             .await?;
         Ok(())
@@ -352,7 +368,13 @@ impl ApiGateway for SdkApiGateway {
         const OP: &str = "DeleteAuthorizer";
         self.calls
             .run(SERVICE, OP, || async {
-                self.client.delete_authorizer().api_id(api_id).authorizer_id(id).send().await.map_err(sdk_err(OP))
+                self.client
+                    .delete_authorizer()
+                    .api_id(api_id)
+                    .authorizer_id(id)
+                    .send()
+                    .await
+                    .map_err(AwsError::sdk(SERVICE, OP))
             })
             .await
             .missing_ok()

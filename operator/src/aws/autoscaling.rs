@@ -38,14 +38,6 @@ impl SdkAutoscaling {
     }
 }
 
-fn sdk_err<E, R>(operation: &'static str) -> impl FnOnce(sdk::error::SdkError<E, R>) -> AwsError
-where
-    E: sdk::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    move |e| AwsError::from_sdk(SERVICE, operation, e)
-}
-
 fn build_err(operation: &'static str) -> impl FnOnce(sdk::error::BuildError) -> AwsError {
     move |e| AwsError::new(SERVICE, operation, ErrorKind::Invalid, e.to_string())
 }
@@ -103,7 +95,7 @@ impl Autoscaling for SdkAutoscaling {
                     .resource_ids(resource_id)
                     .send()
                     .await
-                    .map_err(sdk_err(OP))
+                    .map_err(AwsError::sdk(SERVICE, OP))
             })
             .await?;
         Ok(out
@@ -130,7 +122,7 @@ impl Autoscaling for SdkAutoscaling {
                     .max_capacity(target.max_capacity)
                     .send()
                     .await
-                    .map_err(sdk_err(OP))
+                    .map_err(AwsError::sdk(SERVICE, OP))
             })
             .await?;
         Ok(())
@@ -148,7 +140,7 @@ impl Autoscaling for SdkAutoscaling {
                         .resource_id(resource_id)
                         .send()
                         .await
-                        .map_err(sdk_err(OP))
+                        .map_err(AwsError::sdk(SERVICE, OP))
                 })
                 .await,
         )
@@ -170,7 +162,7 @@ impl Autoscaling for SdkAutoscaling {
                         .set_next_token(next_token.clone())
                         .send()
                         .await
-                        .map_err(sdk_err(OP))
+                        .map_err(AwsError::sdk(SERVICE, OP))
                 })
                 .await?;
             // AWS filters by exact resource id already; the check keeps a policy of another service out
@@ -206,7 +198,7 @@ impl Autoscaling for SdkAutoscaling {
                     .target_tracking_scaling_policy_configuration(config.clone())
                     .send()
                     .await
-                    .map_err(sdk_err(OP))
+                    .map_err(AwsError::sdk(SERVICE, OP))
             })
             .await?;
         Ok(())
@@ -225,7 +217,7 @@ impl Autoscaling for SdkAutoscaling {
                         .policy_name(name)
                         .send()
                         .await
-                        .map_err(sdk_err(OP))
+                        .map_err(AwsError::sdk(SERVICE, OP))
                 })
                 .await,
         )

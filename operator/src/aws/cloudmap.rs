@@ -36,14 +36,6 @@ impl SdkCloudMap {
     }
 }
 
-fn sdk_err<E, R>(operation: &'static str) -> impl FnOnce(sdk::error::SdkError<E, R>) -> AwsError
-where
-    E: sdk::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    move |e| AwsError::from_sdk(SERVICE, operation, e)
-}
-
 /// A request ecsop could not build (a required field left empty).
 fn build_err(operation: &'static str) -> impl FnOnce(sdk::error::BuildError) -> AwsError {
     move |e| AwsError::new(SERVICE, operation, ErrorKind::Invalid, e.to_string())
@@ -135,7 +127,7 @@ impl CloudMap for SdkCloudMap {
                         .set_next_token(next_token.clone())
                         .send()
                         .await
-                        .map_err(sdk_err(OP))
+                        .map_err(AwsError::sdk(SERVICE, OP))
                 })
                 .await?;
             if let Some(summary) = out.services().iter().find(|s| s.name() == Some(name)) {
@@ -166,7 +158,7 @@ impl CloudMap for SdkCloudMap {
         let out = self
             .calls
             .run(SERVICE, OP, || async {
-                self.client.list_tags_for_resource().resource_arn(arn).send().await.map_err(sdk_err(OP))
+                self.client.list_tags_for_resource().resource_arn(arn).send().await.map_err(AwsError::sdk(SERVICE, OP))
             })
             .await?;
         Ok(out.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect())
@@ -202,7 +194,7 @@ impl CloudMap for SdkCloudMap {
                     .set_tags(tags.clone())
                     .send()
                     .await
-                    .map_err(sdk_err(OP))
+                    .map_err(AwsError::sdk(SERVICE, OP))
             })
             .await?;
         let service = out.service().ok_or_else(|| missing(OP, "Service"))?;
@@ -228,7 +220,13 @@ impl CloudMap for SdkCloudMap {
             .build();
         self.calls
             .run(SERVICE, OP, || async {
-                self.client.update_service().id(id).service(change.clone()).send().await.map_err(sdk_err(OP))
+                self.client
+                    .update_service()
+                    .id(id)
+                    .service(change.clone())
+                    .send()
+                    .await
+                    .map_err(AwsError::sdk(SERVICE, OP))
             })
             .await?;
         Ok(())
@@ -237,7 +235,9 @@ impl CloudMap for SdkCloudMap {
     async fn delete_service(&self, id: &str) -> AwsResult<()> {
         const OP: &str = "DeleteService";
         self.calls
-            .run(SERVICE, OP, || async { self.client.delete_service().id(id).send().await.map_err(sdk_err(OP)) })
+            .run(SERVICE, OP, || async {
+                self.client.delete_service().id(id).send().await.map_err(AwsError::sdk(SERVICE, OP))
+            })
             .await
             .missing_ok()
     }
@@ -256,7 +256,7 @@ impl CloudMap for SdkCloudMap {
                     .set_tags(Some(tags.clone()))
                     .send()
                     .await
-                    .map_err(sdk_err(OP))
+                    .map_err(AwsError::sdk(SERVICE, OP))
             })
             .await?;
         Ok(())
@@ -275,7 +275,7 @@ impl CloudMap for SdkCloudMap {
                     .set_tag_keys(Some(keys.to_vec()))
                     .send()
                     .await
-                    .map_err(sdk_err(OP))
+                    .map_err(AwsError::sdk(SERVICE, OP))
             })
             .await?;
         Ok(())
@@ -288,7 +288,9 @@ impl SdkCloudMap {
         const OP: &str = "GetService";
         let out = self
             .calls
-            .run(SERVICE, OP, || async { self.client.get_service().id(id).send().await.map_err(sdk_err(OP)) })
+            .run(SERVICE, OP, || async {
+                self.client.get_service().id(id).send().await.map_err(AwsError::sdk(SERVICE, OP))
+            })
             .await?;
         let service = out.service().ok_or_else(|| missing(OP, "Service"))?;
         let namespace_id = service.namespace_id().ok_or_else(|| missing(OP, "NamespaceId"))?;

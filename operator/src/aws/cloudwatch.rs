@@ -41,14 +41,6 @@ impl SdkCloudWatch {
     }
 }
 
-fn sdk_err<E, R>(operation: &'static str) -> impl FnOnce(sdk::error::SdkError<E, R>) -> AwsError
-where
-    E: sdk::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    move |e| AwsError::from_sdk(SERVICE, operation, e)
-}
-
 fn missing(operation: &'static str, what: &str) -> AwsError {
     AwsError::new(SERVICE, operation, ErrorKind::Other, format!("the answer has no {what}"))
 }
@@ -115,7 +107,7 @@ impl CloudWatch for SdkCloudWatch {
                         .set_next_token(next_token.clone())
                         .send()
                         .await
-                        .map_err(sdk_err(OP))
+                        .map_err(AwsError::sdk(SERVICE, OP))
                 })
                 .await?;
             for alarm in out.metric_alarms() {
@@ -157,7 +149,7 @@ impl CloudWatch for SdkCloudWatch {
                     .set_tags(tag_list.clone())
                     .send()
                     .await
-                    .map_err(sdk_err(OP))
+                    .map_err(AwsError::sdk(SERVICE, OP))
             })
             .await?;
         if tags.is_empty() {
@@ -182,7 +174,7 @@ impl CloudWatch for SdkCloudWatch {
         let out = self
             .calls
             .run(SERVICE, OP, || async {
-                self.client.list_tags_for_resource().resource_arn(arn).send().await.map_err(sdk_err(OP))
+                self.client.list_tags_for_resource().resource_arn(arn).send().await.map_err(AwsError::sdk(SERVICE, OP))
             })
             .await?;
         Ok(out
@@ -206,7 +198,7 @@ impl CloudWatch for SdkCloudWatch {
                     .set_tags(Some(tags.clone()))
                     .send()
                     .await
-                    .map_err(sdk_err(OP))
+                    .map_err(AwsError::sdk(SERVICE, OP))
             })
             .await?;
         Ok(())
@@ -225,7 +217,7 @@ impl CloudWatch for SdkCloudWatch {
                     .set_tag_keys(Some(keys.to_vec()))
                     .send()
                     .await
-                    .map_err(sdk_err(OP))
+                    .map_err(AwsError::sdk(SERVICE, OP))
             })
             .await?;
         Ok(())
@@ -238,7 +230,12 @@ impl CloudWatch for SdkCloudWatch {
             // alarms are gone all the same.
             self.calls
                 .run(SERVICE, OP, || async {
-                    self.client.delete_alarms().set_alarm_names(Some(chunk.to_vec())).send().await.map_err(sdk_err(OP))
+                    self.client
+                        .delete_alarms()
+                        .set_alarm_names(Some(chunk.to_vec()))
+                        .send()
+                        .await
+                        .map_err(AwsError::sdk(SERVICE, OP))
                 })
                 .await
                 .missing_ok()?;
@@ -260,7 +257,7 @@ impl SdkCloudWatch {
                     .alarm_types(AlarmType::MetricAlarm)
                     .send()
                     .await
-                    .map_err(sdk_err(OP))
+                    .map_err(AwsError::sdk(SERVICE, OP))
             })
             .await?;
         Ok(out

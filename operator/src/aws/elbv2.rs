@@ -85,14 +85,6 @@ impl SdkElbv2 {
     }
 }
 
-fn sdk_err<E, R>(operation: &'static str) -> impl FnOnce(sdk::error::SdkError<E, R>) -> AwsError
-where
-    E: sdk::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    move |e| AwsError::from_sdk(SERVICE, operation, e)
-}
-
 /// An answer lacking a field ecsop needs.
 fn missing(operation: &'static str, what: &str) -> AwsError {
     AwsError::new(SERVICE, operation, ErrorKind::Other, format!("the answer has no {what}"))
@@ -142,7 +134,7 @@ async fn describe_target_groups(
                     .set_names(names.map(<[String]>::to_vec))
                     .set_marker(marker.clone())
                     .set_page_size(names.is_none().then_some(LIST_PAGE_SIZE));
-                async move { request.send().await.map_err(sdk_err(OP)) }
+                async move { request.send().await.map_err(AwsError::sdk(SERVICE, OP)) }
             })
             .await?;
         for tg in out.target_groups() {
@@ -184,7 +176,7 @@ async fn load_tags(client: &sdk::Client, calls: &Calls, arns: Vec<String>) -> Aw
         let result = calls
             .run(SERVICE, OP, || {
                 let request = client.describe_tags().set_resource_arns(Some(batch.clone()));
-                async move { request.send().await.map_err(sdk_err(OP)) }
+                async move { request.send().await.map_err(AwsError::sdk(SERVICE, OP)) }
             })
             .await;
         match result {
@@ -222,7 +214,7 @@ async fn load_rules(client: &sdk::Client, calls: &Calls, listener_arn: &str) -> 
             .run(SERVICE, OP, || {
                 let request =
                     client.describe_rules().listener_arn(listener_arn).page_size(RULES_PAGE).set_marker(marker.clone());
-                async move { request.send().await.map_err(sdk_err(OP)) }
+                async move { request.send().await.map_err(AwsError::sdk(SERVICE, OP)) }
             })
             .await?;
         for rule in out.rules() {
@@ -341,7 +333,12 @@ impl Elbv2 for SdkElbv2 {
         let out = self
             .calls
             .run(SERVICE, OP, || async {
-                self.client.describe_target_group_attributes().target_group_arn(arn).send().await.map_err(sdk_err(OP))
+                self.client
+                    .describe_target_group_attributes()
+                    .target_group_arn(arn)
+                    .send()
+                    .await
+                    .map_err(AwsError::sdk(SERVICE, OP))
             })
             .await?;
         Ok(out
@@ -383,7 +380,7 @@ impl Elbv2 for SdkElbv2 {
                     .set_tags(tags.clone())
                     .send()
                     .await
-                    .map_err(sdk_err(OP))
+                    .map_err(AwsError::sdk(SERVICE, OP))
             })
             .await?;
         let tg = out.target_groups().first().ok_or_else(|| missing(OP, "target group"))?;
@@ -407,7 +404,7 @@ impl Elbv2 for SdkElbv2 {
                     .matcher(Matcher::builder().http_code(&health.matcher).build())
                     .send()
                     .await
-                    .map_err(sdk_err(OP))
+                    .map_err(AwsError::sdk(SERVICE, OP))
             })
             .await?;
         Ok(())
@@ -428,7 +425,7 @@ impl Elbv2 for SdkElbv2 {
                     .set_attributes(Some(attributes.clone()))
                     .send()
                     .await
-                    .map_err(sdk_err(OP))
+                    .map_err(AwsError::sdk(SERVICE, OP))
             })
             .await?;
         Ok(())
@@ -438,7 +435,7 @@ impl Elbv2 for SdkElbv2 {
         const OP: &str = "DeleteTargetGroup";
         self.calls
             .run(SERVICE, OP, || async {
-                self.client.delete_target_group().target_group_arn(arn).send().await.map_err(sdk_err(OP))
+                self.client.delete_target_group().target_group_arn(arn).send().await.map_err(AwsError::sdk(SERVICE, OP))
             })
             .await
             .missing_ok()
@@ -464,7 +461,7 @@ impl Elbv2 for SdkElbv2 {
                     .set_tags(tags.clone())
                     .send()
                     .await
-                    .map_err(sdk_err(OP))
+                    .map_err(AwsError::sdk(SERVICE, OP))
             })
             .await?;
         let rule = out.rules().first().ok_or_else(|| missing(OP, "rule"))?;
@@ -489,7 +486,7 @@ impl Elbv2 for SdkElbv2 {
                     .actions(action(rule_action))
                     .send()
                     .await
-                    .map_err(sdk_err(OP))
+                    .map_err(AwsError::sdk(SERVICE, OP))
             })
             .await?;
         Ok(())
@@ -504,7 +501,7 @@ impl Elbv2 for SdkElbv2 {
                     .rule_priorities(RulePriorityPair::builder().rule_arn(arn).priority(priority).build())
                     .send()
                     .await
-                    .map_err(sdk_err(OP))
+                    .map_err(AwsError::sdk(SERVICE, OP))
             })
             .await?;
         Ok(())
@@ -513,7 +510,9 @@ impl Elbv2 for SdkElbv2 {
     async fn delete_rule(&self, arn: &str) -> AwsResult<()> {
         const OP: &str = "DeleteRule";
         self.calls
-            .run(SERVICE, OP, || async { self.client.delete_rule().rule_arn(arn).send().await.map_err(sdk_err(OP)) })
+            .run(SERVICE, OP, || async {
+                self.client.delete_rule().rule_arn(arn).send().await.map_err(AwsError::sdk(SERVICE, OP))
+            })
             .await
             .missing_ok()
     }
@@ -526,7 +525,13 @@ impl Elbv2 for SdkElbv2 {
         let tags = sdk_tags(tags);
         self.calls
             .run(SERVICE, OP, || async {
-                self.client.add_tags().resource_arns(arn).set_tags(Some(tags.clone())).send().await.map_err(sdk_err(OP))
+                self.client
+                    .add_tags()
+                    .resource_arns(arn)
+                    .set_tags(Some(tags.clone()))
+                    .send()
+                    .await
+                    .map_err(AwsError::sdk(SERVICE, OP))
             })
             .await?;
         Ok(())
@@ -545,7 +550,7 @@ impl Elbv2 for SdkElbv2 {
                     .set_tag_keys(Some(keys.to_vec()))
                     .send()
                     .await
-                    .map_err(sdk_err(OP))
+                    .map_err(AwsError::sdk(SERVICE, OP))
             })
             .await?;
         Ok(())

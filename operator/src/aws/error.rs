@@ -72,6 +72,15 @@ impl AwsError {
         AwsError { service, operation, kind, code: None, message: message.into() }
     }
 
+    /// [`AwsError::from_sdk`] as a `map_err` adapter, as every SDK adapter uses it.
+    pub fn sdk<E, R>(service: &'static str, operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: fmt::Debug,
+    {
+        move |e| Self::from_sdk(service, operation, e)
+    }
+
     /// Classify an SDK error of `service`'s `operation`.
     pub fn from_sdk<E, R>(service: &'static str, operation: &'static str, err: SdkError<E, R>) -> Self
     where
