@@ -7,29 +7,17 @@
 //! either way; and UpdateRoute stores the empty AuthorizerId that clears a route's authorizer as an empty
 //! string, which the adapter reads as no authorizer.
 
-use std::time::Duration;
-
 use ecsop::api::DnsRecordType;
 use ecsop::aws::apigateway::SdkApiGateway;
-use ecsop::aws::calls::RetryPolicy;
 use ecsop::aws::cloudmap::SdkCloudMap;
-use ecsop::aws::limiter::Limiter;
 use ecsop::aws::{
     ApiGateway, Authorizer, AuthorizerConfig, Calls, CloudMap, ErrorKind, Integration, IntegrationConfig, Outcome,
     Route, RouteConfig, Tags,
 };
 use ecsop_testkit::{Account, Fault, HttpApi, Moto};
 
-fn fast_calls() -> Calls {
-    Calls::new(
-        Limiter::unlimited(),
-        RetryPolicy {
-            max_attempts: 5,
-            initial_backoff: Duration::from_millis(2),
-            max_backoff: Duration::from_millis(10),
-        },
-    )
-}
+mod support;
+use support::fast_calls;
 
 /// A fresh account with an HTTP API, a VPC link and two Cloud Map services (their ARNs).
 struct Setup {

@@ -8,33 +8,17 @@
 //! fail with ResourceNotFoundException for an ARN that is not an alarm.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use aws_sdk_cloudwatch as cw;
-use ecsop::aws::calls::RetryPolicy;
 use ecsop::aws::cloudwatch::SdkCloudWatch;
-use ecsop::aws::limiter::Limiter;
 use ecsop::aws::{Calls, CloudWatch, ErrorKind, MetricAlarm, Outcome, Tags};
-use ecsop_testkit::{Account, Fault, Moto};
+use ecsop_testkit::{Account, Fault};
+
+mod support;
+use support::{account, fast_calls};
 
 /// CloudWatch's signing name, as the harness logs and matches calls.
 const SIGNING_NAME: &str = "monitoring";
-
-async fn account() -> Account {
-    Moto::shared().await.expect("moto starts").new_account()
-}
-
-/// Retries quick enough for a test.
-fn fast_calls() -> Calls {
-    Calls::new(
-        Limiter::unlimited(),
-        RetryPolicy {
-            max_attempts: 5,
-            initial_backoff: Duration::from_millis(5),
-            max_backoff: Duration::from_millis(20),
-        },
-    )
-}
 
 async fn adapter(account: &Account, calls: &Calls) -> SdkCloudWatch {
     SdkCloudWatch::new(&account.sdk_config().await, calls.clone())

@@ -7,29 +7,13 @@
 //! moto 5.2.5 gap met here: PutImageScanningConfiguration with scanOnPush=false does not switch scanning
 //! off (see the comment in the test).
 
-use std::time::Duration;
-
 use ecsop::api::TagMutability;
-use ecsop::aws::calls::RetryPolicy;
 use ecsop::aws::ecr::SdkEcr;
-use ecsop::aws::limiter::Limiter;
 use ecsop::aws::{Calls, Ecr, ErrorKind, Outcome, Tags};
-use ecsop_testkit::{Account, Fault, Moto};
+use ecsop_testkit::{Account, Fault};
 
-async fn account() -> Account {
-    Moto::shared().await.expect("moto starts").new_account()
-}
-
-fn fast_calls() -> Calls {
-    Calls::new(
-        Limiter::unlimited(),
-        RetryPolicy {
-            max_attempts: 5,
-            initial_backoff: Duration::from_millis(2),
-            max_backoff: Duration::from_millis(10),
-        },
-    )
-}
+mod support;
+use support::{account, fast_calls};
 
 async fn adapter(account: &Account, calls: &Calls) -> SdkEcr {
     SdkEcr::new(&account.sdk_config().await, calls.clone())

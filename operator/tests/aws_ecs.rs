@@ -8,35 +8,19 @@
 //! - moto drops `deploymentConfiguration` and `healthCheckGracePeriodSeconds`; the harness keeps them.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use ecsop::api::ApiDeployment;
-use ecsop::aws::calls::RetryPolicy;
 use ecsop::aws::ecs::SdkEcs;
-use ecsop::aws::limiter::Limiter;
 use ecsop::aws::{
     Binding, Calls, DeploymentAlarms, DeploymentSettings, Ecs, ErrorKind, NetworkSettings, Outcome, ServiceConfig,
     ServiceUpdate, Tags, TaskDefinitionInfo,
 };
 use ecsop::engine::names::Names;
 use ecsop::engine::taskdef::TaskDefinition;
-use ecsop_testkit::{Account, Fault, Moto, Network};
+use ecsop_testkit::{Account, Fault, Network};
 
-async fn account() -> Account {
-    Moto::shared().await.expect("moto starts").new_account()
-}
-
-/// Calls without rate limits, retrying quickly.
-fn fast_calls() -> Calls {
-    Calls::new(
-        Limiter::unlimited(),
-        RetryPolicy {
-            max_attempts: 5,
-            initial_backoff: Duration::from_millis(2),
-            max_backoff: Duration::from_millis(10),
-        },
-    )
-}
+mod support;
+use support::{account, fast_calls};
 
 async fn adapter(account: &Account, calls: &Calls) -> SdkEcs {
     SdkEcs::new(&account.sdk_config().await, calls.clone())
