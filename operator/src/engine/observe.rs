@@ -63,8 +63,10 @@ pub struct Observed {
     pub discovery: Option<DiscoveryService>,
     /// Its tags, when read.
     pub discovery_tags: Option<Tags>,
-    /// The Cloud Map service with our name in the namespace the service records, when the spec no
-    /// longer names that namespace (dropped or moved): deleted once no task registers in it.
+    /// The Cloud Map namespace the service records (`ecsop.io/discovery-namespace`) when the spec no
+    /// longer names it (dropped or moved).
+    pub stale_discovery_namespace: Option<String>,
+    /// The Cloud Map service with our name in that namespace: deleted once no task registers in it.
     pub stale_discovery: Option<DiscoveryService>,
     /// Its tags, when read.
     pub stale_discovery_tags: Option<Tags>,
@@ -150,7 +152,7 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
 
     // A Cloud Map service the spec left is deleted only after the old tasks are gone, some reconciles
     // later: until then every run looks for it.
-    let stale_namespace = observed
+    observed.stale_discovery_namespace = observed
         .service
         .as_ref()
         .and_then(|s| s.tags.get(service_tags::DISCOVERY_NAMESPACE))
@@ -158,7 +160,7 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
         .cloned();
     // The fast path needs a recorded image that cannot have moved, and the recorded hash to match.
     let fast = !deep
-        && stale_namespace.is_none()
+        && observed.stale_discovery_namespace.is_none()
         && immutable
         && recorded.as_ref().is_some_and(|image| {
             let desired = Desired::new(target, image);
@@ -282,7 +284,7 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
                 observed.discovery_tags = Some(clients.cloudmap.tags(&d.arn).await?);
             }
         }
-        if let Some(ns) = &stale_namespace {
+        if let Some(ns) = &observed.stale_discovery_namespace {
             // A namespace deleted since leaves nothing of ours behind.
             observed.stale_discovery = match clients.cloudmap.find_service(ns, names.service()).await {
                 Ok(found) => found,

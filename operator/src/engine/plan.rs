@@ -873,12 +873,8 @@ pub fn plan(target: &Target, observed: &Observed, now: DateTime<Utc>) -> Plan {
     // A Cloud Map service the spec left (dropped, or moved to another namespace): the service update
     // below stops registering in it; once that rollout has finished, no task is registered any more
     // and it can go. Until then it is kept, and so is the record of its namespace.
-    let recorded_namespace =
-        observed.service.as_ref().and_then(|s| s.tags.get(service_tags::DISCOVERY_NAMESPACE)).cloned();
     let mut stale_namespace_kept = false;
-    if let Some(ns) = &recorded_namespace
-        && desired.discovery.as_ref().is_none_or(|d| &d.namespace_id != ns)
-    {
+    if observed.stale_discovery_namespace.is_some() {
         let stale = observed
             .stale_discovery
             .as_ref()
