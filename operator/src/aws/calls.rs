@@ -201,11 +201,9 @@ pub fn sdk_retry_config() -> aws_config::retry::RetryConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    fn fast() -> Calls {
+impl Calls {
+    /// No rate limit and retries of a millisecond or two, for the adapters' unit tests.
+    pub(crate) fn for_unit_tests() -> Calls {
         Calls::new(
             Limiter::unlimited(),
             RetryPolicy {
@@ -214,6 +212,16 @@ mod tests {
                 max_backoff: Duration::from_millis(2),
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn fast() -> Calls {
+        Calls::for_unit_tests()
     }
 
     #[tokio::test]

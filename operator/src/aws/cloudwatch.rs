@@ -272,7 +272,6 @@ impl SdkCloudWatch {
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
-    use std::time::Duration;
 
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
     use aws_smithy_types::error::ErrorMetadata;
@@ -284,21 +283,11 @@ mod tests {
 
     use super::*;
     use crate::aws::Outcome;
-    use crate::aws::calls::RetryPolicy;
-    use crate::aws::limiter::Limiter;
 
     const ARN: &str = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:prod-books-api-cpu";
 
-    /// Retries quick enough for a unit test.
     fn fast_calls() -> Calls {
-        Calls::new(
-            Limiter::unlimited(),
-            RetryPolicy {
-                max_attempts: 5,
-                initial_backoff: Duration::from_millis(1),
-                max_backoff: Duration::from_millis(2),
-            },
-        )
+        Calls::for_unit_tests()
     }
 
     fn adapter(client: sdk::Client, calls: &Calls) -> SdkCloudWatch {
