@@ -115,23 +115,20 @@ where
                 Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
                 Err(panic) => Err(panic),
             };
-            let response = match outcome {
+            let mut response = match outcome {
                 Ok(Ok(response)) => json_error_shape(response),
                 Ok(Err(infallible)) => match infallible {},
                 Err(panic) => panic_response(panic),
             };
             drop(in_flight);
             let status = response.status();
-            metrics.record(method, route, status, start.elapsed());
-            tracing::debug!(status = status.as_u16(), latency_us = start.elapsed().as_micros(), "request finished");
-            response
-        }
-        .instrument(span);
-        Box::pin(async move {
-            let mut response = respond.await;
+            let latency = start.elapsed();
+            metrics.record(method, route, status, latency);
+            tracing::debug!(status = status.as_u16(), latency_us = latency.as_micros(), "request finished");
             response.headers_mut().insert(X_REQUEST_ID.clone(), request_id);
             Ok(response)
-        })
+        };
+        Box::pin(respond.instrument(span))
     }
 }
 
