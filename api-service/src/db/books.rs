@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::{Db, Page, conflict_or, now};
+use super::{Db, Page, conflict_or, now, sqlite_reads::SqliteRow};
 use crate::error::ApiError;
 
 /// A stored book.
@@ -39,16 +39,14 @@ pub struct BookFields {
 }
 
 const COLUMNS: &str = "id, title, author, isbn, published_year, created_at, updated_at";
-// The SQLite read path's statements (same columns, in `COLUMNS` order; see `Book::from_sqlite`).
-const SQLITE_LIST: &str =
-    "SELECT id, title, author, isbn, published_year, created_at, updated_at FROM books ORDER BY id LIMIT ?1 OFFSET ?2";
-const SQLITE_GET: &str =
-    "SELECT id, title, author, isbn, published_year, created_at, updated_at FROM books WHERE id = ?1";
 const DUPLICATE: &str = "a book with this ISBN already exists";
 
-impl Book {
-    /// A row of `SQLITE_LIST` or `SQLITE_GET`.
-    fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+impl SqliteRow for Book {
+    const LIST: &'static str = "SELECT id, title, author, isbn, published_year, created_at, updated_at FROM books ORDER BY id LIMIT ?1 OFFSET ?2";
+    const GET: &'static str =
+        "SELECT id, title, author, isbn, published_year, created_at, updated_at FROM books WHERE id = ?1";
+
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(Book {
             id: row.get(0)?,
             title: row.get(1)?,
@@ -65,11 +63,7 @@ impl Db {
     /// One page of books, oldest first.
     pub async fn list_books(&self, page: Page) -> Result<Vec<Book>, ApiError> {
         if let Some(reads) = self.sqlite_reads() {
-            return reads
-                .run(move |conn| {
-                    conn.prepare_cached(SQLITE_LIST)?.query_map([page.limit, page.offset], Book::from_sqlite)?.collect()
-                })
-                .await;
+            return reads.page(page.limit, page.offset).await;
         }
         let sql = format!("SELECT {COLUMNS} FROM books ORDER BY id LIMIT $1 OFFSET $2");
         Ok(sqlx::query_as(&sql).bind(page.limit).bind(page.offset).fetch_all(self.pool()).await?)
@@ -78,12 +72,7 @@ impl Db {
     /// One book.
     pub async fn get_book(&self, id: i64) -> Result<Book, ApiError> {
         let found = if let Some(reads) = self.sqlite_reads() {
-            reads
-                .run(move |conn| {
-                    use rusqlite::OptionalExtension;
-                    conn.prepare_cached(SQLITE_GET)?.query_row([id], Book::from_sqlite).optional()
-                })
-                .await?
+            reads.by_id(id).await?
         } else {
             let sql = format!("SELECT {COLUMNS} FROM books WHERE id = $1");
             sqlx::query_as(&sql).bind(id).fetch_optional(self.pool()).await?

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::{Db, Page, conflict_or, now};
+use super::{Db, Page, conflict_or, now, sqlite_reads::SqliteRow};
 use crate::error::ApiError;
 
 /// A stored movie.
@@ -39,15 +39,15 @@ pub struct MovieFields {
 }
 
 const COLUMNS: &str = "id, title, year, director, genre, created_at, updated_at";
-// The SQLite read path's statements (same columns, in `COLUMNS` order; see `Movie::from_sqlite`).
-const SQLITE_LIST: &str =
-    "SELECT id, title, year, director, genre, created_at, updated_at FROM movies ORDER BY id LIMIT ?1 OFFSET ?2";
-const SQLITE_GET: &str = "SELECT id, title, year, director, genre, created_at, updated_at FROM movies WHERE id = ?1";
 const DUPLICATE: &str = "a movie with this title and year already exists";
 
-impl Movie {
-    /// A row of `SQLITE_LIST` or `SQLITE_GET`.
-    fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+impl SqliteRow for Movie {
+    const LIST: &'static str =
+        "SELECT id, title, year, director, genre, created_at, updated_at FROM movies ORDER BY id LIMIT ?1 OFFSET ?2";
+    const GET: &'static str =
+        "SELECT id, title, year, director, genre, created_at, updated_at FROM movies WHERE id = ?1";
+
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(Movie {
             id: row.get(0)?,
             title: row.get(1)?,
@@ -64,13 +64,7 @@ impl Db {
     /// One page of movies, oldest first.
     pub async fn list_movies(&self, page: Page) -> Result<Vec<Movie>, ApiError> {
         if let Some(reads) = self.sqlite_reads() {
-            return reads
-                .run(move |conn| {
-                    conn.prepare_cached(SQLITE_LIST)?
-                        .query_map([page.limit, page.offset], Movie::from_sqlite)?
-                        .collect()
-                })
-                .await;
+            return reads.page(page.limit, page.offset).await;
         }
         let sql = format!("SELECT {COLUMNS} FROM movies ORDER BY id LIMIT $1 OFFSET $2");
         Ok(sqlx::query_as(&sql).bind(page.limit).bind(page.offset).fetch_all(self.pool()).await?)
@@ -79,12 +73,7 @@ impl Db {
     /// One movie.
     pub async fn get_movie(&self, id: i64) -> Result<Movie, ApiError> {
         let found = if let Some(reads) = self.sqlite_reads() {
-            reads
-                .run(move |conn| {
-                    use rusqlite::OptionalExtension;
-                    conn.prepare_cached(SQLITE_GET)?.query_row([id], Movie::from_sqlite).optional()
-                })
-                .await?
+            reads.by_id(id).await?
         } else {
             let sql = format!("SELECT {COLUMNS} FROM movies WHERE id = $1");
             sqlx::query_as(&sql).bind(id).fetch_optional(self.pool()).await?

@@ -108,6 +108,17 @@ impl SqliteReads {
         }
     }
 
+    /// One page of `T`'s rows ([`SqliteRow::LIST`]).
+    pub async fn page<T: SqliteRow>(&self, limit: i64, offset: i64) -> Result<Vec<T>, ApiError> {
+        self.run(move |conn| conn.prepare_cached(T::LIST)?.query_map([limit, offset], T::from_row)?.collect()).await
+    }
+
+    /// The row of `T` with this id ([`SqliteRow::GET`]), if any.
+    pub async fn by_id<T: SqliteRow>(&self, id: i64) -> Result<Option<T>, ApiError> {
+        use rusqlite::OptionalExtension;
+        self.run(move |conn| conn.prepare_cached(T::GET)?.query_row([id], T::from_row).optional()).await
+    }
+
     /// Closes every idle connection (shutdown).
     pub fn close(&self) {
         self.inner.idle.lock().unwrap_or_else(PoisonError::into_inner).clear();
@@ -162,6 +173,16 @@ impl Inner {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
     }
+}
+
+/// A row type read through [`SqliteReads::page`] and [`SqliteReads::by_id`].
+pub trait SqliteRow: Sized + Send + 'static {
+    /// `SELECT <columns> ... ORDER BY id LIMIT ?1 OFFSET ?2`.
+    const LIST: &'static str;
+    /// `SELECT <columns> ... WHERE id = ?1`.
+    const GET: &'static str;
+    /// One row of either statement.
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self>;
 }
 
 /// True when an inline read was stopped by a guard (step budget or a lock it may not wait for).
