@@ -81,7 +81,8 @@ impl Db {
         // An in-memory SQLite database lives as long as its one connection: through `Any`, each new
         // connection parses the URL again and opens a database of its own (without the tables), so it
         // gets exactly one connection that never idles out or expires.
-        let in_memory = backend == Backend::Sqlite && sqlite_reads::file_of_url(&url).is_none();
+        let sqlite_file = if backend == Backend::Sqlite { sqlite_reads::file_of_url(&url) } else { None };
+        let in_memory = backend == Backend::Sqlite && sqlite_file.is_none();
         let (pool_max, pool_min, idle, lifetime) = if in_memory {
             (1, 1, None, None)
         } else {
@@ -117,11 +118,7 @@ impl Db {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await.map_err(Error::Migrate)?;
-        let reads = match backend {
-            Backend::Sqlite => sqlite_reads::file_of_url(&url)
-                .map(|file| SqliteReads::new(&file, max_connections as usize, settings.acquire_timeout)),
-            Backend::Postgres => None,
-        };
+        let reads = sqlite_file.map(|file| SqliteReads::new(&file, max_connections as usize, settings.acquire_timeout));
         Ok(Self { pool, backend, reads })
     }
 
