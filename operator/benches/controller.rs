@@ -25,13 +25,13 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use ecsop::api::ApiDeployment;
-use ecsop::aws::fake::FakeAws;
 use ecsop::aws::{AwsResult, Clients, Ecs, Service, ServiceConfig, ServiceUpdate, Tags, TaskDefinitionInfo};
 use ecsop::controller::leader::LeaderState;
 use ecsop::controller::{Context, Engines, FINALIZER, Timing, reconcile};
 use ecsop::engine::Engine;
 use ecsop::engine::taskdef::TaskDefinition;
 use ecsop::metrics::Metrics;
+use ecsop_testkit::fake::FakeAws;
 use http::{Request, Response};
 use kube::client::Body;
 use serde_json::{Value, json};

@@ -27,13 +27,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use chrono::{DateTime, Utc};
 use ecsop::api::ApiDeployment;
-use ecsop::aws::fake::FakeAws;
 use ecsop::aws::limiter::{Class, default_rates};
 use ecsop::engine::act::Quiet;
 use ecsop::engine::desired::{PinnedImage, Target};
 use ecsop::engine::observe::{self, ImageState, Observed};
 use ecsop::engine::plan::{self, Phase};
 use ecsop::engine::{Engine, Options};
+use ecsop_testkit::fake::FakeAws;
 use ecsop_testkit::{Account, Call, Drive, Moto, Network};
 
 /// The cluster the moto network fixture creates.

@@ -113,7 +113,7 @@ fn install_venv() -> Result<PathBuf, String> {
     }
     let interpreter = std::env::var("ECSOP_PYTHON").unwrap_or_else(|_| "python3".into());
     run(Command::new(&interpreter).arg("-m").arg("venv").arg(&venv), "creating the virtualenv")?;
-    // helm-sdkpy declares Python >= 3.12 but works on 3.11 (DESIGN.md section 7).
+    // helm-sdkpy declares Python >= 3.12 but works on 3.11 (see CONTRIBUTING.md).
     run(
         Command::new(venv.join("bin").join("pip"))
             .args(["install", "--quiet", "--disable-pip-version-check", "--ignore-requires-python"])
@@ -1022,7 +1022,6 @@ fn adapter_operations() -> BTreeSet<String> {
             "batch.rs",
             "calls.rs",
             "error.rs",
-            "fake.rs",
             "limiter.rs",
             "mod.rs",
         ];

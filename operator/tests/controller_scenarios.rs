@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use ecsop::api::{ApiDeployment, ApiDeploymentStatus};
 use ecsop::aws::ErrorKind;
-use ecsop::aws::fake::FakeAws;
 use ecsop::controller::leader::LeaderState;
 use ecsop::controller::{Context, Engines, FINALIZER, Timing, error_policy, reconcile};
 use ecsop::engine::Engine;
 use ecsop::metrics::Metrics;
+use ecsop_testkit::fake::FakeAws;
 use http::{Request, Response};
 use kube::client::Body;
 use serde_json::{Value, json};

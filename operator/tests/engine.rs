@@ -4,11 +4,11 @@
 use chrono::Utc;
 use ecsop::api::ApiDeployment;
 use ecsop::aws::ErrorKind;
-use ecsop::aws::fake::FakeAws;
 use ecsop::engine::act::Quiet;
 use ecsop::engine::desired::Target;
 use ecsop::engine::plan::Phase;
 use ecsop::engine::{Engine, Options, Reconciled};
+use ecsop_testkit::fake::FakeAws;
 use proptest::prelude::*;
 
 const CLUSTER: &str = "api-cluster";

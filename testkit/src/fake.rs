@@ -1,4 +1,6 @@
-//! In-memory fakes of the five AWS adapters, for the engine's unit tests, property tests and benchmarks.
+//! In-memory fakes of ecsop's AWS adapters, for the engine's tests, property tests and benchmarks.
+//!
+//! Test support: it lives here, in `ecsop-testkit`, so the shipped `ecsop` binary does not contain it.
 //!
 //! [`FakeAws`] holds one AWS account (`123456789012`) in one region (`us-east-1`) and implements
 //! [`Ecr`], [`Ecs`], [`Elbv2`], [`CloudMap`] and [`Autoscaling`] on it. It behaves like AWS wherever the
@@ -27,16 +29,16 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use regex::Regex;
 
-use super::error::classify_code;
-use super::{
+use ecsop::api::{DnsRecordType, TagMutability};
+use ecsop::aws::error::classify_code;
+use ecsop::aws::{
     AlarmInfo, ApiGateway, Authorizer, AuthorizerConfig, Autoscaling, AwsError, AwsResult, Binding, Clients, CloudMap,
     CloudWatch, Deployment, DeploymentAlarms, DiscoveryService, Ecr, Ecs, Elbv2, ErrorKind, ImageScan, Integration,
     IntegrationConfig, MetricAlarm, NetworkSettings, Repository, Route, RouteConfig, Rule, RuleAction, RuleConfig,
     ScalableTarget, ScalingMetric, ScalingPolicy, Service, ServiceConfig, ServiceEvent, ServiceUpdate, Tags,
     TargetGroup, TargetGroupConfig, TargetGroupHealth, TaskDefinitionInfo,
 };
-use crate::api::{DnsRecordType, TagMutability};
-use crate::engine::taskdef::TaskDefinition;
+use ecsop::engine::taskdef::TaskDefinition;
 
 /// The account every fake resource lives in.
 pub const ACCOUNT: &str = "123456789012";
@@ -2267,8 +2269,8 @@ impl ApiGateway for FakeAws {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::DeploymentSettings;
-    use crate::engine::taskdef::Container;
+    use ecsop::aws::DeploymentSettings;
+    use ecsop::engine::taskdef::Container;
 
     fn td(family: &str, image: &str) -> TaskDefinition {
         TaskDefinition {

@@ -22,6 +22,7 @@
 //! itself after a minute without requests.
 
 mod apigateway;
+pub mod fake;
 mod fixture;
 mod images;
 mod kube;

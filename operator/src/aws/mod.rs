@@ -15,7 +15,6 @@ pub mod ecr;
 pub mod ecs;
 pub mod elbv2;
 pub mod error;
-pub mod fake;
 pub mod limiter;
 
 use std::collections::BTreeMap;
