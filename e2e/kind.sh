@@ -10,7 +10,7 @@
 # Settings (environment):
 #   ECSOP_E2E_CLUSTER   kind cluster name (default ecsop-e2e; reused if it exists, else created)
 #   ECSOP_E2E_IMAGE     operator image (default ecsop:e2e)
-#   ECSOP_E2E_BUILD     1 (default): docker build -f e2e/Dockerfile; 0: use ECSOP_E2E_IMAGE as it is
+#   ECSOP_E2E_BUILD     1 (default): docker build -f operator/Dockerfile; 0: use ECSOP_E2E_IMAGE as it is
 #                       (pulled by docker if missing), then `kind load` it
 #   ECSOP_E2E_AWS       moto (default) or real
 #   ECSOP_E2E_MANIFEST  with real AWS: the ApiDeployment to apply (its cluster, subnets, ... must exist)
@@ -76,7 +76,7 @@ fi
 
 step "operator image $IMAGE"
 if [ "$BUILD" = 1 ]; then
-  DOCKER_BUILDKIT=1 docker build -f e2e/Dockerfile -t "$IMAGE" .
+  DOCKER_BUILDKIT=1 docker build -f operator/Dockerfile -t "$IMAGE" .
 elif ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
   docker pull "$IMAGE"
 fi

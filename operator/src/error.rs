@@ -28,7 +28,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// The CLI exit code for this error (DESIGN.md section 5): 2 invalid input, 4 AWS or permission.
+    /// The CLI exit code for this error (docs/cli.md): 2 invalid input, 4 AWS or permission.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Manifest(_) | Error::Usage(_) => 2,

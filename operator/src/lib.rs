@@ -1,7 +1,7 @@
 //! ecsop: deploys HTTP API services to AWS ECS Fargate from `ApiDeployment` resources.
 //!
 //! One engine, two front ends: the Kubernetes controller (`ecsop run`) and the one-shot CLI
-//! (`ecsop apply|diff|delete|status -f PATH`). See DESIGN.md for the contracts.
+//! (`ecsop apply|diff|delete|status -f PATH`). The contracts are in `docs/`.
 
 pub mod admin;
 pub mod api;

@@ -1,4 +1,5 @@
-//! `/api/v1/books` (seeds 001 and 003): list, create, read, update, delete. Writes need a token.
+//! `/api/v1/books` (reference systems 001 and 003, see examples/README.md): list, create, read, update,
+//! delete. Writes need a token.
 
 use axum::{
     extract::State,

@@ -1,4 +1,4 @@
-//! `GET /api/v1/factorial?number=N` (seed 002).
+//! `GET /api/v1/factorial?number=N` (reference system 002, see examples/README.md).
 
 use axum::{extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};

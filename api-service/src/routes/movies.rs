@@ -1,4 +1,5 @@
-//! `/api/v1/movies` (seed 004): list, create, read, update, delete. Writes need a token.
+//! `/api/v1/movies` (reference system 004, see examples/README.md): list, create, read, update, delete.
+//! Writes need a token.
 
 use axum::{
     extract::State,

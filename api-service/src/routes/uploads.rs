@@ -1,4 +1,5 @@
-//! `POST /api/v1/uploads` (seed 000): a multipart file streamed to S3; answers the object key.
+//! `POST /api/v1/uploads` (reference system 000, see examples/README.md): a multipart file streamed to S3;
+//! answers the object key.
 
 use std::pin::pin;
 

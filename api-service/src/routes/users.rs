@@ -1,5 +1,5 @@
-//! `POST /api/v1/users` (register) and `POST /api/v1/auth/login` (seed 004's users, seed 001's
-//! authorizer).
+//! `POST /api/v1/users` (register) and `POST /api/v1/auth/login` (the users of reference system 004 and
+//! the authorizer of reference system 001, see examples/README.md).
 
 use axum::{extract::State, http::StatusCode};
 use serde::Deserialize;
