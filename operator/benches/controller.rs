@@ -25,11 +25,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use ecsop::api::ApiDeployment;
+use ecsop::aws::TaskDefinition;
 use ecsop::aws::{AwsResult, Clients, Ecs, Service, ServiceConfig, ServiceUpdate, Tags, TaskDefinitionInfo};
 use ecsop::controller::leader::LeaderState;
 use ecsop::controller::{Context, Engines, FINALIZER, Timing, reconcile};
 use ecsop::engine::Engine;
-use ecsop::engine::taskdef::TaskDefinition;
 use ecsop::metrics::Metrics;
 use ecsop_testkit::fake::FakeAws;
 use http::{Request, Response};

@@ -10,13 +10,13 @@
 use std::collections::BTreeMap;
 
 use ecsop::api::ApiDeployment;
+use ecsop::aws::TaskDefinition;
 use ecsop::aws::ecs::SdkEcs;
 use ecsop::aws::{
     Binding, Calls, DeploymentAlarms, DeploymentSettings, Ecs, ErrorKind, NetworkSettings, Outcome, ServiceConfig,
     ServiceUpdate, Tags, TaskDefinitionInfo,
 };
 use ecsop::engine::names::Names;
-use ecsop::engine::taskdef::TaskDefinition;
 use ecsop_testkit::{Account, Fault, Network};
 
 mod support;
@@ -34,7 +34,7 @@ fn tags(pairs: &[(&str, &str)]) -> Tags {
 fn rendered(name: &str, image: &str) -> TaskDefinition {
     let value: serde_json::Value = serde_yaml::from_str(include_str!("valid.yaml")).expect("yaml");
     let spec = serde_json::from_value::<ApiDeployment>(value).expect("typed").spec;
-    TaskDefinition::render(&Names::new("prod", name), &spec, image, "us-east-1")
+    ecsop::engine::resources::task_definition::render(&Names::new("prod", name), &spec, image, "us-east-1")
 }
 
 fn image(n: u32) -> String {

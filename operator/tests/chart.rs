@@ -1023,6 +1023,7 @@ fn adapter_operations() -> BTreeSet<String> {
             "calls.rs",
             "error.rs",
             "limiter.rs",
+            "taskdef.rs",
             "mod.rs",
         ];
         assert!(

@@ -135,7 +135,8 @@ async fn check_core(env: &Env, d: &Deployment<'_>, digest: &str) {
     assert!(owned(&service.tags), "{:?}", service.tags);
     assert_eq!(service.desired_count, spec.service.replicas);
     assert!(running_image(env, d).await.ends_with(&format!("@{digest}")));
-    let revisions = ecsop::engine::observe::owned_revisions(&clients, &d.names).await.expect("revisions");
+    let revisions =
+        ecsop::engine::resources::task_definition::owned_revisions(&clients, &d.names).await.expect("revisions");
     assert!(revisions.iter().any(|r| r.arn == service.task_definition), "{revisions:?}");
     if d.owns_repository {
         let repo = clients.ecr.repository(None, d.repository).await.expect("repo").expect("exists");
@@ -176,13 +177,14 @@ async fn delete_and_check_empty(env: &Env, d: &Deployment<'_>, listeners: &[&str
     let alarms = clients.cloudwatch.alarms(&format!("{}-", d.names.family())).await.expect("alarms");
     assert!(alarms.is_empty(), "alarms gone: {alarms:?}");
     if let Some(api) = api_id {
-        let gw = ecsop::engine::observe::read_gateway(&clients, api).await.expect("read api");
+        let gw = ecsop::engine::resources::gateway::read(&clients, api).await.expect("read api");
         assert!(gw.integrations.is_empty() && gw.routes.is_empty() && gw.authorizers.is_empty(), "{gw:?}");
     }
     if d.owns_repository {
         assert_eq!(clients.ecr.repository(None, d.repository).await.expect("repo"), None, "repository deleted");
     }
-    let revisions = ecsop::engine::observe::owned_revisions(&clients, &d.names).await.expect("revisions");
+    let revisions =
+        ecsop::engine::resources::task_definition::owned_revisions(&clients, &d.names).await.expect("revisions");
     assert!(revisions.is_empty(), "revisions deregistered: {revisions:?}");
 }
 
@@ -394,7 +396,7 @@ async fn check_gateway(
     audience: &str,
 ) {
     let clients = env.clients().await;
-    let gw = ecsop::engine::observe::read_gateway(&clients, &api.api_id).await.expect("read api");
+    let gw = ecsop::engine::resources::gateway::read(&clients, &api.api_id).await.expect("read api");
     let discovery = clients
         .cloudmap
         .find_service(&namespace_id(env), d.names.service())

@@ -16,7 +16,7 @@ use ecsop::api::{ApiDeployment, DeletionPolicy};
 use ecsop::aws::ImageScan;
 use ecsop::cli::render;
 use ecsop::engine::act::Quiet;
-use ecsop::engine::plan::Phase;
+use ecsop::engine::vocabulary::Phase;
 use ecsop::engine::{Engine, Options};
 use ecsop_testkit::fake::FakeAws;
 

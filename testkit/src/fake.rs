@@ -30,6 +30,7 @@ use chrono::{DateTime, Utc};
 use regex::Regex;
 
 use ecsop::api::{DnsRecordType, TagMutability};
+use ecsop::aws::TaskDefinition;
 use ecsop::aws::error::classify_code;
 use ecsop::aws::{
     AlarmInfo, ApiGateway, Authorizer, AuthorizerConfig, Autoscaling, AwsError, AwsResult, Binding, Clients, CloudMap,
@@ -38,7 +39,6 @@ use ecsop::aws::{
     ScalableTarget, ScalingMetric, ScalingPolicy, Service, ServiceConfig, ServiceEvent, ServiceUpdate, Tags,
     TargetGroup, TargetGroupConfig, TargetGroupHealth, TaskDefinitionInfo,
 };
-use ecsop::engine::taskdef::TaskDefinition;
 
 /// The account every fake resource lives in.
 pub const ACCOUNT: &str = "123456789012";
@@ -2270,7 +2270,7 @@ impl ApiGateway for FakeAws {
 mod tests {
     use super::*;
     use ecsop::aws::DeploymentSettings;
-    use ecsop::engine::taskdef::Container;
+    use ecsop::aws::taskdef::Container;
 
     fn td(family: &str, image: &str) -> TaskDefinition {
         TaskDefinition {

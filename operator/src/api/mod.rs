@@ -1,13 +1,15 @@
 //! The `ApiDeployment` API (group `ecsop.io`, version `v1alpha1`): types, CRD and validation.
 
+pub mod field_error;
 pub mod openapi;
 pub mod spec;
 pub mod status;
 pub mod validate;
 
+pub use field_error::{FieldError, RuleSource};
 pub use spec::*;
 pub use status::*;
-pub use validate::{FieldError, RuleSource, validate, validate_object};
+pub use validate::{validate, validate_object};
 
 use kube::CustomResourceExt;
 

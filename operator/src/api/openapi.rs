@@ -10,7 +10,7 @@ use std::sync::{Mutex, OnceLock};
 use regex::Regex;
 use serde_json::Value;
 
-use super::validate::{FieldError, RuleSource};
+use super::field_error::{FieldError, RuleSource};
 
 /// Check `value` against `schema`, appending every violation to `errors`.
 pub fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>) {

@@ -6,49 +6,14 @@
 //! 3. typed decoding into [`ApiDeployment`] (catches nothing the first two pass, but keeps the types
 //!    honest if the schema and the structs ever disagree).
 
-use std::fmt;
 use std::sync::OnceLock;
 
 use kube::CustomResourceExt;
 use serde_json::Value;
 
-use super::{ApiDeployment, openapi};
-
-/// Which rule rejected a field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RuleSource {
-    /// An OpenAPI keyword of the CRD schema (`enum`, `pattern`, `minimum`, `required`, `unknown`, ...).
-    Schema {
-        /// The keyword.
-        keyword: &'static str,
-    },
-    /// A CEL rule (`x-kubernetes-validations`) of the CRD schema.
-    Cel {
-        /// The rule's expression.
-        rule: String,
-    },
-    /// The manifest envelope: apiVersion, kind, metadata.
-    Envelope,
-    /// Typed decoding.
-    Decode,
-}
-
-/// One problem with one field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// Dotted path from the object root (`spec.container.memory`, `spec.service.subnets[0]`).
-    pub path: String,
-    /// What is wrong, for the person who wrote the manifest.
-    pub message: String,
-    /// The rule that found it.
-    pub source: RuleSource,
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
-}
+use super::field_error::{FieldError, RuleSource};
+use super::openapi;
+use super::spec::ApiDeployment;
 
 /// The `openAPIV3Schema` of the CRD, as JSON.
 pub fn schema() -> &'static Value {

@@ -11,13 +11,13 @@ use aws_sdk_ecs::Client;
 use aws_sdk_ecs::types as sdk;
 use chrono::{DateTime, Utc};
 
+use super::TaskDefinition;
 use super::batch::Batcher;
 use super::calls::{self, Calls};
 use super::{
     AwsError, AwsResult, Binding, Deployment, DeploymentAlarms, DeploymentSettings, Ecs, ErrorKind, NetworkSettings,
     Service, ServiceConfig, ServiceEvent, ServiceUpdate, Tags, TaskDefinitionInfo,
 };
-use crate::engine::taskdef::TaskDefinition;
 
 const SERVICE: &str = "ecs";
 /// DescribeServices takes at most 10 services.
@@ -628,7 +628,7 @@ mod tests {
             cpu_architecture: "ARM64".into(),
             execution_role_arn: None,
             task_role_arn: None,
-            container: crate::engine::taskdef::Container {
+            container: crate::aws::taskdef::Container {
                 name: "api".into(),
                 image: "repo@sha256:aa".into(),
                 port: 8080,

@@ -16,6 +16,7 @@ pub mod ecs;
 pub mod elbv2;
 pub mod error;
 pub mod limiter;
+pub mod taskdef;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,7 +28,7 @@ pub use calls::{CallRecord, Calls, Outcome};
 pub use error::{AwsError, ErrorKind};
 
 use crate::api::{DnsRecordType, TagMutability};
-use crate::engine::taskdef::TaskDefinition;
+pub use taskdef::TaskDefinition;
 
 /// AWS resource tags, sorted by key.
 pub type Tags = BTreeMap<String, String>;

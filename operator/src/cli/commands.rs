@@ -11,8 +11,8 @@ use super::{Fleet, Output, Printer, exit, render, stalled_code, worst};
 use crate::Error;
 use crate::engine::Options;
 use crate::engine::act::WaitSettings;
-use crate::engine::plan::Phase;
 use crate::engine::report::Report;
+use crate::engine::vocabulary::Phase;
 
 pub(super) async fn apply(
     fleet: &Fleet,

@@ -18,8 +18,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::aws::{Calls, Clients};
 use crate::engine::Engine;
 use crate::engine::act::Progress;
-use crate::engine::desired::Target;
-use crate::engine::plan::Action;
+use crate::engine::target::Target;
+use crate::engine::vocabulary::Action;
 use crate::{Error, api, manifest};
 use commands::{apply, delete, diff, status};
 

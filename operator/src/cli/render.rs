@@ -3,9 +3,9 @@
 
 use std::fmt::Write;
 
-use crate::engine::plan::{Action, Phase};
 use crate::engine::report::Report;
 use crate::engine::rollout::short_revision;
+use crate::engine::vocabulary::{Action, Phase};
 
 /// The writes `diff` and `apply` count: the service record (`TagService`) is bookkeeping, not a change.
 pub fn counted(actions: &[Action]) -> Vec<&Action> {

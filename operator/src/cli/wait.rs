@@ -8,9 +8,9 @@ use chrono::Utc;
 
 use super::{Printer, exit, stalled_code};
 use crate::Error;
-use crate::engine::desired::Target;
-use crate::engine::plan::Phase;
 use crate::engine::rollout::RolloutState;
+use crate::engine::target::Target;
+use crate::engine::vocabulary::Phase;
 use crate::engine::{Engine, Options};
 
 /// Apply again every `interval` while the scan gate waits for the image's ECR scan; the revision to

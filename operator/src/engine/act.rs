@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::desired::service_tags;
-use super::plan::{Action, Created, Ref, Resource};
+use super::names::service_tags;
+use super::vocabulary::{Action, Created, Ref, Resource};
 use crate::aws::{
     AwsError, Clients, ErrorKind, Redirect, RouteConfig, Rule, RuleAction, RuleConfig, ScalingMetric, ScalingPolicy,
     Tags,

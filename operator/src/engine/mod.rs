@@ -1,29 +1,39 @@
 //! The engine: observe, plan, act, report. Free of Kubernetes and of the CLI.
 //!
-//! [`observe`](observe::observe) reads AWS, [`plan`](plan::plan) is pure, [`act`](act::act) writes,
-//! [`report`] turns the outcome into a status. [`Engine`] ties them together for one region.
+//! [`observe`](observe::observe) reads AWS into [`observed`] data, [`plan`](plan::plan) is pure: the
+//! [`gates`], then every owned resource kind of [`resources`] in dependency order, then the
+//! [`rollout`] assessment. [`act`](act::act) writes, [`report`] turns the outcome into a status.
+//! [`Engine`] ties them together for one region. docs/architecture.md draws the map.
+//!
+//! Layers, lowest first (no module imports one above it, and a test keeps it so): [`names`] and
+//! [`target`]; the [`model`], [`observed`] and [`vocabulary`] data with [`rollout`] and [`describe`];
+//! the [`resources`]; [`gates`], [`observe`] and [`plan`]; [`act`] and [`report`].
 
 pub mod act;
-pub mod alarms;
-pub mod desired;
-pub mod gateway;
+pub mod describe;
+pub mod gates;
+pub mod model;
 pub mod names;
 pub mod observe;
+pub mod observed;
 pub mod plan;
 pub mod report;
+pub mod resources;
 pub mod rollout;
-pub mod taskdef;
+pub mod target;
+pub mod vocabulary;
 
 use chrono::{DateTime, Utc};
 
 use crate::api::ApiDeployment;
 use crate::aws::{AwsError, Clients};
 use act::{Outputs, Progress, WaitSettings};
-use desired::Target;
 use names::Names;
-use observe::Observed;
-use plan::{Action, Created, Plan};
+use observed::Observed;
+use plan::Plan;
 use report::Report;
+use target::Target;
+use vocabulary::{Action, Created};
 
 /// The outcome of one reconcile.
 #[derive(Debug, Clone)]
@@ -119,7 +129,7 @@ impl Engine {
     pub async fn observe_owned(&self, target: &Target) -> Result<Observed, AwsError> {
         let mut observed = observe::observe(&self.clients, target, true).await?;
         if observed.revisions.is_none() {
-            observed.revisions = Some(observe::owned_revisions(&self.clients, &target.names).await?);
+            observed.revisions = Some(resources::task_definition::owned_revisions(&self.clients, &target.names).await?);
         }
         if observed.target_group.is_some() && observed.target_group_tags.is_none() {
             let tg = observed.target_group.as_ref().map(|t| t.arn.clone()).unwrap_or_default();

@@ -5,6 +5,8 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::aws::Tags;
+
 /// Tag marking a resource as created and managed by ecsop.
 pub const TAG_MANAGED_BY: &str = "ecsop.io/managed-by";
 /// The value of [`TAG_MANAGED_BY`].
@@ -70,6 +72,71 @@ impl Names {
 pub fn short_hash(input: &str, len: usize) -> String {
     let digest = Sha256::digest(input.as_bytes());
     hex::encode(digest).chars().take(len).collect()
+}
+
+/// Tag keys ecsop writes on the ECS service to resume statelessly.
+pub mod service_tags {
+    /// Hash of the desired state last applied in full (`engine::model::Desired::hash`).
+    pub const APPLIED_HASH: &str = "ecsop.io/applied-hash";
+    /// ARN of the task-definition revision ecsop last set.
+    pub const REVISION: &str = "ecsop.io/revision";
+    /// The pinned image (`uri@sha256:...`) of that revision.
+    pub const IMAGE: &str = "ecsop.io/image";
+    /// The spec's image reference that resolved to it (`repository:tag` or `repository@digest`).
+    pub const IMAGE_SOURCE: &str = "ecsop.io/image-source";
+    /// A revision whose rollout failed or was rolled back; not retried until the spec changes.
+    pub const FAILED_REVISION: &str = "ecsop.io/failed-revision";
+    /// The listener the owned rule was put on, to find it again when the spec moves or drops it.
+    pub const LISTENER: &str = "ecsop.io/listener";
+    /// The owned HTTP-to-HTTPS redirect rule, to find it again when the spec drops it.
+    pub const REDIRECT_RULE: &str = "ecsop.io/redirect-rule";
+    /// The HTTP API ecsop wired, to find its pieces again when the spec moves or drops it.
+    pub const API: &str = "ecsop.io/api";
+    /// The digest the promotion tag was last put on.
+    pub const PROMOTED: &str = "ecsop.io/promoted";
+    /// The Cloud Map namespace of the owned Cloud Map service, to find it again when the spec drops
+    /// `serviceDiscovery` or moves it to another namespace.
+    pub const DISCOVERY_NAMESPACE: &str = "ecsop.io/discovery-namespace";
+
+    /// Every key above, for untagging.
+    pub const ALL: [&str; 10] = [
+        APPLIED_HASH,
+        REVISION,
+        IMAGE,
+        IMAGE_SOURCE,
+        FAILED_REVISION,
+        LISTENER,
+        REDIRECT_RULE,
+        API,
+        PROMOTED,
+        DISCOVERY_NAMESPACE,
+    ];
+}
+
+/// Ownership tags plus `extra`.
+pub fn owned_tags(names: &Names, extra: &[(&str, &str)]) -> Tags {
+    let mut tags: Tags = names.ownership_tags().into_iter().collect();
+    for (k, v) in extra {
+        tags.insert((*k).to_string(), (*v).to_string());
+    }
+    tags
+}
+
+/// Whether `tags` mark the resource as owned by `names`.
+pub fn is_owned(tags: &Tags, names: &Names) -> bool {
+    tags.get(TAG_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY_VALUE)
+        && tags.get(TAG_OWNER) == Some(&names.owner())
+}
+
+/// The description ecsop gives its API Gateway integration, marking it as owned (integrations take no
+/// tags): `managed by ecsop for <namespace>/<name>`.
+pub fn gateway_marker(names: &Names) -> String {
+    format!("managed by ecsop for {}", names.owner())
+}
+
+/// The name of ecsop's JWT authorizer on an HTTP API (authorizers take no tags either).
+pub fn authorizer_name(names: &Names) -> String {
+    format!("ecsop-{}", names.family())
 }
 
 #[cfg(test)]

@@ -10,101 +10,12 @@
 
 use std::collections::BTreeMap;
 
-use super::desired::{Desired, ImageSource, PinnedImage, Target, image_source_ref, service_tags};
-use super::gateway::GatewayObserved;
+use super::names::{TAG_SPEC_HASH, service_tags};
+use super::observed::{ImageState, Observed};
+use super::resources::{self, alarms, discovery, gateway, scaling, task_definition};
+use super::target::{ImageSource, PinnedImage, Target, image_source_ref};
 use crate::api::TagMutability;
-use crate::aws::{
-    AlarmInfo, AwsError, Clients, DiscoveryService, ErrorKind, ImageScan, Repository, Rule, ScalableTarget,
-    ScalingPolicy, Service, Tags, TargetGroup, TaskDefinitionInfo,
-};
-use crate::engine::names::{Names, TAG_SPEC_HASH};
-
-/// How the image resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ImageState {
-    /// Pinned.
-    Pinned(PinnedImage),
-    /// The tag or digest does not exist (or the repository does not).
-    NotFound(String),
-    /// The reference cannot be pinned (a tag in a registry other than ECR).
-    Unresolvable(String),
-}
-
-/// What AWS holds for one ApiDeployment.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Observed {
-    /// Whether hidden state was read too (see the module docs).
-    pub deep: bool,
-    /// The ECS service (None when missing or INACTIVE).
-    pub service: Option<Service>,
-    /// The image.
-    pub image: Option<ImageState>,
-    /// The repository (owned or the source of the image), when read.
-    pub repository: Option<Repository>,
-    /// Its tags, when read.
-    pub repository_tags: Option<Tags>,
-    /// Its lifecycle policy, when read (`Some(None)`: none set).
-    pub lifecycle_policy: Option<Option<String>>,
-    /// Our revision matching the desired task definition, when one exists and was looked for.
-    pub matching_revision: Option<TaskDefinitionInfo>,
-    /// Our ACTIVE revisions, newest first, when listed.
-    pub revisions: Option<Vec<TaskDefinitionInfo>>,
-    /// The target group with our name.
-    pub target_group: Option<TargetGroup>,
-    /// Its tags, when read.
-    pub target_group_tags: Option<Tags>,
-    /// Its attributes, when read.
-    pub target_group_attributes: Option<BTreeMap<String, String>>,
-    /// Every rule of the listener, when there is a load balancer.
-    pub listener_rules: Option<Vec<Rule>>,
-    /// Our rules on a listener the spec no longer names (moved or removed), to delete.
-    pub stale_rules: Vec<Rule>,
-    /// The Cloud Map service with our name.
-    pub discovery: Option<DiscoveryService>,
-    /// Its tags, when read.
-    pub discovery_tags: Option<Tags>,
-    /// The Cloud Map namespace the service records (`ecsop.io/discovery-namespace`) when the spec no
-    /// longer names it (dropped or moved).
-    pub stale_discovery_namespace: Option<String>,
-    /// The Cloud Map service with our name in that namespace: deleted once no task registers in it.
-    pub stale_discovery: Option<DiscoveryService>,
-    /// Its tags, when read.
-    pub stale_discovery_tags: Option<Tags>,
-    /// The scalable target, when read.
-    pub scalable_target: Option<ScalableTarget>,
-    /// Scaling policies, when read.
-    pub scaling_policies: Option<Vec<ScalingPolicy>>,
-    /// Every rule of the HTTPS-redirect listener, when the spec has one.
-    pub redirect_listener_rules: Option<Vec<Rule>>,
-    /// The tags of the rule at our priority on that listener, when read (deep).
-    pub redirect_rule_tags: Option<Tags>,
-    /// The scan of the pinned image, when the scan gate needed it (an image the service does not run).
-    pub scan: Option<ImageScan>,
-    /// The digest the promotion tag is on (`Some(None)`: on no image), when read.
-    pub promoted: Option<Option<String>>,
-    /// The alarms that can carry our names, with their tags, when read.
-    pub alarms: Option<Vec<(AlarmInfo, Tags)>>,
-    /// The HTTP API the spec names, when read.
-    pub gateway: Option<GatewayObserved>,
-    /// An HTTP API we wired that the spec no longer names (recorded on the service), to clean up.
-    pub stale_gateway: Option<GatewayObserved>,
-}
-
-impl Observed {
-    /// Our listener rule: the one forwarding to our target group.
-    pub fn rule(&self) -> Option<&Rule> {
-        let tg = self.target_group.as_ref()?;
-        self.listener_rules.as_ref()?.iter().find(|r| r.target_groups.iter().any(|arn| arn == &tg.arn))
-    }
-
-    /// The pinned image, when it resolved.
-    pub fn pinned(&self) -> Option<&PinnedImage> {
-        match &self.image {
-            Some(ImageState::Pinned(p)) => Some(p),
-            _ => None,
-        }
-    }
-}
+use crate::aws::{AwsError, Clients, ErrorKind, Repository, Service, TaskDefinitionInfo};
 
 /// Read AWS for `target`. `deep` forces reading hidden state (see the module docs).
 pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<Observed, AwsError> {
@@ -163,7 +74,7 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
         && observed.stale_discovery_namespace.is_none()
         && immutable
         && recorded.as_ref().is_some_and(|image| {
-            let desired = Desired::new(target, image);
+            let desired = resources::desired(target, image);
             observed.service.as_ref().and_then(|s| s.tags.get(service_tags::APPLIED_HASH)) == Some(&desired.hash())
         });
     observed.deep = !fast;
@@ -185,23 +96,23 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
 
     // 2. The task-definition revision matching the desired one, unless the service records it.
     if let Some(image) = observed.pinned().cloned() {
-        let desired = Desired::new(target, &image);
+        let desired = resources::desired(target, &image);
         let recorded_revision =
             observed.service.as_ref().filter(|_| fast).and_then(|s| s.tags.get(service_tags::REVISION)).cloned();
         match recorded_revision {
             Some(arn) => {
                 observed.matching_revision = Some(TaskDefinitionInfo {
                     family: names.family(),
-                    revision: revision_of(&arn),
+                    revision: task_definition::revision_of(&arn),
                     arn,
                     status: "ACTIVE".into(),
                     tags: BTreeMap::from([(TAG_SPEC_HASH.to_string(), desired.task_definition_hash.clone())]),
                 })
             }
             None => {
-                let (matching, revisions) = find_revision(clients, target, &desired).await?;
+                let (matching, revisions) = task_definition::find(clients, names, &desired).await?;
                 observed.matching_revision = matching;
-                observed.revisions = revisions;
+                observed.revisions = Some(revisions);
             }
         }
     }
@@ -259,64 +170,38 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
         // dropped from the spec since), and on explicitly deep reads (deletion, --refresh, periodic).
         let watched = observed.service.as_ref().is_some_and(|s| s.alarms.as_ref().is_some_and(|a| !a.names.is_empty()));
         if spec.alarms.is_some() || watched || (deep && observed.service.is_some()) {
-            let found = clients.cloudwatch.alarms(&format!("{}-", names.family())).await?;
-            let ours: Vec<AlarmInfo> =
-                found.into_iter().filter(|a| super::alarms::is_our_name(names, &a.alarm.name)).collect();
-            // Their tags (ownership) concurrently: one ListTagsForResource per alarm.
-            let tags = futures::future::try_join_all(ours.iter().map(|a| clients.cloudwatch.tags(&a.arn))).await?;
-            observed.alarms = Some(ours.into_iter().zip(tags).collect());
+            observed.alarms = Some(alarms::read(clients, names).await?);
         }
         if let Some(g) = &spec.api_gateway {
-            observed.gateway = Some(read_gateway(clients, &g.api_id).await?);
+            observed.gateway = Some(gateway::read(clients, &g.api_id).await?);
         }
         if let Some(api) = recorded_tag(service_tags::API)
             && spec.api_gateway.as_ref().is_none_or(|g| g.api_id != api)
         {
-            match read_gateway(clients, &api).await {
+            match gateway::read(clients, &api).await {
                 Ok(g) => observed.stale_gateway = Some(g),
                 Err(e) if e.kind == ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
         }
         if let Some(sd) = &spec.service.service_discovery {
-            observed.discovery = clients.cloudmap.find_service(&sd.namespace_id, names.service()).await?;
-            if let Some(d) = &observed.discovery {
-                observed.discovery_tags = Some(clients.cloudmap.tags(&d.arn).await?);
-            }
+            (observed.discovery, observed.discovery_tags) = discovery::read(clients, &sd.namespace_id, names).await?;
         }
         if let Some(ns) = &observed.stale_discovery_namespace {
             // A namespace deleted since leaves nothing of ours behind.
-            observed.stale_discovery = match clients.cloudmap.find_service(ns, names.service()).await {
+            (observed.stale_discovery, observed.stale_discovery_tags) = match discovery::read(clients, ns, names).await
+            {
                 Ok(found) => found,
-                Err(e) if e.kind == ErrorKind::NotFound => None,
+                Err(e) if e.kind == ErrorKind::NotFound => (None, None),
                 Err(e) => return Err(e),
             };
-            if let Some(d) = &observed.stale_discovery {
-                observed.stale_discovery_tags = Some(clients.cloudmap.tags(&d.arn).await?);
-            }
         }
-        let resource_id = format!("service/{}/{}", spec.cluster, names.service());
         if spec.service.autoscaling.is_some() || observed.service.is_some() {
-            observed.scalable_target = clients.autoscaling.scalable_target(&resource_id).await?;
-            if observed.scalable_target.is_some() {
-                observed.scaling_policies = Some(clients.autoscaling.policies(&resource_id).await?);
-            }
+            (observed.scalable_target, observed.scaling_policies) =
+                scaling::read(clients, &scaling::resource_id(target)).await?;
         }
     }
     Ok(observed)
-}
-
-/// Everything of an HTTP API ecsop may own, read concurrently.
-pub async fn read_gateway(clients: &Clients, api_id: &str) -> Result<GatewayObserved, AwsError> {
-    let gw = &clients.apigateway;
-    let (integrations, routes, authorizers) =
-        futures::join!(gw.integrations(api_id), gw.routes(api_id), gw.authorizers(api_id));
-    Ok(GatewayObserved {
-        api_id: api_id.to_string(),
-        integrations: integrations?,
-        routes: routes?,
-        authorizers: authorizers?,
-    })
 }
 
 /// The image the service records, if it was resolved from the same spec reference.
@@ -365,39 +250,4 @@ async fn resolve_image(
             }
         }
     }
-}
-
-/// Find our ACTIVE revision whose content hash matches, and list our ACTIVE revisions (newest first).
-async fn find_revision(
-    clients: &Clients,
-    target: &Target,
-    desired: &Desired,
-) -> Result<(Option<TaskDefinitionInfo>, Option<Vec<TaskDefinitionInfo>>), AwsError> {
-    let names = &target.names;
-    let hash = &desired.task_definition_hash;
-    let revisions = owned_revisions(clients, names).await?;
-    let found = revisions
-        .iter()
-        .find(|td| td.family == names.family() && td.status == "ACTIVE" && td.tags.get(TAG_SPEC_HASH) == Some(hash))
-        .cloned();
-    Ok((found, Some(revisions)))
-}
-
-/// Our ACTIVE revisions of the family, newest first, with their tags.
-pub async fn owned_revisions(clients: &Clients, names: &Names) -> Result<Vec<TaskDefinitionInfo>, AwsError> {
-    let mut revisions = Vec::new();
-    for arn in clients.ecs.list_task_definitions(&names.family()).await? {
-        match clients.ecs.task_definition(&arn).await {
-            Ok(td) if super::desired::is_owned(&td.tags, names) => revisions.push(td),
-            Ok(_) => {}
-            Err(e) if e.kind == ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(revisions)
-}
-
-/// The revision number at the end of a task-definition ARN.
-pub fn revision_of(arn: &str) -> i32 {
-    arn.rsplit(':').next().and_then(|r| r.parse().ok()).unwrap_or(0)
 }

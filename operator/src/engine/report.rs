@@ -4,9 +4,10 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use super::desired::{PinnedImage, Target, image_source_ref};
-use super::observe::Observed;
-use super::plan::{Assessment, Phase, Plan};
+use super::observed::Observed;
+use super::plan::Plan;
+use super::target::{PinnedImage, Target, image_source_ref};
+use super::vocabulary::{Assessment, Phase};
 use crate::api::{
     ApiDeploymentStatus, Condition, ConditionStatus, ReplicaStatus, ResolvedImage, RolloutStatus, condition_type,
 };

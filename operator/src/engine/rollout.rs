@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::desired::service_tags;
+use super::names::service_tags;
 use crate::aws::{Deployment, Service};
 
 /// The rollout's state.

@@ -1,13 +1,58 @@
 //! The CloudWatch alarms ecsop owns on a service (`spec.alarms`): what they should be, and the writes
 //! that get them there. ECS also watches them during rollouts (deployment alarms, see
-//! [`super::desired::ServiceState::alarms`]), so one firing mid-rollout rolls it back.
+//! [`crate::engine::model::ServiceState::alarms`]), so one firing mid-rollout rolls it back.
 
 use std::collections::BTreeMap;
 
-use super::desired::{Target, is_owned, owned_tags};
-use super::names::Names;
-use super::plan::{Action, Change};
-use crate::aws::{AlarmInfo, MetricAlarm, Tags};
+use super::kind::{Kind, Planned, Scope, ownership_keys};
+use crate::aws::{AlarmInfo, AwsError, Clients, MetricAlarm, Tags};
+use crate::engine::model::Desired;
+use crate::engine::names::{Names, is_owned, owned_tags};
+use crate::engine::target::Target;
+use crate::engine::vocabulary::{Action, Change, Resource};
+
+/// The alarms kind.
+pub struct Alarms;
+
+impl Kind for Alarms {
+    fn conflict(&self, scope: &Scope) -> Option<String> {
+        let wanted = desired(scope.target);
+        let observed = scope.observed.alarms.as_ref()?;
+        wanted.iter().find_map(|w| {
+            observed
+                .iter()
+                .find(|(a, tags)| a.alarm.name == w.name && !is_owned(tags, scope.names()))
+                .map(|(a, _)| scope.not_owned(&format!("CloudWatch alarm {}", a.alarm.name)))
+        })
+    }
+
+    fn plan(&self, scope: &Scope, desired: &Desired, planned: &mut Planned) {
+        plan(scope.names(), &desired.alarms, scope.observed.alarms.as_ref(), &mut planned.actions);
+    }
+
+    // The alarms before the service they watch (and that names them as deployment alarms).
+    fn teardown(&self, scope: &Scope, actions: &mut Vec<Action>) {
+        let alarms = owned(scope.names(), scope.observed.alarms.as_ref());
+        if !alarms.is_empty() {
+            actions.push(Action::DeleteAlarms { names: alarms.iter().map(|a| a.alarm.name.clone()).collect() });
+        }
+    }
+
+    fn release(&self, scope: &Scope, actions: &mut Vec<Action>) {
+        for a in owned(scope.names(), scope.observed.alarms.as_ref()) {
+            actions.push(Action::Untag { resource: Resource::Alarm, arn: a.arn.clone(), keys: ownership_keys() });
+        }
+    }
+}
+
+/// The alarms that can carry our names, with their tags (ownership), the tags read concurrently: one
+/// ListTagsForResource per alarm.
+pub async fn read(clients: &Clients, names: &Names) -> Result<Vec<(AlarmInfo, Tags)>, AwsError> {
+    let found = clients.cloudwatch.alarms(&format!("{}-", names.family())).await?;
+    let ours: Vec<AlarmInfo> = found.into_iter().filter(|a| is_our_name(names, &a.alarm.name)).collect();
+    let tags = futures::future::try_join_all(ours.iter().map(|a| clients.cloudwatch.tags(&a.arn))).await?;
+    Ok(ours.into_iter().zip(tags).collect())
+}
 
 /// The alarm kinds, as the suffixes of their names.
 pub const KINDS: [&str; 3] = ["cpu-high", "memory-high", "no-running-tasks"];
@@ -124,24 +169,8 @@ fn changes(current: &MetricAlarm, wanted: &MetricAlarm) -> Vec<Change> {
     changes
 }
 
-/// Which of our alarm names is held by an alarm someone else owns.
-pub fn conflict(names: &Names, wanted: &[MetricAlarm], observed: Option<&Vec<(AlarmInfo, Tags)>>) -> Option<String> {
-    let observed = observed?;
-    wanted.iter().find_map(|w| {
-        observed
-            .iter()
-            .find(|(a, tags)| a.alarm.name == w.name && !is_owned(tags, names))
-            .map(|(a, _)| format!("CloudWatch alarm {} exists and is not owned by {}", a.alarm.name, names.owner()))
-    })
-}
-
 /// The writes that bring our alarms to `wanted`; nothing when they were not read (fast path).
-pub fn plan(
-    names: &Names,
-    wanted: &[MetricAlarm],
-    observed: Option<&Vec<(AlarmInfo, Tags)>>,
-    actions: &mut Vec<Action>,
-) {
+fn plan(names: &Names, wanted: &[MetricAlarm], observed: Option<&Vec<(AlarmInfo, Tags)>>, actions: &mut Vec<Action>) {
     let Some(observed) = observed else {
         return;
     };
@@ -177,6 +206,6 @@ fn owned_unwanted(names: &Names, wanted: &[MetricAlarm], observed: &[(AlarmInfo,
 }
 
 /// Every alarm we own, for teardown.
-pub fn owned(names: &Names, observed: Option<&Vec<(AlarmInfo, Tags)>>) -> Vec<AlarmInfo> {
+fn owned(names: &Names, observed: Option<&Vec<(AlarmInfo, Tags)>>) -> Vec<AlarmInfo> {
     observed.into_iter().flatten().filter(|(_, tags)| is_owned(tags, names)).map(|(a, _)| a.clone()).collect()
 }

@@ -3,52 +3,90 @@
 //! an optional JWT authorizer.
 //!
 //! None of these take tags, so ownership is recorded in what they do have: the integration's
-//! description ([`super::desired::gateway_marker`]), the authorizer's name
-//! ([`super::desired::authorizer_name`]), and for routes, their target (our integration).
+//! description ([`crate::engine::names::gateway_marker`]), the authorizer's name
+//! ([`crate::engine::names::authorizer_name`]), and for routes, their target (our integration). The
+//! service records the HTTP API (`ecsop.io/api`), so pieces on an API the spec left are removed.
 
-use super::desired::{GatewayState, authorizer_name, gateway_marker};
-use super::names::Names;
-use super::plan::{Action, Change, Created, Ref};
-use crate::aws::{Authorizer, Integration, IntegrationConfig, Route};
+use super::kind::{Kind, Planned, Scope};
+use crate::aws::{AuthorizerConfig, AwsError, Clients, IntegrationConfig};
+use crate::engine::model::{Desired, GatewayState, sorted};
+use crate::engine::names::{Names, authorizer_name, gateway_marker, service_tags};
+use crate::engine::observed::GatewayObserved;
+use crate::engine::target::Target;
+use crate::engine::vocabulary::{Action, Change, Created, Ref};
 
-/// What an HTTP API holds, as read.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GatewayObserved {
-    /// The HTTP API.
-    pub api_id: String,
-    /// Its integrations.
-    pub integrations: Vec<Integration>,
-    /// Its routes.
-    pub routes: Vec<Route>,
-    /// Its authorizers.
-    pub authorizers: Vec<Authorizer>,
+/// The API Gateway kind.
+pub struct Gateway;
+
+/// The API Gateway pieces `target` asks for.
+pub fn desired(target: &Target) -> Option<GatewayState> {
+    let names = &target.names;
+    target.spec.api_gateway.as_ref().map(|g| {
+        let mut routes: Vec<(String, bool)> = g.routes.iter().map(|r| (r.key.clone(), r.public)).collect();
+        routes.sort();
+        GatewayState {
+            api_id: g.api_id.clone(),
+            vpc_link_id: g.vpc_link_id.clone(),
+            marker: gateway_marker(names),
+            routes,
+            authorizer: g.authorizer.as_ref().map(|a| AuthorizerConfig {
+                name: authorizer_name(names),
+                issuer: a.issuer.clone(),
+                audience: sorted(&a.audience),
+                identity_source: a.identity_source.clone(),
+            }),
+        }
+    })
 }
 
-impl GatewayObserved {
-    /// Our integration.
-    pub fn integration(&self, names: &Names) -> Option<&Integration> {
-        let marker = gateway_marker(names);
-        self.integrations.iter().find(|i| i.description.as_deref() == Some(marker.as_str()))
+impl Kind for Gateway {
+    fn conflict(&self, scope: &Scope) -> Option<String> {
+        conflict(scope.names(), &desired(scope.target)?, scope.observed.gateway.as_ref())
     }
 
-    /// Our authorizer.
-    pub fn authorizer(&self, names: &Names) -> Option<&Authorizer> {
-        let name = authorizer_name(names);
-        self.authorizers.iter().find(|a| a.config.name == name)
+    // The integration to the Cloud Map service, the authorizer, the routes. An HTTP API the spec left
+    // loses our pieces.
+    fn plan(&self, scope: &Scope, desired: &Desired, planned: &mut Planned) {
+        let observed = scope.observed;
+        if let (Some(g), Some(registry)) = (&desired.gateway, &planned.registry) {
+            plan(scope.names(), g, observed.gateway.as_ref(), registry, &mut planned.actions);
+        }
+        if let Some(stale) = &observed.stale_gateway {
+            teardown(scope.names(), stale, &mut planned.actions);
+        }
+        match &desired.gateway {
+            Some(g) => {
+                planned.record.insert(service_tags::API.into(), g.api_id.clone());
+            }
+            None if observed.service.as_ref().is_some_and(|s| s.tags.contains_key(service_tags::API)) => {
+                planned.forget.push(service_tags::API.to_string());
+            }
+            None => {}
+        }
     }
 
-    /// Our routes: those targeting our integration.
-    pub fn routes(&self, names: &Names) -> Vec<&Route> {
-        let Some(i) = self.integration(names) else {
-            return Vec::new();
-        };
-        let target = format!("integrations/{}", i.id);
-        self.routes.iter().filter(|r| r.target.as_deref() == Some(target.as_str())).collect()
+    fn teardown(&self, scope: &Scope, actions: &mut Vec<Action>) {
+        for g in [&scope.observed.gateway, &scope.observed.stale_gateway].into_iter().flatten() {
+            teardown(scope.names(), g, actions);
+        }
     }
+}
+
+/// Everything of an HTTP API ecsop may own, read concurrently.
+pub async fn read(clients: &Clients, api_id: &str) -> Result<GatewayObserved, AwsError> {
+    let gw = &clients.apigateway;
+    let (integrations, routes, authorizers) =
+        futures::join!(gw.integrations(api_id), gw.routes(api_id), gw.authorizers(api_id));
+    Ok(GatewayObserved {
+        api_id: api_id.to_string(),
+        integrations: integrations?,
+        routes: routes?,
+        authorizers: authorizers?,
+    })
 }
 
 /// A route key the spec wants that someone else's route holds.
-pub fn conflict(names: &Names, wanted: &GatewayState, observed: Option<&GatewayObserved>) -> Option<String> {
+fn conflict(names: &Names, wanted: &GatewayState, observed: Option<&GatewayObserved>) -> Option<String> {
     let observed = observed?;
     let ours: Vec<&str> = observed.routes(names).iter().map(|r| r.id.as_str()).collect();
     wanted.routes.iter().find_map(|(key, _)| {
@@ -65,7 +103,7 @@ pub fn conflict(names: &Names, wanted: &GatewayState, observed: Option<&GatewayO
 
 /// The writes that bring the HTTP API to `wanted`; nothing when it was not read (fast path).
 /// `service` is the Cloud Map service the integration sends to.
-pub fn plan(
+fn plan(
     names: &Names,
     wanted: &GatewayState,
     observed: Option<&GatewayObserved>,
@@ -228,7 +266,7 @@ pub fn plan(
 
 /// Everything we own on an HTTP API, removed in order: routes, then the authorizer and the
 /// integration they use.
-pub fn teardown(names: &Names, observed: &GatewayObserved, actions: &mut Vec<Action>) {
+fn teardown(names: &Names, observed: &GatewayObserved, actions: &mut Vec<Action>) {
     let api_id = observed.api_id.clone();
     for r in observed.routes(names) {
         actions.push(Action::DeleteRoute { api_id: api_id.clone(), id: r.id.clone(), key: r.key.clone() });

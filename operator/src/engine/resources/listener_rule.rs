@@ -1,0 +1,144 @@
+//! The listener rule ecsop owns: at the spec's priority on the spec's listener, matching its hosts and
+//! paths, forwarding to the owned target group. The service records the listener
+//! (`ecsop.io/listener`) so that a rule left on a listener the spec no longer names is found and
+//! removed, not orphaned.
+
+use super::kind::{Kind, Planned, Scope, ownership_keys};
+use super::target_group;
+use crate::api::ApiDeploymentSpec;
+use crate::aws::{Rule, RuleAction};
+use crate::engine::model::{Desired, RuleState, sorted};
+use crate::engine::names::{owned_tags, service_tags};
+use crate::engine::vocabulary::{Action, Change, Ref, Resource};
+
+/// The listener-rule kind.
+pub struct ListenerRule;
+
+/// The rule the spec asks for, if it has a load balancer.
+pub fn desired(spec: &ApiDeploymentSpec) -> Option<RuleState> {
+    spec.load_balancer.as_ref().map(|lb| RuleState {
+        listener_arn: lb.listener_arn.clone(),
+        priority: lb.priority,
+        hosts: sorted(&lb.hosts),
+        paths: sorted(&lb.paths),
+    })
+}
+
+/// Our rule, when the target group it forwards to is ours.
+fn ours<'a>(scope: &Scope<'a>) -> Option<&'a Rule> {
+    scope.observed.rule().filter(|_| target_group::owned(scope) && scope.observed.target_group.is_some())
+}
+
+impl Kind for ListenerRule {
+    fn conflict(&self, scope: &Scope) -> Option<String> {
+        let (lb, rules) = (scope.spec().load_balancer.as_ref()?, scope.observed.listener_rules.as_ref()?);
+        let ours = scope.observed.rule().map(|r| r.arn.as_str());
+        rules.iter().find(|r| r.priority == Some(lb.priority) && Some(r.arn.as_str()) != ours).map(|other| {
+            format!(
+                "priority {} on listener {} is taken by rule {}; choose a free loadBalancer.priority",
+                lb.priority, lb.listener_arn, other.arn
+            )
+        })
+    }
+
+    fn plan(&self, scope: &Scope, desired: &Desired, planned: &mut Planned) {
+        // Our rule on a listener the spec left goes first: a target group serves one load balancer
+        // only, so the rule on a new listener (possibly of another load balancer) can only follow it.
+        if target_group::owned(scope) {
+            for rule in &scope.observed.stale_rules {
+                planned.actions.push(Action::DeleteRule { arn: rule.arn.clone() });
+            }
+        }
+        let Some(rule) = &desired.rule else {
+            return;
+        };
+        planned.record.insert(service_tags::LISTENER.into(), rule.listener_arn.clone());
+        let Some(tg_ref) = planned.target_group.clone() else {
+            return;
+        };
+        match scope.observed.rule() {
+            None => planned.actions.push(Action::CreateRule {
+                listener_arn: rule.listener_arn.clone(),
+                priority: rule.priority,
+                hosts: rule.hosts.clone(),
+                paths: rule.paths.clone(),
+                target_group: tg_ref,
+                tags: owned_tags(scope.names(), &[]),
+            }),
+            Some(current) => {
+                // A target group created by this plan has no ARN yet: the rule is changed next time.
+                let (action, action_change) = match &tg_ref {
+                    Ref::Arn(tg) => (
+                        Some(RuleAction::Forward(tg.clone())),
+                        (current.target_groups != [tg.clone()])
+                            .then(|| Change::new("forward", current.target_groups.join(","), tg)),
+                    ),
+                    Ref::Created(_) => (None, None),
+                };
+                let wanted = Conditions { hosts: &rule.hosts, paths: &rule.paths, priority: rule.priority };
+                update_rule(current, wanted, action, action_change, &mut planned.actions);
+            }
+        }
+    }
+
+    fn teardown(&self, scope: &Scope, actions: &mut Vec<Action>) {
+        if let Some(r) = ours(scope) {
+            actions.push(Action::DeleteRule { arn: r.arn.clone() });
+        }
+    }
+
+    fn release(&self, scope: &Scope, actions: &mut Vec<Action>) {
+        if let Some(r) = ours(scope) {
+            actions.push(Action::Untag { resource: Resource::Rule, arn: r.arn.clone(), keys: ownership_keys() });
+        }
+    }
+}
+
+/// Where a rule should match, and at which priority.
+#[derive(Debug, Clone, Copy)]
+pub struct Conditions<'a> {
+    /// Hosts, sorted.
+    pub hosts: &'a [String],
+    /// Paths, sorted.
+    pub paths: &'a [String],
+    /// Priority.
+    pub priority: i32,
+}
+
+/// Bring an existing rule (forward or redirect) to `wanted`, and to `action` when it is known;
+/// `action_change` says how the action differs, if it does.
+pub fn update_rule(
+    current: &Rule,
+    wanted: Conditions,
+    action: Option<RuleAction>,
+    action_change: Option<Change>,
+    actions: &mut Vec<Action>,
+) {
+    let (mut current_hosts, mut current_paths) = (current.hosts.clone(), current.paths.clone());
+    current_hosts.sort();
+    current_paths.sort();
+    let mut changes = Vec::new();
+    if current_hosts != wanted.hosts {
+        changes.push(Change::new("hosts", current_hosts.join(","), wanted.hosts.join(",")));
+    }
+    if current_paths != wanted.paths {
+        changes.push(Change::new("paths", current_paths.join(","), wanted.paths.join(",")));
+    }
+    changes.extend(action_change);
+    if let (false, Some(action)) = (changes.is_empty(), action) {
+        actions.push(Action::ModifyRule {
+            arn: current.arn.clone(),
+            hosts: wanted.hosts.to_vec(),
+            paths: wanted.paths.to_vec(),
+            action,
+            changes,
+        });
+    }
+    if current.priority != Some(wanted.priority) {
+        actions.push(Action::SetRulePriority {
+            arn: current.arn.clone(),
+            priority: wanted.priority,
+            was: current.priority,
+        });
+    }
+}
