@@ -463,8 +463,8 @@ fn lease_grants(lease: &str) -> BTreeSet<Grant> {
 fn controller_source_makes_only_the_calls_the_rbac_covers() {
     let src = workspace().join("operator/src/controller");
     let known: BTreeMap<(&str, &str), &str> = [
-        (("mod.rs", "patch_status"), "apideployments/status patch (server-side apply of status)"),
-        (("mod.rs", "get_opt"), "apideployments get (reconcile reads the object; the watch caches metadata)"),
+        (("status.rs", "patch_status"), "apideployments/status patch (server-side apply of status)"),
+        (("reconcile.rs", "get_opt"), "apideployments get (reconcile reads the object; the watch caches metadata)"),
         (("leader.rs", "get_opt"), "leases get"),
         (("leader.rs", "create"), "leases create"),
         (("leader.rs", "replace"), "leases update"),
@@ -475,7 +475,13 @@ fn controller_source_makes_only_the_calls_the_rbac_covers() {
     )
     .expect("regex");
     let mut found = BTreeSet::new();
-    for file in ["mod.rs", "leader.rs"] {
+    let mut files: Vec<String> = fs::read_dir(&src)
+        .expect("controller/")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|f| f.ends_with(".rs"))
+        .collect();
+    files.sort();
+    for file in files.iter().map(String::as_str) {
         let text = read(src.join(file));
         for c in call.captures_iter(&text) {
             let verb = c.get(1).expect("verb").as_str();
@@ -490,7 +496,7 @@ fn controller_source_makes_only_the_calls_the_rbac_covers() {
     }
     assert_eq!(found, known.keys().copied().collect(), "calls the RBAC accounts for have gone: drop their grants");
     // The grants that come from kube-runtime rather than direct calls.
-    let controller = read(src.join("mod.rs"));
+    let controller = files.iter().map(|f| read(src.join(f))).collect::<String>();
     for (anchor, why) in [
         ("Controller::new(", "apideployments list, watch"),
         ("finalizer::finalizer(", "apideployments patch (JSON patch of metadata.finalizers)"),
@@ -639,9 +645,9 @@ fn rbac_grants_exactly_what_the_controller_uses_and_no_wildcards() {
 
 // ---- the Deployment -------------------------------------------------------------------------------
 
-/// The environment variables `ecsop run` reads, from the `env = "..."` of its flags in cli.rs.
+/// The environment variables `ecsop run` reads, from the `env = "..."` of its flags in cli/mod.rs.
 fn cli_env() -> BTreeSet<String> {
-    let cli = read(workspace().join("operator/src/cli.rs"));
+    let cli = read(workspace().join("operator/src/cli/mod.rs"));
     let re = regex::Regex::new(r#"env\s*=\s*"([A-Z_]+)""#).expect("regex");
     let names: BTreeSet<String> = re.captures_iter(&cli).map(|c| c[1].to_string()).collect();
     assert!(names.contains("ECSOP_NAMESPACE") && names.contains("POD_NAME"), "cli.rs flags: {names:?}");
