@@ -88,6 +88,12 @@ async fn apply_creates_everything_owned_and_tagged_and_status_reports_it() {
     let path = env.write("create-all.yaml", &env.manifest(name, repository, "1.0.0", extra));
     let file = path.to_str().expect("utf-8");
 
+    // On an empty account the repository is one creation, its lifecycle policy one of its fields.
+    let diff = env.ecsop(&["diff", "-f", file]);
+    let said = String::from_utf8_lossy(&diff.stdout).to_string();
+    assert_eq!(said.matches("ecr repository create-all-api").count(), 1, "{said}");
+    assert!(said.contains("+ ecr repository create-all-api") && said.contains("lifecyclePolicy: - -> "), "{said}");
+
     // No image yet: ecsop creates the repository it owns, then stalls on the missing image.
     let out = env.ecsop(&["apply", "-f", file]);
     assert_eq!(code(&out), 1, "{}", text(&out));
@@ -155,6 +161,10 @@ async fn apply_creates_everything_owned_and_tagged_and_status_reports_it() {
     assert_eq!(status["listenerRuleArn"], rule.arn.as_str(), "{status:#}");
     assert_eq!(status["taskDefinitionArn"], td_arn.as_str(), "{status:#}");
     assert_eq!(status["image"]["digest"], digest.as_str(), "{status:#}");
+    // The text form names the owned repository, read or not.
+    let out = env.ecsop(&["status", "-f", file]);
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(said.contains(&format!("repository:      {}", repo.uri)), "{said}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

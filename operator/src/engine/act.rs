@@ -97,6 +97,11 @@ async fn run(clients: &Clients, action: &Action, out: &mut Outputs, wait: WaitSe
                 .ecr
                 .create_repository(&repository.name, repository.scan_on_push, repository.tag_mutability, tags)
                 .await?;
+            // Part of the creation: a crash before it leaves a repository without the policy, which
+            // the next run's comparison puts.
+            if let Some(policy) = &repository.lifecycle_policy {
+                clients.ecr.put_lifecycle_policy(&repository.name, policy).await?;
+            }
         }
         Action::SetScanOnPush { name, scan_on_push, .. } => clients.ecr.set_scan_on_push(name, *scan_on_push).await?,
         Action::SetTagMutability { name, tag_mutability } => {

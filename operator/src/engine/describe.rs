@@ -48,7 +48,8 @@ impl Action {
             Action::DeleteDiscoveryService { id } => format!("cloud map service {id}"),
             Action::CreateService { config, .. } => format!("ecs service {}", config.name),
             Action::UpdateService { update, .. } => format!("ecs service {}", update.name),
-            Action::DeleteService { name, .. } | Action::WaitServiceGone { name, .. } => format!("ecs service {name}"),
+            Action::DeleteService { name, .. } => format!("ecs service {name}"),
+            Action::WaitServiceGone { name, .. } => format!("ecs service {name} (wait until its tasks are gone)"),
             Action::TagService { .. } => "ecs service tags".to_string(),
             Action::RegisterScalableTarget { target, .. } => format!("scalable target {}", target.resource_id),
             Action::PutScalingPolicy { policy, .. } => format!("scaling policy {}", policy.name),
@@ -109,10 +110,16 @@ impl Action {
     /// The field-level changes, for `diff`.
     pub fn changes(&self) -> Vec<Change> {
         match self {
-            Action::CreateRepository { repository, .. } => vec![
-                Change::new("scanOnPush", "-", repository.scan_on_push),
-                Change::new("tagMutability", "-", format!("{:?}", repository.tag_mutability).to_uppercase()),
-            ],
+            Action::CreateRepository { repository, .. } => {
+                let mut changes = vec![
+                    Change::new("scanOnPush", "-", repository.scan_on_push),
+                    Change::new("tagMutability", "-", format!("{:?}", repository.tag_mutability).to_uppercase()),
+                ];
+                if let Some(policy) = &repository.lifecycle_policy {
+                    changes.push(Change::new("lifecyclePolicy", "-", policy));
+                }
+                changes
+            }
             Action::SetScanOnPush { scan_on_push, was, .. } => vec![Change::new("scanOnPush", was, scan_on_push)],
             Action::SetTagMutability { tag_mutability, .. } => {
                 vec![Change::new("tagMutability", "?", format!("{tag_mutability:?}").to_uppercase())]

@@ -243,7 +243,6 @@ mod tests {
             kinds(&p),
             [
                 "createRepository",
-                "putLifecyclePolicy",
                 "registerTaskDefinition",
                 "createTargetGroup",
                 "createRule",
@@ -280,7 +279,13 @@ mod tests {
             ..Default::default()
         };
         let p = plan(&t, &observed, now());
-        assert_eq!(kinds(&p), ["createRepository", "putLifecyclePolicy"]);
+        // One creation, the lifecycle policy one of its fields.
+        assert_eq!(kinds(&p), ["createRepository"]);
+        let Action::CreateRepository { repository, .. } = &p.actions[0] else { unreachable!() };
+        assert!(
+            repository.lifecycle_policy.as_deref().is_some_and(|l| l.contains("\"countNumber\":30")),
+            "{repository:?}"
+        );
         assert_eq!((p.assessment.phase, p.assessment.reason.as_str()), (Phase::Stalled, "ImageNotFound"));
         assert!(p.assessment.message.contains("books-api:1.4.2"));
     }

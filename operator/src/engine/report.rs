@@ -76,7 +76,12 @@ impl Report {
             service_arn: service.map(|s| s.arn.clone()),
             target_group_arn: observed.target_group.as_ref().map(|t| t.arn.clone()),
             listener_rule_arn: observed.rule().map(|r| r.arn.clone()),
-            repository_uri: observed.repository.as_ref().map(|r| r.uri.clone()),
+            // The fast path does not read the repository; the pinned image names it.
+            repository_uri: observed
+                .repository
+                .as_ref()
+                .map(|r| r.uri.clone())
+                .or_else(|| observed.pinned().map(|p| p.uri.clone())),
             replicas: service.map(|s| (s.desired_count, s.running_count, s.pending_count)),
             rollout,
             last_good_revision: a.rollout.as_ref().and_then(|r| r.last_good_revision.clone()),

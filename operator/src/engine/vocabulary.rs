@@ -75,9 +75,9 @@ impl Change {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "action", rename_all = "camelCase")]
 pub enum Action {
-    /// Create the owned ECR repository.
+    /// Create the owned ECR repository, with its lifecycle policy: one creation, one change.
     CreateRepository {
-        /// Settings.
+        /// Settings, the lifecycle policy included.
         repository: RepositoryState,
         /// Tags.
         tags: Tags,

@@ -1,6 +1,6 @@
 //! `ecsop-local`: ecsop's local default. Starts the AWS emulator (moto, through the harness), builds the
 //! network an ApiDeployment needs, and runs the real `ecsop` binary against it: create, deploy, roll
-//! out a new image, report.
+//! out a new image, report, delete.
 //!
 //! Everything here is local: no AWS account is touched. ECS progress is simulated by the harness's
 //! deployment driver, because moto never runs tasks.
@@ -71,14 +71,16 @@ async fn demo() -> Result<()> {
     step("ecsop status");
     ecsop(&account, &["status", "-f"], &path, &[0])?;
 
+    step("ecsop delete --dry-run: the teardown order (traffic first, then the service, then what it used)");
+    ecsop(&account, &["delete", "--dry-run", "-f"], &path, &[0])?;
+
+    step("ecsop delete: everything the ApiDeployment owns, in that order");
+    ecsop(&account, &["delete", "--timeout", "2m", "-f"], &path, &[0])?;
+
     println!(
-        "\n== done. Everything ran against a local emulator; the ECS rollouts were simulated by the test \
-         harness (moto never runs tasks). Tear down with:\n   AWS_ENDPOINT_URL={} AWS_ACCESS_KEY_ID={} \
-         AWS_SECRET_ACCESS_KEY=x AWS_REGION={} target/debug/ecsop delete -f {}",
-        account.endpoint_url(),
-        account.access_key_id(),
-        account.region(),
-        path.display()
+        "\n== done. Everything ran against a local emulator and was deleted again; the ECS rollouts were \
+         simulated by the test harness (moto never runs tasks). The emulator stops by itself after a minute \
+         without requests."
     );
     Ok(())
 }

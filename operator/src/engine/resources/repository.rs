@@ -62,9 +62,6 @@ impl Kind for Repository {
             None if observed.deep => {
                 actions
                     .push(Action::CreateRepository { repository: repo.clone(), tags: owned_tags(scope.names(), &[]) });
-                if let Some(policy) = &repo.lifecycle_policy {
-                    actions.push(Action::PutLifecyclePolicy { name: repo.name.clone(), policy: policy.clone() });
-                }
             }
             None => {}
             Some(current) => {
