@@ -126,6 +126,11 @@ class Harness:
         if call["account"]:
             environ["HTTP_X_MOTO_ACCOUNT_ID"] = call["account"]
         fault = self.match_fault(call)
+        if fault is not None and fault.get("lost"):
+            # A lost response: AWS carried the call out, and its answer never arrived (a timeout, a 5xx
+            # from a front end, a reset connection). The call is served for real, then answered with
+            # the fault instead, so a client that repeats it repeats a call that already took effect.
+            return self.lost_response(environ, start_response, call, fault)
         if fault is not None:
             latency = fault.get("latencyMs")
             if latency:
@@ -157,6 +162,34 @@ class Harness:
             recording_start_response(status, headers)
             return [body]
         return self.app(environ, recording_start_response)
+
+    def lost_response(self, environ: dict[str, Any], start_response: Any, call: dict[str, Any], fault: dict) -> Any:
+        served: dict[str, Any] = {}
+
+        def keep_status(status: str, headers: Any, exc_info: Any = None) -> Any:
+            served["status"] = status
+            return lambda _data: None
+
+        added = ADDED_OPERATIONS.get((call["service"], call["operation"]))
+        if added is not None:
+            status, _, _ = added(call, environ)
+            served["status"] = status
+        elif call["protocol"] == "rpc-v2-cbor":
+            status, _, _ = serve_rpc_v2_cbor(call, read_body(environ))
+            served["status"] = status
+        else:
+            body = self.app(environ, keep_status)
+            for _ in body:
+                pass
+            if hasattr(body, "close"):
+                body.close()
+        call["fault"] = f"lost:{fault['kind']}"
+        call["served"] = int(str(served.get("status", "0")).split()[0])
+        status, headers, body = self.error_response(call, fault["kind"])
+        call["status"] = int(status.split()[0])
+        self.record(call)
+        start_response(status, headers)
+        return [body]
 
     # ---- calls -----------------------------------------------------------------------------------
     def describe_call(self, environ: dict[str, Any]) -> dict[str, Any]:
@@ -339,6 +372,7 @@ class Harness:
                 "latencyMs": body.get("latencyMs"),
                 "skip": int(body.get("skip") or 0),
                 "writesOnly": bool(body.get("writesOnly", False)),
+                "lost": bool(body.get("lost", False)),
                 "hits": 0,
             }
             if rule["kind"] not in ("latency",) + tuple(JSON_ERRORS):
@@ -622,6 +656,29 @@ def patch_ecr() -> None:
     responses.ECRResponse.describe_image_scan_findings = describe_image_scan_findings
 
 
+def patch_servicediscovery() -> None:
+    """Cloud Map: one service per name in a namespace, and CreatorRequestId making CreateService
+    idempotent. moto makes a second service of the same name for every CreateService."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.servicediscovery import models
+
+    original_create = models.ServiceDiscoveryBackend.create_service
+
+    def create_service(self: Any, name: str, namespace_id: str, creator_request_id: str, *args: Any, **kw: Any) -> Any:
+        for existing in self.services.values():
+            if existing.name == name and existing.namespace_id == namespace_id:
+                if creator_request_id and existing.creator_request_id == creator_request_id:
+                    return existing
+                raise JsonRESTError("ServiceAlreadyExists", f"Service already exists. ServiceId: {existing.id}")
+        return original_create(self, name, namespace_id, creator_request_id, *args, **kw)
+
+    models.ServiceDiscoveryBackend.create_service = create_service
+
+
+# The clientToken each ECS service was created with, by (account, region, cluster, service).
+CLIENT_TOKENS: dict[tuple[str, str, str, str], str] = {}
+
+
 def patch_ecs() -> None:
     """Make CreateService keep its deployment settings and UpdateService start deployments."""
     from moto.core.utils import camelcase_to_underscores
@@ -637,9 +694,29 @@ def patch_ecs() -> None:
         "placementStrategy",
     ]
     original_create = responses.EC2ContainerServiceResponse.create_service
+    from moto.ecs.exceptions import InvalidParameterException
 
     def create_service(self: Any) -> Any:
+        # ECS: CreateService of a service that exists (ACTIVE or DRAINING) is refused, unless it repeats
+        # the call that created it with the same clientToken, which answers the service it made. moto
+        # replaces the service instead.
+        cluster = self._get_param("cluster", "default").split("/")[-1]
+        name = self._get_param("serviceName")
+        key = (self.current_account, self.region, cluster, name)
+        token = self._get_param("clientToken")
+        try:
+            existing = self.ecs_backend._get_service(cluster, name)
+        except Exception:
+            existing = None
+        if existing is not None and existing.status != "INACTIVE":
+            if token and CLIENT_TOKENS.get(key) == token:
+                from moto.core.responses import ActionResult
+
+                return ActionResult({"service": existing})
+            raise InvalidParameterException("Creation of service was not idempotent.")
         result = original_create(self)
+        if token:
+            CLIENT_TOKENS[key] = token
         svc = self.ecs_backend._get_service(self._get_param("cluster", "default"), self._get_param("serviceName"))
         for key in kept:
             value = self._get_param(key)
@@ -932,6 +1009,7 @@ def main() -> None:
 
     patch_ecs()
     patch_ecr()
+    patch_servicediscovery()
     harness = Harness(DomainDispatcherApplication(create_backend_app), args.idle_exit)
     server = make_server(args.host, args.port, harness, threaded=True, request_handler=MotoRequestHandler)
     port = server.server_address[1]

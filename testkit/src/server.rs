@@ -464,6 +464,7 @@ pub struct Fault {
     #[serde(skip_serializing_if = "Option::is_none")]
     skip: Option<u32>,
     writes_only: bool,
+    lost: bool,
 }
 
 impl Fault {
@@ -478,6 +479,7 @@ impl Fault {
             latency_ms: None,
             skip: None,
             writes_only: false,
+            lost: false,
         }
     }
     /// Throttle matching calls.
@@ -525,6 +527,13 @@ impl Fault {
     /// Stop after this many hits.
     pub fn count(mut self, count: u32) -> Self {
         self.count = Some(count);
+        self
+    }
+    /// A lost response: the call is carried out for real, then answered with this rule's error, as
+    /// when AWS did the work and the answer was lost (a timeout, a 5xx from a front end, a reset
+    /// connection). A client that repeats the call repeats something that already took effect.
+    pub fn lost(mut self) -> Self {
+        self.lost = true;
         self
     }
 }

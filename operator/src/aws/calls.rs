@@ -157,7 +157,7 @@ impl Calls {
             };
             self.record(CallRecord { service, operation, outcome, duration: started.elapsed() });
             match result {
-                Err(e) if e.kind.is_retryable() && attempt < self.retry.max_attempts => {
+                Err(e) if e.kind.is_retryable() && attempt < self.retry.max_attempts && repeatable(operation, &e) => {
                     tracing::debug!(service, operation, attempt, error = %e, "retrying AWS call");
                     tokio::time::sleep(self.backoff(attempt)).await;
                 }
@@ -185,6 +185,30 @@ impl Calls {
         let half = cap / 2;
         half + half.mul_f64(jitter())
     }
+}
+
+/// Writes that AWS does not make idempotent: repeated after their answer was lost, they make a second
+/// one (a revision, a rule, an integration, a route, an authorizer) or fail as a conflict with the
+/// first. The engine looks for what such a write made before it makes it again
+/// (`engine::act`), so the call layer must not repeat it blindly.
+pub const NOT_IDEMPOTENT: &[&str] = &[
+    "RegisterTaskDefinition",
+    "CreateRule",
+    "CreateTargetGroup",
+    "CreateRepository",
+    "CreateIntegration",
+    "CreateAuthorizer",
+    "CreateRoute",
+    "CreateDeployment",
+    "PutImage",
+    "StartImageScan",
+];
+
+/// Whether `operation` may be sent again after `error`. A throttled call was refused before AWS did
+/// anything; a transient failure (a timeout, a 5xx, a reset connection) may come after AWS did the
+/// work, so only calls that are safe to repeat are repeated.
+fn repeatable(operation: &str, error: &AwsError) -> bool {
+    error.kind == ErrorKind::Throttled || !NOT_IDEMPOTENT.contains(&operation)
 }
 
 /// A cheap random fraction in [0, 1) without a RNG dependency: the clock's nanoseconds, mixed.
@@ -242,6 +266,46 @@ mod tests {
         assert_eq!(counts[&("ecs", "UpdateService", Outcome::Throttled)], 2);
         assert_eq!(counts[&("ecs", "UpdateService", Outcome::Ok)], 1);
         assert_eq!(calls.totals(), (0, 3));
+    }
+
+    #[tokio::test]
+    async fn a_write_aws_does_not_make_idempotent_is_not_repeated_after_an_ambiguous_failure() {
+        let calls = fast();
+        let n = AtomicU32::new(0);
+        let lost: Result<(), _> = calls
+            .run("ecs", "RegisterTaskDefinition", || async {
+                n.fetch_add(1, Ordering::SeqCst);
+                Err(AwsError::new("ecs", "RegisterTaskDefinition", ErrorKind::Transient, "HTTP 500"))
+            })
+            .await;
+        assert_eq!(lost.expect_err("lost").kind, ErrorKind::Transient);
+        assert_eq!(n.load(Ordering::SeqCst), 1, "the engine decides whether to send it again");
+
+        // Throttling refused the call before AWS did anything: repeating is safe.
+        let n = AtomicU32::new(0);
+        let result = calls
+            .run("ecs", "RegisterTaskDefinition", || async {
+                if n.fetch_add(1, Ordering::SeqCst) < 2 {
+                    Err(AwsError::new("ecs", "RegisterTaskDefinition", ErrorKind::Throttled, "Rate exceeded"))
+                } else {
+                    Ok(1)
+                }
+            })
+            .await;
+        assert_eq!(result, Ok(1));
+
+        // An idempotent write is repeated after a transient failure.
+        let n = AtomicU32::new(0);
+        let result = calls
+            .run("ecs", "UpdateService", || async {
+                if n.fetch_add(1, Ordering::SeqCst) < 1 {
+                    Err(AwsError::new("ecs", "UpdateService", ErrorKind::Transient, "HTTP 503"))
+                } else {
+                    Ok(2)
+                }
+            })
+            .await;
+        assert_eq!(result, Ok(2));
     }
 
     #[tokio::test]

@@ -306,6 +306,15 @@ fn load_balancer(b: &Binding) -> sdk::LoadBalancer {
     sdk::LoadBalancer::builder().target_group_arn(&b.arn).container_name(&b.container).container_port(b.port).build()
 }
 
+/// A client token unique to this call (36 characters at most, as ECS takes them): the parts, the time
+/// and the process, hashed.
+fn client_token(parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let seed = format!("{}|{}|{}", parts.join("|"), now.as_nanos(), std::process::id());
+    hex::encode(Sha256::digest(seed.as_bytes())).chars().take(32).collect()
+}
+
 fn service_registry(b: &Binding) -> sdk::ServiceRegistry {
     sdk::ServiceRegistry::builder().registry_arn(&b.arn).container_name(&b.container).container_port(b.port).build()
 }
@@ -454,11 +463,16 @@ impl Ecs for SdkEcs {
         const OP: &str = "CreateService";
         let network = network_configuration(OP, &config.network)?;
         let deployment = deployment_configuration(OP, &config.deployment, config.alarms.as_ref())?;
+        // One token per creation, the same in each repetition of the call: ECS answers a repeated
+        // CreateService with the service it made instead of failing it as "not idempotent", so a
+        // lost answer is safe to repeat.
+        let token = client_token(&[&config.cluster, &config.name, &config.task_definition]);
         let out = call!(
             self.calls,
             "CreateService",
             self.client
                 .create_service()
+                .client_token(token)
                 .cluster(&config.cluster)
                 .service_name(&config.name)
                 .task_definition(&config.task_definition)

@@ -5,11 +5,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::names::service_tags;
+use super::lost;
+use super::names::{TAG_SPEC_HASH, service_tags};
 use super::vocabulary::{Action, Created, Ref, Resource};
 use crate::aws::{
-    AwsError, Clients, ErrorKind, Redirect, RouteConfig, Rule, RuleAction, RuleConfig, ScalingMetric, ScalingPolicy,
-    Tags,
+    AwsError, Clients, ErrorKind, ImageScan, Redirect, RouteConfig, Rule, RuleAction, RuleConfig, ScalingMetric,
+    ScalingPolicy, Tags,
 };
 
 /// What acting created, by kind.
@@ -93,10 +94,12 @@ pub async fn act(
 async fn run(clients: &Clients, action: &Action, out: &mut Outputs, wait: WaitSettings) -> Result<(), AwsError> {
     match action {
         Action::CreateRepository { repository, tags } => {
-            clients
-                .ecr
-                .create_repository(&repository.name, repository.scan_on_push, repository.tag_mutability, tags)
-                .await?;
+            let r = repository;
+            lost::create_once(
+                || clients.ecr.create_repository(&r.name, r.scan_on_push, r.tag_mutability, tags),
+                || clients.ecr.repository(None, &r.name),
+            )
+            .await?;
             // Part of the creation: a crash before it leaves a repository without the policy, which
             // the next run's comparison puts.
             if let Some(policy) = &repository.lifecycle_policy {
@@ -109,11 +112,20 @@ async fn run(clients: &Clients, action: &Action, out: &mut Outputs, wait: WaitSe
         }
         Action::PutLifecyclePolicy { name, policy } => clients.ecr.put_lifecycle_policy(name, policy).await?,
         Action::RegisterTaskDefinition { definition, tags } => {
-            let td = clients.ecs.register_task_definition(definition, tags).await?;
+            let hash = tags.get(TAG_SPEC_HASH).map(String::as_str).unwrap_or_default();
+            let td = lost::create_once(
+                || clients.ecs.register_task_definition(definition, tags),
+                || lost::revision(clients, &definition.family, hash),
+            )
+            .await?;
             out.created.insert(Created::TaskDefinition, td.arn);
         }
         Action::CreateTargetGroup { config, attributes } => {
-            let tg = clients.elbv2.create_target_group(config).await?;
+            let tg = lost::create_once(
+                || clients.elbv2.create_target_group(config),
+                || clients.elbv2.target_group(&config.name),
+            )
+            .await?;
             clients.elbv2.set_target_group_attributes(&tg.arn, attributes).await?;
             out.created.insert(Created::TargetGroup, tg.arn);
         }
@@ -134,10 +146,26 @@ async fn run(clients: &Clients, action: &Action, out: &mut Outputs, wait: WaitSe
             clients.elbv2.modify_rule(arn, hosts, paths, action).await?
         }
         Action::StartImageScan { registry_id, repository, digest } => {
-            clients.ecr.start_image_scan(registry_id.as_deref(), repository, digest).await?
+            let registry = registry_id.as_deref();
+            lost::create_once(
+                || clients.ecr.start_image_scan(registry, repository, digest),
+                || async {
+                    let scan = clients.ecr.image_scan(registry, repository, digest).await?;
+                    Ok((scan != ImageScan::NotScanned).then_some(()))
+                },
+            )
+            .await?
         }
         Action::PromoteImage { registry_id, repository, digest, tag, service, .. } => {
-            clients.ecr.put_tag(registry_id.as_deref(), repository, digest, tag).await?;
+            let registry = registry_id.as_deref();
+            lost::create_once(
+                || clients.ecr.put_tag(registry, repository, digest, tag),
+                || async {
+                    let on = clients.ecr.resolve_tag(registry, repository, tag).await?;
+                    Ok((on.as_deref() == Some(digest.as_str())).then_some(()))
+                },
+            )
+            .await?;
             let recorded = Tags::from([(service_tags::PROMOTED.to_string(), digest.clone())]);
             clients.ecs.tag(service, &recorded).await?
         }
@@ -146,7 +174,11 @@ async fn run(clients: &Clients, action: &Action, out: &mut Outputs, wait: WaitSe
         Action::CreateIntegration { api_id, config, service } => {
             let mut config = config.clone();
             config.service_arn = out.resolve(service, "apigateway", "CreateIntegration")?;
-            let integration = clients.apigateway.create_integration(api_id, &config).await?;
+            let integration = lost::create_once(
+                || clients.apigateway.create_integration(api_id, &config),
+                || lost::integration(clients, api_id, &config.description),
+            )
+            .await?;
             out.created.insert(Created::Integration, integration.id);
         }
         Action::UpdateIntegration { api_id, id, config, service, .. } => {
@@ -155,7 +187,14 @@ async fn run(clients: &Clients, action: &Action, out: &mut Outputs, wait: WaitSe
             clients.apigateway.update_integration(api_id, id, &config).await?
         }
         Action::CreateAuthorizer { api_id, config } => {
-            let authorizer = clients.apigateway.create_authorizer(api_id, config).await?;
+            let authorizer = lost::create_once(
+                || clients.apigateway.create_authorizer(api_id, config),
+                || async {
+                    let found = clients.apigateway.authorizers(api_id).await?;
+                    Ok(found.into_iter().find(|a| a.config.name == config.name))
+                },
+            )
+            .await?;
             out.created.insert(Created::Authorizer, authorizer.id);
         }
         Action::UpdateAuthorizer { api_id, id, config, .. } => {
@@ -163,7 +202,14 @@ async fn run(clients: &Clients, action: &Action, out: &mut Outputs, wait: WaitSe
         }
         Action::CreateRoute { api_id, key, integration, authorizer } => {
             let config = route_config(out, key, integration, authorizer.as_ref(), "CreateRoute")?;
-            clients.apigateway.create_route(api_id, &config).await?;
+            lost::create_once(
+                || clients.apigateway.create_route(api_id, &config),
+                || async {
+                    let found = clients.apigateway.routes(api_id).await?;
+                    Ok(found.into_iter().find(|r| r.key == config.key))
+                },
+            )
+            .await?;
         }
         Action::UpdateRoute { api_id, id, key, integration, authorizer, .. } => {
             let config = route_config(out, key, integration, authorizer.as_ref(), "UpdateRoute")?;
@@ -315,7 +361,11 @@ async fn create_rule(
         action,
         tags: tags.clone(),
     };
-    clients.elbv2.create_rule(&config).await
+    lost::create_once(
+        || clients.elbv2.create_rule(&config),
+        || lost::rule(clients, listener_arn, priority, &config.action),
+    )
+    .await
 }
 
 /// A route's settings, with the integration and authorizer ids filled in.

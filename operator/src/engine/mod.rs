@@ -12,6 +12,7 @@
 pub mod act;
 pub mod describe;
 pub mod gates;
+pub mod lost;
 pub mod model;
 pub mod names;
 pub mod observe;
