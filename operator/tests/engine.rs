@@ -127,7 +127,9 @@ async fn a_crash_after_any_write_converges_without_duplicates() {
         let w = World::new();
         w.reconcile().await.expect("repository");
         w.fake.push_image("books-api", "1.4.2", &digest(1));
-        w.fake.fail_after_writes(crash_after, ErrorKind::Transient);
+        // The run dies at the write after `crash_after` (not a transient failure, which the actor
+        // rides out since lost answers are looked for and repeated).
+        w.fake.fail_after_writes(crash_after, ErrorKind::Other);
         assert!(w.reconcile().await.is_err(), "the run after write {crash_after} must fail");
         w.fake.clear_faults();
         w.reconcile().await.unwrap_or_else(|e| panic!("resume after write {crash_after}: {e}"));
@@ -437,4 +439,46 @@ async fn deleting_while_a_dropped_cloud_map_service_drains_removes_it_too() {
         calls.iter().position(|(s, op)| s == service && op == "DeleteService").unwrap_or_else(|| panic!("{calls:?}"))
     };
     assert!(pos("ecs") < pos("servicediscovery"), "{calls:?}");
+}
+
+#[tokio::test]
+async fn writes_refused_until_aws_catches_up_are_sent_again_within_the_same_apply() {
+    let w = World::new();
+    // AWS's eventual consistency: the service is invisible to Application Auto Scaling, and the
+    // target group's load balancer to ECS, for a moment after each was made.
+    w.fake.set_propagation_delay(Some(std::time::Duration::from_millis(600)));
+    let first = w.reconcile().await.expect("first reconcile");
+    assert_eq!(first.report.reason, "ImageNotFound", "{:?}", first.report);
+    w.fake.push_image("books-api", "1.4.2", &digest(1));
+    w.fake.clear_calls();
+
+    let created = w.reconcile().await.expect("the create rides out both races in one apply");
+    assert_eq!(created.report.phase, Phase::Progressing, "{:?}", created.report);
+    let refused = |op: &str| w.fake.calls().iter().filter(|(s, o)| format!("{s}:{o}") == op).count();
+    assert!(refused("ecs:CreateService") >= 2, "ECS refused the service first: {:?}", w.fake.calls());
+    assert!(
+        refused("application-autoscaling:RegisterScalableTarget") >= 2,
+        "Application Auto Scaling did not see the service at first: {:?}",
+        w.fake.calls()
+    );
+    let service = w.fake.service_snapshot(CLUSTER, "books-api").expect("service");
+    assert_eq!(service.load_balancers.len(), 1);
+    assert_eq!(w.fake.scalable_targets().len(), 1);
+    assert_eq!(w.active_revisions(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_for_eventual_consistency_that_never_ends_fails_the_apply_after_bounded_retries() {
+    let w = World::new();
+    w.deploy().await;
+    w.fake.clear_calls();
+    w.fake.fail_always("ecs:UpdateService", ErrorKind::Propagating);
+    let mut changed = w.resource.clone();
+    changed.spec.service.replicas = 3;
+    changed.spec.service.autoscaling = None;
+    let target = w.engine.target(&changed);
+    let err = w.engine.reconcile(&target, Options::default(), &Quiet, Utc::now()).await.expect_err("gives up");
+    assert_eq!(err.kind, ErrorKind::Propagating, "{err}");
+    let attempts = w.fake.calls().iter().filter(|(s, o)| *s == "ecs" && *o == "UpdateService").count();
+    assert_eq!(attempts, 8, "one attempt and seven repetitions");
 }

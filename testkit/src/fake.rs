@@ -80,6 +80,11 @@ struct State {
     calls: Vec<(&'static str, &'static str)>,
     faults: Vec<Fault>,
     latency: Option<Duration>,
+    /// How long a change takes to reach the writes that depend on it (eventual consistency).
+    propagation: Option<Duration>,
+    /// When each recent change becomes visible to dependent writes, by key (`service/<cluster>/<name>`,
+    /// `tg-lb/<target group ARN>`).
+    settles: BTreeMap<String, std::time::Instant>,
     ecr: EcrState,
     ecs: EcsState,
     elb: ElbState,
@@ -97,6 +102,33 @@ struct HttpApi {
     integrations: BTreeMap<String, Integration>,
     routes: BTreeMap<String, Route>,
     authorizers: BTreeMap<String, Authorizer>,
+}
+
+impl State {
+    /// Note that `key` changed now; dependent writes see it once the propagation delay has passed.
+    fn changed(&mut self, key: String) {
+        if let Some(delay) = self.propagation {
+            self.settles.insert(key, std::time::Instant::now() + delay);
+        }
+    }
+
+    /// Whether the change to `key` has not reached dependent writes yet.
+    fn unsettled(&self, key: &str) -> bool {
+        self.settles.get(key).is_some_and(|at| std::time::Instant::now() < *at)
+    }
+
+    /// ECS's refusal of a service bound to a target group whose listener rule it does not see yet.
+    fn check_propagated(&self, op: &'static str, load_balancers: &[Binding]) -> AwsResult<()> {
+        match load_balancers.iter().find(|b| self.unsettled(&format!("tg-lb/{}", b.arn))) {
+            Some(b) => Err(aws_err(
+                ECS,
+                op,
+                "InvalidParameterException",
+                format!("The target group with targetGroupArn {} does not have an associated load balancer.", b.arn),
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Identifiers and time.
@@ -244,6 +276,14 @@ fn injected(service: &'static str, operation: &'static str, kind: ErrorKind) -> 
         ErrorKind::Invalid => "InvalidParameterException",
         ErrorKind::Conflict => "ConcurrentUpdateException",
         ErrorKind::Transient => "InternalFailure",
+        ErrorKind::Propagating => {
+            return aws_err(
+                service,
+                operation,
+                "InvalidParameterException",
+                "injected fault: the target group does not have an associated load balancer.",
+            );
+        }
         ErrorKind::Other => "InjectedFault",
     };
     aws_err(service, operation, code, format!("injected fault ({kind})"))
@@ -636,6 +676,17 @@ impl FakeAws {
     /// The fake's current time.
     pub fn now(&self) -> DateTime<Utc> {
         self.lock().ids.now()
+    }
+
+    /// Eventual consistency: a change reaches the writes that depend on it only `delay` after it was
+    /// made, and until then they are refused with AWS's own errors: RegisterScalableTarget of a service
+    /// created less than `delay` ago ("ECS service doesn't exist"), CreateService or UpdateService
+    /// binding a target group whose listener rule is younger than `delay` ("does not have an associated
+    /// load balancer"). `None` (the default) makes every change visible at once.
+    pub fn set_propagation_delay(&self, delay: Option<Duration>) {
+        let mut st = self.lock();
+        st.propagation = delay;
+        st.settles.clear();
     }
 
     /// Make every call wait `latency` (a tokio sleep, outside the lock) before it is answered; `None`
@@ -1396,6 +1447,8 @@ impl Ecs for FakeAws {
         const OP: &str = "CreateService";
         self.call(ECS, OP).await?;
         let mut st = self.lock();
+        let load_balancers: Vec<Binding> = config.load_balancer.iter().cloned().collect();
+        st.check_propagated(OP, &load_balancers)?;
         let State { ids, ecs, elb, sd, .. } = &mut *st;
         let key = service_key(&config.cluster, &config.name);
         if ecs.services.get(&key).is_some_and(|s| s.status != "INACTIVE") {
@@ -1406,12 +1459,12 @@ impl Ecs for FakeAws {
             return Err(aws_err(ECS, OP, "InvalidParameterException", "desiredCount can not be negative."));
         }
         check_network(OP, &config.network)?;
-        let load_balancers: Vec<Binding> = config.load_balancer.iter().cloned().collect();
         let registries: Vec<Binding> = config.registry.iter().cloned().collect();
         check_grace(OP, config.health_check_grace_period_seconds, &load_balancers)?;
         check_bindings(OP, elb, sd, &rev.definition, &load_balancers, &registries)?;
         let task_definition = rev.info.arn.clone();
         let (cluster, name) = key.clone();
+        let changed = format!("service/{cluster}/{name}");
         let mut svc = Service {
             arn: format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/{name}"),
             name,
@@ -1432,6 +1485,7 @@ impl Ecs for FakeAws {
         };
         start_deployment(ids, &mut svc, &task_definition);
         ecs.services.insert(key, svc.clone());
+        st.changed(changed);
         Ok(svc)
     }
 
@@ -1439,6 +1493,7 @@ impl Ecs for FakeAws {
         const OP: &str = "UpdateService";
         self.call(ECS, OP).await?;
         let mut st = self.lock();
+        st.check_propagated(OP, update.load_balancers.as_deref().unwrap_or_default())?;
         let State { ids, ecs, elb, sd, .. } = &mut *st;
         let key = service_key(&update.cluster, &update.name);
         let current = match ecs.services.get(&key) {
@@ -1745,6 +1800,9 @@ impl Elbv2 for FakeAws {
             },
         };
         elb.rules.insert(arn, RuleState { listener: listener.clone(), rule: rule.clone(), tags: config.tags.clone() });
+        for tg in &rule.target_groups {
+            st.changed(format!("tg-lb/{tg}"));
+        }
         Ok(rule)
     }
 
@@ -1966,6 +2024,9 @@ impl Autoscaling for FakeAws {
         }
         let mut st = self.lock();
         let key = service_key(&caps[1], &caps[2]);
+        if st.unsettled(&format!("service/{}/{}", key.0, key.1)) {
+            return invalid(format!("ECS service doesn't exist: {}", target.resource_id));
+        }
         let Some(svc) = st.ecs.services.get_mut(&key).filter(|s| s.status == "ACTIVE") else {
             return invalid(format!("ECS service doesn't exist: {}", target.resource_id));
         };

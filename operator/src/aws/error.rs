@@ -20,6 +20,11 @@ pub enum ErrorKind {
     Conflict,
     /// A network error, a timeout or a 5xx; worth another try.
     Transient,
+    /// AWS has not caught up with a change just made (eventual consistency): a dependent write refused
+    /// because the resource it names is not visible to it yet. The request was not carried out; the
+    /// actor repeats it after a bounded backoff. Only the known messages are classified so
+    /// ([`propagating`]).
+    Propagating,
     /// Anything else.
     Other,
 }
@@ -39,6 +44,7 @@ impl ErrorKind {
             ErrorKind::Invalid => "invalid",
             ErrorKind::Conflict => "conflict",
             ErrorKind::Transient => "transient",
+            ErrorKind::Propagating => "propagating",
             ErrorKind::Other => "other",
         }
     }
@@ -135,6 +141,14 @@ fn render_chain(err: &dyn std::error::Error) -> String {
     out
 }
 
+/// The refusals AWS answers right after a change it has not propagated yet, recognised by their text
+/// (lower case): Application Auto Scaling's RegisterScalableTarget right after ECS CreateService, and
+/// ECS CreateService or UpdateService right after the listener rule that puts the target group behind a
+/// load balancer.
+pub fn propagating(message: &str) -> bool {
+    message.contains("ecs service doesn't exist") || message.contains("does not have an associated load balancer")
+}
+
 /// Map an AWS error code (and, where AWS reuses one code for several meanings, its message) to a kind.
 pub fn classify_code(code: &str, message: &str) -> ErrorKind {
     match code {
@@ -200,7 +214,12 @@ pub fn classify_code(code: &str, message: &str) -> ErrorKind {
         | "BadRequestException" => {
             // ECS answers several missing-resource cases with a ClientException and a message only.
             let lower = message.to_ascii_lowercase();
-            if lower.contains("not found") || lower.contains("does not exist") || lower.contains("unable to describe") {
+            if propagating(&lower) {
+                ErrorKind::Propagating
+            } else if lower.contains("not found")
+                || lower.contains("does not exist")
+                || lower.contains("unable to describe")
+            {
                 ErrorKind::NotFound
             } else if lower.contains("not authorized") || lower.contains("access denied") {
                 ErrorKind::AccessDenied
@@ -239,6 +258,18 @@ mod tests {
         assert_eq!(classify_code("ClientException", "Unable to describe task definition."), ErrorKind::NotFound);
         assert_eq!(classify_code("ClientException", "Service was not found."), ErrorKind::NotFound);
         assert_eq!(classify_code("InvalidParameterException", "subnet is invalid"), ErrorKind::Invalid);
+        // Eventual consistency: refused now, accepted once AWS caught up.
+        assert_eq!(
+            classify_code("ValidationException", "ECS service doesn't exist: service/api-cluster/books-api"),
+            ErrorKind::Propagating
+        );
+        assert_eq!(
+            classify_code(
+                "InvalidParameterException",
+                "The target group with targetGroupArn arn:x does not have an associated load balancer."
+            ),
+            ErrorKind::Propagating
+        );
         assert_eq!(classify_code("PriorityInUse", ""), ErrorKind::Conflict);
         assert_eq!(classify_code("InternalFailure", ""), ErrorKind::Transient);
         assert_eq!(classify_code("Whatever", ""), ErrorKind::Other);

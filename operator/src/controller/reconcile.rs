@@ -96,7 +96,7 @@ pub fn backoff(error: &Error) -> Duration {
     match error {
         Error::Aws(e) => match e.kind {
             ErrorKind::Throttled => Duration::from_secs(10),
-            ErrorKind::Transient | ErrorKind::Conflict => Duration::from_secs(15),
+            ErrorKind::Transient | ErrorKind::Conflict | ErrorKind::Propagating => Duration::from_secs(15),
             ErrorKind::AccessDenied => Duration::from_secs(120),
             ErrorKind::Invalid => Duration::from_secs(300),
             ErrorKind::NotFound | ErrorKind::Other => Duration::from_secs(30),

@@ -67,6 +67,11 @@ impl Default for WaitSettings {
     }
 }
 
+/// How many times a write refused for eventual consistency is sent again, and the first wait: 0.25,
+/// 0.5, 1, 2, 4, 4, 4 s (under 16 s in all, the time AWS documents these to settle in).
+const PROPAGATION_ATTEMPTS: u32 = 7;
+const PROPAGATION_BACKOFF: Duration = Duration::from_millis(250);
+
 /// Run `actions` in order.
 pub async fn act(
     clients: &Clients,
@@ -85,7 +90,19 @@ pub async fn act(
             ));
         }
         progress.started(action);
-        run(clients, action, &mut out, wait).await?;
+        // A write AWS refused because it has not caught up with an earlier one yet (eventual
+        // consistency) is sent again after a bounded backoff, within this run.
+        let mut attempt = 0;
+        loop {
+            match run(clients, action, &mut out, wait).await {
+                Err(e) if e.kind == ErrorKind::Propagating && attempt < PROPAGATION_ATTEMPTS => {
+                    tracing::info!(%e, attempt, "AWS has not caught up yet; trying again");
+                    tokio::time::sleep(PROPAGATION_BACKOFF * 2u32.pow(attempt).min(16)).await;
+                    attempt += 1;
+                }
+                result => break result?,
+            }
+        }
         progress.done(action);
     }
     Ok(out)
