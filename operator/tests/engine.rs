@@ -482,3 +482,43 @@ async fn a_refusal_for_eventual_consistency_that_never_ends_fails_the_apply_afte
     let attempts = w.fake.calls().iter().filter(|(s, o)| *s == "ecs" && *o == "UpdateService").count();
     assert_eq!(attempts, 8, "one attempt and seven repetitions");
 }
+
+#[tokio::test]
+async fn cloud_map_a_records_bind_the_registry_alone_and_stay_in_sync() {
+    let mut w = World::new();
+    let sd = w.resource.spec.service.service_discovery.as_mut().expect("valid.yaml has Cloud Map");
+    sd.dns_record_type = ecsop::api::DnsRecordType::A;
+    // ECS refuses a containerPort of 0, which is what an A-record binding used to carry.
+    w.deploy().await;
+    let service = w.fake.service_snapshot(CLUSTER, "books-api").expect("service");
+    assert_eq!(service.registries.len(), 1, "{service:?}");
+    assert_eq!((service.registries[0].container.as_str(), service.registries[0].port), ("", 0));
+    w.fake.clear_calls();
+    let steady =
+        w.engine.reconcile(&w.target(), Options { deep: true, ..Default::default() }, &Quiet, Utc::now()).await;
+    assert_eq!(steady.expect("steady").plan.actions, Vec::new(), "in sync: {:?}", w.fake.calls());
+}
+
+#[tokio::test]
+async fn a_record_too_long_for_a_tag_is_kept_as_a_hash_and_the_deployment_still_settles() {
+    let mut w = World::new();
+    // 245 characters: within ECR's 256, but `<registry>/<name>@<digest>` is over AWS's 256 per tag value.
+    let repository = format!("team/{}", "x".repeat(240));
+    w.resource.spec.image.repository = repository.clone();
+    w.reconcile().await.expect("repository");
+    w.fake.push_image(&repository, "1.4.2", &digest(1));
+    let created = w.reconcile().await.expect("the service is created and its record written");
+    assert_eq!(created.report.phase, Phase::Progressing, "{:?}", created.report);
+    w.fake.complete(CLUSTER, "books-api");
+    let ready = w.reconcile().await.expect("ready");
+    assert_eq!(ready.report.phase, Phase::Ready, "{:?}", ready.report);
+
+    let service = w.fake.service_snapshot(CLUSTER, "books-api").expect("service");
+    let image = service.tags.get("ecsop.io/image").expect("recorded");
+    assert!(image.starts_with("sha256:") && image.len() <= 256, "{image}");
+    // The record cannot be read back, so resyncs read more, but they still write nothing.
+    w.fake.clear_calls();
+    let steady = w.reconcile().await.expect("steady");
+    assert_eq!(steady.plan.actions, Vec::new(), "{:?}", w.fake.calls());
+    assert_eq!(steady.report.phase, Phase::Ready);
+}

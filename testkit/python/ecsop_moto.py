@@ -675,6 +675,16 @@ def patch_servicediscovery() -> None:
     models.ServiceDiscoveryBackend.create_service = create_service
 
 
+def check_registries(registries: Any) -> None:
+    """ECS refuses a Cloud Map binding with containerPort 0 (A records name the registry alone); moto
+    takes anything."""
+    from moto.ecs.exceptions import InvalidParameterException
+
+    for r in registries or []:
+        if "containerPort" in r and not (1 <= int(r["containerPort"]) <= 65535):
+            raise InvalidParameterException("containerPort must be between 1 and 65535.")
+
+
 # The clientToken each ECS service was created with, by (account, region, cluster, service).
 CLIENT_TOKENS: dict[tuple[str, str, str, str], str] = {}
 
@@ -714,6 +724,7 @@ def patch_ecs() -> None:
 
                 return ActionResult({"service": existing})
             raise InvalidParameterException("Creation of service was not idempotent.")
+        check_registries(self._get_param("serviceRegistries"))
         result = original_create(self)
         if token:
             CLIENT_TOKENS[key] = token
@@ -729,6 +740,7 @@ def patch_ecs() -> None:
     original_update = models.EC2ContainerServiceBackend.update_service
 
     def update_service(self: Any, props: dict[str, Any]) -> Any:
+        check_registries(props.get("service_registries"))
         cluster = props.get("cluster", "default")
         name = props.get("service", "").split("/")[-1]
         svc = self._get_service(cluster, name)

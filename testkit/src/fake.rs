@@ -263,6 +263,26 @@ fn aws_err(service: &'static str, operation: &'static str, code: &str, message: 
     AwsError { service, operation, kind: classify_code(code, &message), code: Some(code.to_string()), message }
 }
 
+/// AWS's limits on tags (the same in every service ecsop uses): keys of at most 128 characters, values
+/// of at most 256.
+fn check_tags(service: &'static str, operation: &'static str, tags: &Tags) -> AwsResult<()> {
+    for (k, v) in tags {
+        if k.chars().count() > 128 || v.chars().count() > 256 {
+            let code = if service == ELB { "ValidationError" } else { "InvalidParameterException" };
+            return Err(aws_err(
+                service,
+                operation,
+                code,
+                format!(
+                    "Tag {k}: keys take at most 128 characters and values at most 256 (value has {})",
+                    v.chars().count()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The error an injected fault answers with: the code the service's protocol uses for that kind.
 fn injected(service: &'static str, operation: &'static str, kind: ErrorKind) -> AwsError {
     let query = service == ELB;
@@ -548,12 +568,25 @@ fn check_bindings(
         }
     }
     for r in registries {
-        if !sd.services.values().any(|(s, _)| s.arn == r.arn) {
+        let Some((service, _)) = sd.services.values().find(|(s, _)| s.arn == r.arn) else {
             return Err(aws_err(
                 ECS,
                 op,
                 "InvalidParameterException",
                 format!("The service registry {} does not exist.", r.arn),
+            ));
+        };
+        // ECS's port rules for Cloud Map: SRV records need the container and its port; a port, when
+        // given, is a real one (A records name the registry alone).
+        if !r.container.is_empty() && r.port == 0 {
+            return Err(aws_err(ECS, op, "InvalidParameterException", "containerPort must be between 1 and 65535."));
+        }
+        if service.record_type == DnsRecordType::Srv && r.port == 0 {
+            return Err(aws_err(
+                ECS,
+                op,
+                "InvalidParameterException",
+                "SRV records require a containerName and containerPort (the task definition uses awsvpc).",
             ));
         }
     }
@@ -1293,6 +1326,7 @@ impl Ecr for FakeAws {
 
     async fn tag(&self, arn: &str, tags: &Tags) -> AwsResult<()> {
         self.call(ECR, "TagResource").await?;
+        check_tags(ECR, "TagResource", tags)?;
         self.with_repo_arn("TagResource", arn, |r| apply_tags(&mut r.tags, tags))
     }
 
@@ -1402,6 +1436,7 @@ impl Ecs for FakeAws {
     ) -> AwsResult<TaskDefinitionInfo> {
         const OP: &str = "RegisterTaskDefinition";
         self.call(ECS, OP).await?;
+        check_tags(ECS, OP, tags)?;
         let invalid = |m: String| Err(aws_err(ECS, OP, "ClientException", m));
         if !FAMILY.is_match(&definition.family) {
             return invalid(format!("Family contains invalid characters: {}", definition.family));
@@ -1446,6 +1481,7 @@ impl Ecs for FakeAws {
     async fn create_service(&self, config: &ServiceConfig) -> AwsResult<Service> {
         const OP: &str = "CreateService";
         self.call(ECS, OP).await?;
+        check_tags(ECS, OP, &config.tags)?;
         let mut st = self.lock();
         let load_balancers: Vec<Binding> = config.load_balancer.iter().cloned().collect();
         st.check_propagated(OP, &load_balancers)?;
@@ -1569,6 +1605,7 @@ impl Ecs for FakeAws {
 
     async fn tag(&self, arn: &str, tags: &Tags) -> AwsResult<()> {
         self.call(ECS, "TagResource").await?;
+        check_tags(ECS, "TagResource", tags)?;
         self.with_ecs_tags("TagResource", arn, |t| apply_tags(t, tags))
     }
 
@@ -1988,6 +2025,7 @@ impl CloudMap for FakeAws {
 
     async fn tag(&self, arn: &str, tags: &Tags) -> AwsResult<()> {
         self.call(SD, "TagResource").await?;
+        check_tags(SD, "TagResource", tags)?;
         self.with_sd_tags("TagResource", arn, |t| apply_tags(t, tags))
     }
 
@@ -2138,6 +2176,7 @@ impl CloudWatch for FakeAws {
 
     async fn tag(&self, arn: &str, tags: &Tags) -> AwsResult<()> {
         self.call(CW, "TagResource").await?;
+        check_tags(CW, "TagResource", tags)?;
         self.with_alarm("TagResource", arn, |t| apply_tags(t, tags))
     }
 

@@ -544,6 +544,9 @@ pub enum DnsRecordType {
     .message("set at least one of loadBalancer.hosts or loadBalancer.paths").field_path(".hosts"))]
 #[x_kube(validation = Rule::new("size(self.hosts) + size(self.paths) <= 5")
     .message("an ALB rule takes at most 5 host and path values in total").field_path(".paths"))]
+#[x_kube(validation = Rule::new(
+    "size((self.hosts + self.paths).join('')) - size((self.hosts + self.paths).join('').replace('*', '').replace('?', '')) <= 5"
+).message("an ALB rule takes at most 5 wildcards (* and ?) across its hosts and paths").field_path(".paths"))]
 #[x_kube(validation = Rule::new("!has(self.httpsRedirect) || self.httpsRedirect.listenerArn != self.listenerArn")
     .message("httpsRedirect.listenerArn must be the HTTP listener, not the HTTPS listener of listenerArn")
     .field_path(".httpsRedirect.listenerArn"))]
@@ -560,14 +563,15 @@ pub struct LoadBalancerSpec {
     /// Listener rule priority, unique on the listener.
     #[schemars(range(min = 1, max = 50000))]
     pub priority: i32,
-    /// Host headers the rule matches (`books.example.com`, `*.example.com`).
+    /// Host headers the rule matches (`books.example.com`, `*.example.com`): at most 3, as an ALB
+    /// condition takes.
     #[serde(default)]
-    #[schemars(length(max = 5))]
+    #[schemars(length(max = 3))]
     #[schemars(inner(regex(pattern = r"^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")))]
     pub hosts: Vec<String>,
-    /// Path patterns the rule matches (`/books*`).
+    /// Path patterns the rule matches (`/books*`): at most 3, as an ALB condition takes.
     #[serde(default)]
-    #[schemars(length(max = 5))]
+    #[schemars(length(max = 3))]
     #[schemars(inner(regex(pattern = r"^/[A-Za-z0-9_./~$@:+*?&=-]{0,127}$")))]
     pub paths: Vec<String>,
     /// Target-group health check.

@@ -315,8 +315,11 @@ fn client_token(parts: &[&str]) -> String {
     hex::encode(Sha256::digest(seed.as_bytes())).chars().take(32).collect()
 }
 
+/// A Cloud Map binding: the container and its port for SRV records, the registry alone for A records
+/// (a binding with port 0), which ECS would refuse a containerPort of 0 for.
 fn service_registry(b: &Binding) -> sdk::ServiceRegistry {
-    sdk::ServiceRegistry::builder().registry_arn(&b.arn).container_name(&b.container).container_port(b.port).build()
+    let builder = sdk::ServiceRegistry::builder().registry_arn(&b.arn);
+    if b.port > 0 { builder.container_name(&b.container).container_port(b.port).build() } else { builder.build() }
 }
 
 /// The single essential container of a rendered task definition.

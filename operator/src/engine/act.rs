@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::lost;
-use super::names::{TAG_SPEC_HASH, service_tags};
+use super::names::{TAG_SPEC_HASH, service_tags, tag_value};
 use super::vocabulary::{Action, Created, Ref, Resource};
 use crate::aws::{
     AwsError, Clients, ErrorKind, ImageScan, Redirect, RouteConfig, Rule, RuleAction, RuleConfig, ScalingMetric,
@@ -315,9 +315,9 @@ async fn run(clients: &Clients, action: &Action, out: &mut Outputs, wait: WaitSe
         Action::TagService { service, tags, revision, redirect_rule } => {
             let arn = out.resolve(service, "ecs", "TagResource")?;
             let mut tags: Tags = tags.clone();
-            tags.insert(service_tags::REVISION.into(), out.resolve(revision, "ecs", "TagResource")?);
+            tags.insert(service_tags::REVISION.into(), tag_value(&out.resolve(revision, "ecs", "TagResource")?));
             if let Some(rule) = redirect_rule {
-                tags.insert(service_tags::REDIRECT_RULE.into(), out.resolve(rule, "ecs", "TagResource")?);
+                tags.insert(service_tags::REDIRECT_RULE.into(), tag_value(&out.resolve(rule, "ecs", "TagResource")?));
             }
             clients.ecs.tag(&arn, &tags).await?
         }

@@ -113,6 +113,14 @@ pub mod service_tags {
     ];
 }
 
+/// `value` as a tag can hold it. AWS takes tag values of at most 256 characters; a longer value (an
+/// image in a long repository, say) is recorded as `sha256:` and 32 hex digits of its hash: the same
+/// value always gives the same tag, so it can still be compared, but no longer read back.
+pub fn tag_value(value: &str) -> String {
+    const MAX: usize = 256;
+    if value.chars().count() <= MAX { value.to_string() } else { format!("sha256:{}", short_hash(value, 32)) }
+}
+
 /// Ownership tags plus `extra`.
 pub fn owned_tags(names: &Names, extra: &[(&str, &str)]) -> Tags {
     let mut tags: Tags = names.ownership_tags().into_iter().collect();
@@ -143,6 +151,18 @@ pub fn authorizer_name(names: &Names) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn tag_values_over_256_characters_are_recorded_as_a_hash() {
+        assert_eq!(tag_value("repo:1.0"), "repo:1.0");
+        let long = format!("{}:1.0", "r".repeat(300));
+        let recorded = tag_value(&long);
+        assert_eq!(recorded.len(), 7 + 32);
+        assert!(recorded.starts_with("sha256:"));
+        assert_eq!(recorded, tag_value(&long), "stable, so it can be compared");
+        assert_ne!(recorded, tag_value(&format!("{}:1.1", "r".repeat(300))));
+        assert_eq!(tag_value(&"x".repeat(256)), "x".repeat(256));
+    }
 
     #[test]
     fn names_follow_the_design() {

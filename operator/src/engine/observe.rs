@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use super::names::{TAG_SPEC_HASH, service_tags};
+use super::names::{TAG_SPEC_HASH, service_tags, tag_value};
 use super::observed::{ImageState, Observed};
 use super::resources::{self, alarms, discovery, gateway, scaling, task_definition};
 use super::target::{ImageSource, PinnedImage, Target, image_source_ref};
@@ -98,7 +98,14 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
     if let Some(image) = observed.pinned().cloned() {
         let desired = resources::desired(target, &image);
         let recorded_revision =
-            observed.service.as_ref().filter(|_| fast).and_then(|s| s.tags.get(service_tags::REVISION)).cloned();
+            // A revision ARN too long for a tag was recorded as a hash: looked for instead.
+            observed
+                .service
+                .as_ref()
+                .filter(|_| fast)
+                .and_then(|s| s.tags.get(service_tags::REVISION))
+                .filter(|arn| arn.starts_with("arn:"))
+                .cloned();
         match recorded_revision {
             Some(arn) => {
                 observed.matching_revision = Some(TaskDefinitionInfo {
@@ -206,7 +213,7 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
 
 /// The image the service records, if it was resolved from the same spec reference.
 fn recorded_image(service: &Service, source_ref: &str) -> Option<PinnedImage> {
-    if service.tags.get(service_tags::IMAGE_SOURCE).map(String::as_str) != Some(source_ref) {
+    if service.tags.get(service_tags::IMAGE_SOURCE) != Some(&tag_value(source_ref)) {
         return None;
     }
     let (uri, digest) = service.tags.get(service_tags::IMAGE)?.split_once('@')?;

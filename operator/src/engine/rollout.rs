@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::names::service_tags;
+use super::names::{service_tags, tag_value};
 use crate::aws::{Deployment, Service};
 
 /// The rollout's state.
@@ -127,7 +127,7 @@ pub fn assess(service: Option<&Service>, revision: Option<&str>, deadline_second
         },
         _ => {
             let failed_ours = ours.filter(|d| d.rollout_state.as_deref() == Some("FAILED"));
-            let recorded = service.tags.get(service_tags::FAILED_REVISION).map(String::as_str) == Some(revision);
+            let recorded = service.tags.get(service_tags::FAILED_REVISION) == Some(&tag_value(revision));
             if failed_ours.is_some() || recorded {
                 let back_to = primary.map(|p| short_revision(&p.task_definition)).unwrap_or_else(|| "?".into());
                 Rollout {

@@ -245,10 +245,37 @@ pub fn cases() -> Vec<Case> {
             },
         },
         Case {
-            name: "more than 5 rule conditions",
+            name: "more than 5 rule values",
             path: "spec.loadBalancer.paths",
             expect: Cel,
-            mutate: |v| set(v, "/spec/loadBalancer/paths", json!(["/a", "/b", "/c", "/d", "/e"])),
+            mutate: |v| {
+                set(v, "/spec/loadBalancer/hosts", json!(["a.example.com", "b.example.com", "c.example.com"]));
+                set(v, "/spec/loadBalancer/paths", json!(["/a", "/b", "/c"]))
+            },
+        },
+        Case {
+            name: "more than 3 paths in one condition",
+            path: "spec.loadBalancer.paths",
+            expect: Schema("maxItems"),
+            mutate: |v| set(v, "/spec/loadBalancer/paths", json!(["/a", "/b", "/c", "/d"])),
+        },
+        Case {
+            name: "more than 3 hosts in one condition",
+            path: "spec.loadBalancer.hosts",
+            expect: Schema("maxItems"),
+            mutate: |v| {
+                set(
+                    v,
+                    "/spec/loadBalancer/hosts",
+                    json!(["a.example.com", "b.example.com", "c.example.com", "d.example.com"]),
+                )
+            },
+        },
+        Case {
+            name: "more than 5 wildcards in one rule",
+            path: "spec.loadBalancer.paths",
+            expect: Cel,
+            mutate: |v| set(v, "/spec/loadBalancer/paths", json!(["/a*/b?/*", "/c*/d?*"])),
         },
         Case {
             name: "host in upper case",

@@ -7,11 +7,11 @@ use super::kind::{Kind, Planned, Scope, ownership_keys};
 use crate::api::DnsRecordType;
 use crate::aws::{
     Binding, DeploymentAlarms, DeploymentSettings, MetricAlarm, NetworkSettings, Service as EcsService, ServiceConfig,
-    ServiceUpdate,
+    ServiceUpdate, Tags,
 };
 use crate::engine::describe::tg_name;
 use crate::engine::model::{Desired, DiscoveryState, ServiceState, sorted};
-use crate::engine::names::{owned_tags, service_tags};
+use crate::engine::names::{owned_tags, service_tags, tag_value};
 use crate::engine::rollout::{Rollout, RolloutState, short_revision};
 use crate::engine::target::{PinnedImage, Target, image_source_ref};
 use crate::engine::vocabulary::{Action, Change, Created, Ref, Resource};
@@ -249,14 +249,16 @@ pub fn record(scope: &Scope, desired: &Desired, image: &PinnedImage, rollout: &R
     {
         tags.insert(service_tags::FAILED_REVISION.into(), r.clone());
     }
+    // As AWS can hold them (at most 256 characters).
+    let tags: Tags = tags.into_iter().map(|(k, v)| (k, tag_value(&v))).collect();
     let revision = &planned.revision;
     let redirect_ref = &planned.redirect_rule;
     let current_tags = observed.service.as_ref().map(|s| &s.tags);
     let tags_differ = current_tags.is_none_or(|current| {
         tags.iter().any(|(k, v)| current.get(k) != Some(v))
-            || revision.as_ref().is_none_or(|r| current.get(service_tags::REVISION) != Some(r))
+            || revision.as_ref().is_none_or(|r| current.get(service_tags::REVISION) != Some(&tag_value(r)))
             || match redirect_ref {
-                Some(Ref::Arn(a)) => current.get(service_tags::REDIRECT_RULE) != Some(a),
+                Some(Ref::Arn(a)) => current.get(service_tags::REDIRECT_RULE) != Some(&tag_value(a)),
                 Some(Ref::Created(_)) => true,
                 None => false,
             }
@@ -277,9 +279,14 @@ fn lb_binding(service: &ServiceState, target_group_arn: &str) -> Binding {
     Binding { arn: target_group_arn.to_string(), container: service.container.clone(), port: service.port }
 }
 
-/// The ECS service binding of the Cloud Map service (SRV records need the port; A records must not
-/// have one).
+/// The ECS service binding of the Cloud Map service. SRV records carry the port, so they name the
+/// container and its port; A records must not (ECS rejects a containerPort of 0), so they name the
+/// registry alone.
 fn registry_binding(service: &ServiceState, discovery: &DiscoveryState, arn: &str) -> Binding {
-    let port = if discovery.record_type == DnsRecordType::Srv { service.port } else { 0 };
-    Binding { arn: arn.to_string(), container: service.container.clone(), port }
+    match discovery.record_type {
+        DnsRecordType::Srv => {
+            Binding { arn: arn.to_string(), container: service.container.clone(), port: service.port }
+        }
+        DnsRecordType::A => Binding { arn: arn.to_string(), container: String::new(), port: 0 },
+    }
 }
