@@ -60,6 +60,8 @@ async fn delete_leaves_nothing_owned_and_deletes_in_order() {
     assert!(clients.ecs.service(CLUSTER, name).await.expect("service").is_some());
     assert!(clients.ecr.repository(None, repo).await.expect("repo").is_some());
 
+    // ECS keeps the deleted service DRAINING for a while, as it does while its tasks stop.
+    env.account.set_drain_reads(2).await.expect("drain");
     env.account.clear_calls().await.expect("clear");
     let out = env.ecsop(&["delete", "--timeout", "60s", "-f", arg(&path)]);
     assert_eq!(code(&out), 0, "{}", text(&out));
@@ -67,6 +69,12 @@ async fn delete_leaves_nothing_owned_and_deletes_in_order() {
     let (rule, service, target_group) =
         (position(&writes, "DeleteRule"), position(&writes, "DeleteService"), position(&writes, "DeleteTargetGroup"));
     assert!(rule < service && service < target_group, "order: {writes:?}");
+    // The target group went only after the service had drained: DRAINING twice, then gone.
+    let calls: Vec<String> = env.account.calls().await.expect("calls").into_iter().map(|c| c.operation).collect();
+    let deleted = calls.iter().position(|c| c == "DeleteService").expect("DeleteService");
+    let tg_gone = calls.iter().position(|c| c == "DeleteTargetGroup").expect("DeleteTargetGroup");
+    let polls = calls[deleted..tg_gone].iter().filter(|c| *c == "DescribeServices").count();
+    assert_eq!(polls, 3, "{calls:?}");
 
     let rules = clients.elbv2.rules(&env.net.listener_arn).await.expect("rules");
     assert!(!rules.iter().any(|r| r.target_groups.contains(&tg.arn)), "a rule still forwards: {rules:#?}");

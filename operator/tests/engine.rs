@@ -522,3 +522,38 @@ async fn a_record_too_long_for_a_tag_is_kept_as_a_hash_and_the_deployment_still_
     assert_eq!(steady.plan.actions, Vec::new(), "{:?}", w.fake.calls());
     assert_eq!(steady.report.phase, Phase::Ready);
 }
+
+#[tokio::test]
+async fn delete_waits_for_a_draining_service_before_removing_its_target_group() {
+    let w = World::new();
+    w.deploy().await;
+    // ECS keeps a deleted service DRAINING while its tasks stop; its target group is in use until then.
+    w.fake.set_drain_reads(3);
+    w.fake.clear_calls();
+    let wait = ecsop::engine::act::WaitSettings {
+        timeout: std::time::Duration::from_secs(5),
+        interval: std::time::Duration::from_millis(5),
+    };
+    let options = Options { deep: true, wait, ..Default::default() };
+    w.engine.delete(&w.target(), options, &Quiet).await.expect("delete waits out the drain");
+    assert!(w.fake.target_groups().is_empty(), "the target group went once the service was gone");
+    let calls = w.fake.calls();
+    let deleted = calls.iter().position(|(s, o)| *s == "ecs" && o == "DeleteService").expect("DeleteService");
+    let tg = calls.iter().position(|(_, o)| o == "DeleteTargetGroup").expect("DeleteTargetGroup");
+    let polls = calls[deleted..tg].iter().filter(|(s, o)| *s == "ecs" && o == "DescribeServices").count();
+    assert_eq!(polls, 4, "three reads saw it DRAINING, the fourth saw it gone: {calls:?}");
+
+    // Without the wait, the target group could not go: the double refuses it as AWS does.
+    let w = World::new();
+    w.deploy().await;
+    w.fake.set_drain_reads(3);
+    let clients = w.fake.clients();
+    clients.ecs.delete_service(CLUSTER, "books-api").await.expect("delete service");
+    let tg = w.fake.target_groups().pop().expect("target group");
+    let rules = w.fake.listener_rules(&w.resource.spec.load_balancer.as_ref().expect("lb").listener_arn);
+    for r in rules.iter().filter(|r| r.priority.is_some()) {
+        clients.elbv2.delete_rule(&r.arn).await.expect("rule");
+    }
+    let err = clients.elbv2.delete_target_group(&tg.arn).await.expect_err("in use while draining");
+    assert_eq!(err.kind, ErrorKind::Conflict, "{err}");
+}

@@ -388,6 +388,9 @@ class Harness:
             with self.lock:
                 self.faults = [f for f in self.faults if account is not None and f["account"] != account]
             return 200, {}
+        if path == "/_ecsop/ecs/drain" and method == "POST":
+            DRAIN_READS[body["account"]] = int(body["reads"])
+            return 200, {}
         if path == "/_ecsop/ecs/drive" and method == "POST":
             return 200, drive(body)
         if path == "/_ecsop/ecr/scan" and method == "POST":
@@ -685,6 +688,11 @@ def check_registries(registries: Any) -> None:
             raise InvalidParameterException("containerPort must be between 1 and 65535.")
 
 
+# How many DescribeServices see a deleted service DRAINING, per account (0: INACTIVE at once), and the
+# services draining now with the reads left, by (account, service ARN).
+DRAIN_READS: dict[str, int] = {}
+DRAINING: dict[tuple[str, str], int] = {}
+
 # The clientToken each ECS service was created with, by (account, region, cluster, service).
 CLIENT_TOKENS: dict[tuple[str, str, str, str], str] = {}
 
@@ -768,6 +776,34 @@ def patch_ecs() -> None:
         return svc
 
     models.EC2ContainerServiceBackend.update_service = update_service
+
+    # ECS keeps a deleted service DRAINING while its tasks stop and drain, then INACTIVE; moto makes it
+    # INACTIVE at once. `DRAIN_READS[account]` DescribeServices see it DRAINING first.
+    original_delete = models.EC2ContainerServiceBackend.delete_service
+    original_describe = models.EC2ContainerServiceBackend.describe_services
+
+    def delete_service(self: Any, cluster_name: str, service_name: str, force: bool) -> Any:
+        svc = original_delete(self, cluster_name, service_name, force)
+        reads = DRAIN_READS.get(self.account_id, 0)
+        if reads > 0:
+            svc.status = "DRAINING"
+            DRAINING[(self.account_id, svc.arn)] = reads
+        return svc
+
+    def describe_services(self: Any, cluster_str: str, names: list[str]) -> Any:
+        result, failures = original_describe(self, cluster_str, names)
+        for svc in result:
+            key = (self.account_id, svc.arn)
+            if key in DRAINING:
+                if DRAINING[key] <= 0:
+                    del DRAINING[key]
+                    svc.status = "INACTIVE"
+                else:
+                    DRAINING[key] -= 1
+        return result, failures
+
+    models.EC2ContainerServiceBackend.delete_service = delete_service
+    models.EC2ContainerServiceBackend.describe_services = describe_services
 
 
 # ---- CloudWatch over Smithy RPC v2 CBOR ------------------------------------------------------------

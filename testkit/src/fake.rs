@@ -214,6 +214,10 @@ struct EcsState {
     families: BTreeMap<String, Vec<Revision>>,
     /// By (cluster, name), INACTIVE ones included.
     services: BTreeMap<(String, String), Service>,
+    /// Deleted services still DRAINING: how many more DescribeServices see them so.
+    draining: BTreeMap<(String, String), u32>,
+    /// How many DescribeServices a deleted service stays DRAINING for.
+    drain_reads: u32,
 }
 
 struct Revision {
@@ -720,6 +724,13 @@ impl FakeAws {
         let mut st = self.lock();
         st.propagation = delay;
         st.settles.clear();
+    }
+
+    /// Keep a deleted ECS service DRAINING for the next `reads` DescribeServices of it before it is
+    /// INACTIVE, as ECS does while its tasks stop and drain (0, the default: INACTIVE at once). A
+    /// target group a draining service uses cannot be deleted.
+    pub fn set_drain_reads(&self, reads: u32) {
+        self.lock().ecs.drain_reads = reads;
     }
 
     /// Make every call wait `latency` (a tokio sleep, outside the lock) before it is answered; `None`
@@ -1408,8 +1419,20 @@ impl Ecr for FakeAws {
 impl Ecs for FakeAws {
     async fn service(&self, cluster: &str, name: &str) -> AwsResult<Option<Service>> {
         self.call(ECS, "DescribeServices").await?;
-        let st = self.lock();
-        Ok(st.ecs.services.get(&service_key(cluster, name)).filter(|s| s.status != "INACTIVE").cloned())
+        let mut st = self.lock();
+        let key = service_key(cluster, name);
+        // A deleted service drains (its tasks stop, its targets deregister) before it is INACTIVE.
+        if let Some(left) = st.ecs.draining.get_mut(&key) {
+            if *left == 0 {
+                st.ecs.draining.remove(&key);
+                if let Some(svc) = st.ecs.services.get_mut(&key) {
+                    svc.status = "INACTIVE".into();
+                }
+            } else {
+                *left -= 1;
+            }
+        }
+        Ok(st.ecs.services.get(&key).filter(|s| s.status != "INACTIVE").cloned())
     }
 
     async fn list_task_definitions(&self, family: &str) -> AwsResult<Vec<String>> {
@@ -1590,8 +1613,10 @@ impl Ecs for FakeAws {
     async fn delete_service(&self, cluster: &str, name: &str) -> AwsResult<()> {
         self.call(ECS, "DeleteService").await?;
         let mut st = self.lock();
-        if let Some(svc) = st.ecs.services.get_mut(&service_key(cluster, name)) {
-            svc.status = "INACTIVE".into();
+        let key = service_key(cluster, name);
+        let drain = st.ecs.drain_reads;
+        if let Some(svc) = st.ecs.services.get_mut(&key).filter(|s| s.status == "ACTIVE") {
+            svc.status = if drain > 0 { "DRAINING".into() } else { "INACTIVE".into() };
             svc.desired_count = 0;
             for d in &mut svc.deployments {
                 d.desired_count = 0;
@@ -1599,6 +1624,9 @@ impl Ecs for FakeAws {
                 d.pending_count = 0;
             }
             recount(svc);
+            if drain > 0 {
+                st.ecs.draining.insert(key, drain);
+            }
         }
         Ok(())
     }
@@ -1772,6 +1800,17 @@ impl Elbv2 for FakeAws {
                 OP,
                 "ResourceInUse",
                 format!("Target group '{arn}' is currently in use by a listener or a rule"),
+            ));
+        }
+        // A service that has not finished draining still has targets registered in it.
+        if let Some(svc) =
+            st.ecs.services.values().find(|s| s.status != "INACTIVE" && s.load_balancers.iter().any(|b| b.arn == arn))
+        {
+            return Err(aws_err(
+                ELB,
+                OP,
+                "ResourceInUse",
+                format!("Target group '{arn}' is currently in use by ECS service {} ({})", svc.name, svc.status),
             ));
         }
         st.elb.target_groups.remove(arn);

@@ -385,6 +385,14 @@ impl Account {
         self.control(reqwest::Method::POST, "/_ecsop/ecs/drive", Some(body)).await
     }
 
+    /// Keep each ECS service deleted from now on DRAINING for the next `reads` DescribeServices of it,
+    /// as ECS does while its tasks stop and drain, before it is INACTIVE (moto: INACTIVE at once).
+    pub async fn set_drain_reads(&self, reads: u32) -> Result<()> {
+        let body = serde_json::json!({"account": self.id, "reads": reads});
+        let _: serde_json::Value = self.control(reqwest::Method::POST, "/_ecsop/ecs/drain", Some(body)).await?;
+        Ok(())
+    }
+
     pub(crate) async fn control<T: serde::de::DeserializeOwned>(
         &self,
         method: reqwest::Method,
