@@ -26,7 +26,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use ecsop::api::ApiDeployment;
 use ecsop::aws::TaskDefinition;
-use ecsop::aws::{AwsResult, Clients, Ecs, Service, ServiceConfig, ServiceUpdate, Tags, TaskDefinitionInfo};
+use ecsop::aws::{
+    AwsResult, Clients, Ecs, Service, ServiceConfig, ServiceDeployment, ServiceUpdate, Tags, TaskDefinitionInfo,
+};
 use ecsop::controller::leader::LeaderState;
 use ecsop::controller::{Context, Engines, FINALIZER, Timing, reconcile};
 use ecsop::engine::Engine;
@@ -70,6 +72,9 @@ impl Ecs for TimedEcs {
     }
     async fn delete_service(&self, cluster: &str, name: &str) -> AwsResult<()> {
         self.inner.delete_service(cluster, name).await
+    }
+    async fn service_deployments(&self, cluster: &str, name: &str) -> AwsResult<Vec<ServiceDeployment>> {
+        self.inner.service_deployments(cluster, name).await
     }
     async fn tag(&self, arn: &str, tags: &Tags) -> AwsResult<()> {
         self.inner.tag(arn, tags).await

@@ -557,3 +557,40 @@ async fn delete_waits_for_a_draining_service_before_removing_its_target_group() 
     let err = clients.elbv2.delete_target_group(&tg.arn).await.expect_err("in use while draining");
     assert_eq!(err.kind, ErrorKind::Conflict, "{err}");
 }
+
+#[tokio::test]
+async fn a_rollback_missed_while_nobody_looked_is_recognised_from_ecs_deployment_record() {
+    let mut w = World::new();
+    w.deploy().await;
+    w.fake.push_image("books-api", "2.0.0", &digest(3));
+    w.resource.spec.image.tag = Some("2.0.0".into());
+    let rolled = w.reconcile().await.expect("roll");
+    let bad = rolled.revision.clone().expect("the new revision");
+    // The circuit breaker rolls back and the rollback completes while no reconcile looks (a long
+    // poll, a controller restart): the failed deployment has left DescribeServices.
+    w.fake.rollback(CLUSTER, "books-api", "Essential container in task exited");
+    w.fake.complete(CLUSTER, "books-api");
+    let service = w.fake.service_snapshot(CLUSTER, "books-api").expect("service");
+    assert!(service.deployments.iter().all(|d| d.task_definition != bad), "{service:?}");
+    assert!(!service.tags.contains_key("ecsop.io/failed-revision"), "nothing recorded the failure");
+
+    w.fake.clear_calls();
+    let seen = w.reconcile().await.expect("observe");
+    assert_eq!((seen.report.phase, seen.report.reason.as_str()), (Phase::Stalled, "RolledBack"), "{:?}", seen.report);
+    // Ten more reconciles, fast and deep, each by a new engine as after a controller restart: the bad
+    // revision is never sent to the service again.
+    for i in 0..10 {
+        let engine = Engine::new(w.fake.clients(), "us-east-1");
+        let options = Options { deep: i % 2 == 1, ..Default::default() };
+        let r = engine.reconcile(&engine.target(&w.resource), options, &Quiet, Utc::now()).await.expect("resync");
+        assert_eq!(r.report.reason, "RolledBack", "reconcile {i}: {:?}", r.report);
+    }
+    assert_eq!(w.fake.count("UpdateService"), 0, "{:?}", w.fake.calls());
+    let service = w.fake.service_snapshot(CLUSTER, "books-api").expect("service");
+    assert_ne!(service.task_definition, bad);
+    assert_eq!(service.tags.get("ecsop.io/failed-revision"), Some(&bad), "recorded once seen");
+    // Once recorded, ECS's deployment record is not read again.
+    w.fake.clear_calls();
+    w.reconcile().await.expect("resync");
+    assert_eq!(w.fake.count("ListServiceDeployments"), 0, "{:?}", w.fake.calls());
+}

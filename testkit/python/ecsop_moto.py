@@ -467,8 +467,83 @@ def get_authorizers(call: dict[str, Any], environ: dict[str, Any]) -> tuple[str,
     return json_response(200, {"items": items})
 
 
+# ECS's durable record of each service's deployments (ListServiceDeployments), by service ARN, newest
+# first, and the service revisions they target, by ARN. moto has neither.
+SERVICE_DEPLOYMENTS: dict[str, list[dict[str, Any]]] = {}
+SERVICE_REVISIONS: dict[str, dict[str, Any]] = {}
+
+
+def note_deployments(svc: Any) -> None:
+    """Record the service's deployments: a new one gets a record (and a service revision), and each one's
+    status follows its rollout; a rollback, once marked, stays so."""
+    record = SERVICE_DEPLOYMENTS.setdefault(svc.arn, [])
+    prefix = svc.arn.replace(":service/", ":service-deployment/", 1)
+    for d in svc.deployments:
+        arn = f"{prefix}/{d['id'].split('/')[-1]}"
+        status = {"COMPLETED": "SUCCESSFUL", "FAILED": "STOPPED"}.get(d.get("rolloutState"), "IN_PROGRESS")
+        existing = next((r for r in record if r["serviceDeploymentArn"] == arn), None)
+        if existing is None:
+            revision = svc.arn.replace(":service/", ":service-revision/", 1) + "/" + uuid.uuid4().hex[:19]
+            SERVICE_REVISIONS[revision] = {
+                "serviceRevisionArn": revision,
+                "serviceArn": svc.arn,
+                "taskDefinition": d["taskDefinition"],
+                "createdAt": d.get("createdAt") or utcnow(),
+            }
+            record.insert(0, {
+                "serviceDeploymentArn": arn,
+                "serviceArn": svc.arn,
+                "targetServiceRevisionArn": revision,
+                "status": status,
+                "statusReason": d.get("rolloutStateReason"),
+                "createdAt": d.get("createdAt") or utcnow(),
+            })
+        elif not existing["status"].startswith("ROLLBACK"):
+            existing["status"] = status
+
+
+def epoch(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+    return value
+
+
+def ecs_response(status: int, payload: Any, error_type: str | None = None) -> tuple[str, list, bytes]:
+    """An answer in ECS's protocol (AWS JSON 1.1)."""
+    status_line, headers, body = json_response(status, payload if not error_type else {"__type": error_type, **payload}, error_type)
+    headers = [("Content-Type", "application/x-amz-json-1.1") if h[0] == "Content-Type" else h for h in headers]
+    return status_line, headers, body
+
+
+def list_service_deployments(call: dict[str, Any], environ: dict[str, Any]) -> tuple[str, list, bytes]:
+    """ECS ListServiceDeployments: the layer's record of the service's deployments, newest first."""
+    body = json.loads(read_body(environ) or b"{}")
+    try:
+        svc = find_service(call["account"], call["region"], body.get("cluster", "default"), body["service"])
+    except KeyError:
+        return ecs_response(400, {"message": "Service not found."}, "ServiceNotFoundException")
+    items = [{k: epoch(v) for k, v in r.items() if v is not None} for r in SERVICE_DEPLOYMENTS.get(svc.arn, [])]
+    return ecs_response(200, {"serviceDeployments": items[: int(body.get("maxResults") or 20)]})
+
+
+def describe_service_revisions(call: dict[str, Any], environ: dict[str, Any]) -> tuple[str, list, bytes]:
+    """ECS DescribeServiceRevisions: the revisions the recorded deployments target."""
+    body = json.loads(read_body(environ) or b"{}")
+    found, failures = [], []
+    for arn in body.get("serviceRevisionArns", []):
+        if arn in SERVICE_REVISIONS:
+            found.append({k: epoch(v) for k, v in SERVICE_REVISIONS[arn].items()})
+        else:
+            failures.append({"arn": arn, "reason": "MISSING"})
+    return ecs_response(200, {"serviceRevisions": found, "failures": failures})
+
+
 # Operations the layer answers itself, by (signing name, operation).
-ADDED_OPERATIONS = {("apigateway", "GetAuthorizers"): get_authorizers}
+ADDED_OPERATIONS = {
+    ("apigateway", "GetAuthorizers"): get_authorizers,
+    ("ecs", "ListServiceDeployments"): list_service_deployments,
+    ("ecs", "DescribeServiceRevisions"): describe_service_revisions,
+}
 
 
 # ---- ECS deployment model ------------------------------------------------------------------------
@@ -575,6 +650,11 @@ def drive(body: dict) -> dict:
         add_event(svc, f"{name} is unable to consistently start tasks successfully.")
     else:
         raise ValueError(f"unknown action {action!r}: progress, complete, fail, rollback or stuck")
+    note_deployments(svc)
+    if action == "complete" and primary(svc).get("rolloutState") == "COMPLETED":
+        for r in SERVICE_DEPLOYMENTS.get(svc.arn, []):
+            if r["status"] == "ROLLBACK_IN_PROGRESS":
+                r["status"] = "ROLLBACK_SUCCESSFUL"
     return {"deployments": svc.deployments, "events": svc.events[:5]}
 
 
@@ -591,10 +671,16 @@ def rollback_deployment(svc: Any, dep: dict, name: str, body: dict, alarm_reason
     target = body.get("taskDefinition") or (previous[0]["taskDefinition"] if previous else None)
     if target is None:
         raise ValueError("no earlier deployment to roll back to")
+    note_deployments(svc)
     rollback = start_deployment(svc, target, dep.get("launchType"))
     svc.task_definition = target
-    # The rolled-back-to deployment keeps its tasks while the new one starts.
-    svc.deployments[:] = [rollback, dep]
+    # The failed deployment has no task left: ECS drops it from DescribeServices in the time its tasks
+    # take to stop; the layer drops it at once, the hardest case for a poller. ECS's deployment record
+    # keeps it, as rolling back.
+    svc.deployments[:] = [rollback]
+    for r in SERVICE_DEPLOYMENTS.get(svc.arn, []):
+        if r["serviceDeploymentArn"].endswith("/" + dep["id"].split("/")[-1]):
+            r["status"] = "ROLLBACK_IN_PROGRESS"
     add_event(svc, f"{name} rolling back to deployment {rollback['id']}.")
 
 
@@ -736,6 +822,7 @@ def patch_ecs() -> None:
         result = original_create(self)
         if token:
             CLIENT_TOKENS[key] = token
+        note_deployments(self.ecs_backend._get_service(cluster, name))
         svc = self.ecs_backend._get_service(self._get_param("cluster", "default"), self._get_param("serviceName"))
         for key in kept:
             value = self._get_param(key)
@@ -767,6 +854,7 @@ def patch_ecs() -> None:
         if requested and svc.task_definition != before_td:
             start_deployment(svc, svc.task_definition, svc.launch_type)
             svc.pending_count = svc.desired_count
+            note_deployments(svc)
         elif desired is not None:
             dep = primary(svc)
             dep["desiredCount"] = desired

@@ -36,8 +36,8 @@ use ecsop::aws::{
     AlarmInfo, ApiGateway, Authorizer, AuthorizerConfig, Autoscaling, AwsError, AwsResult, Binding, Clients, CloudMap,
     CloudWatch, Deployment, DeploymentAlarms, DiscoveryService, Ecr, Ecs, Elbv2, ErrorKind, ImageScan, Integration,
     IntegrationConfig, MetricAlarm, NetworkSettings, Repository, Route, RouteConfig, Rule, RuleAction, RuleConfig,
-    ScalableTarget, ScalingMetric, ScalingPolicy, Service, ServiceConfig, ServiceEvent, ServiceUpdate, Tags,
-    TargetGroup, TargetGroupConfig, TargetGroupHealth, TaskDefinitionInfo,
+    ScalableTarget, ScalingMetric, ScalingPolicy, Service, ServiceConfig, ServiceDeployment, ServiceEvent,
+    ServiceUpdate, Tags, TargetGroup, TargetGroupConfig, TargetGroupHealth, TaskDefinitionInfo,
 };
 
 /// The account every fake resource lives in.
@@ -218,6 +218,40 @@ struct EcsState {
     draining: BTreeMap<(String, String), u32>,
     /// How many DescribeServices a deleted service stays DRAINING for.
     drain_reads: u32,
+    /// ECS's durable record of each service's deployments (ListServiceDeployments), by service, newest
+    /// first. It outlives the deployments' place in DescribeServices.
+    history: BTreeMap<(String, String), Vec<ServiceDeployment>>,
+}
+
+impl EcsState {
+    /// Bring the deployment record of the service at `key` up to date with its deployments: a new one is
+    /// recorded, and each one's status follows its rollout (a rollback, once marked, stays so).
+    fn note(&mut self, key: &(String, String)) {
+        let Some(svc) = self.services.get(key) else { return };
+        let record = self.history.entry(key.clone()).or_default();
+        for d in &svc.deployments {
+            let arn = format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/{}/{}/{}", key.0, key.1, d.id);
+            let status = match d.rollout_state.as_deref() {
+                Some("COMPLETED") => "SUCCESSFUL",
+                Some("FAILED") => "STOPPED",
+                _ => "IN_PROGRESS",
+            };
+            match record.iter_mut().find(|r| r.arn == arn) {
+                Some(r) if r.status.starts_with("ROLLBACK") => {}
+                Some(r) => r.status = status.to_string(),
+                None => record.insert(
+                    0,
+                    ServiceDeployment {
+                        arn,
+                        status: status.to_string(),
+                        status_reason: d.rollout_state_reason.clone(),
+                        task_definition: Some(d.task_definition.clone()),
+                        created_at: d.created_at,
+                    },
+                ),
+            }
+        }
+    }
 }
 
 struct Revision {
@@ -914,7 +948,18 @@ impl FakeAws {
             .unwrap_or_else(|| panic!("no ACTIVE service {name} in cluster {cluster}"));
         let out = f(ids, svc);
         recount(svc);
-        (out, svc.clone())
+        let svc = svc.clone();
+        let key = service_key(cluster, name);
+        ecs.note(&key);
+        // A finished rollback completes the record of the deployment it rolled back from.
+        if svc.deployments.iter().any(|d| d.status == "PRIMARY" && d.rollout_state.as_deref() == Some("COMPLETED")) {
+            for r in ecs.history.entry(key).or_default() {
+                if r.status == "ROLLBACK_IN_PROGRESS" {
+                    r.status = "ROLLBACK_SUCCESSFUL".into();
+                }
+            }
+        }
+        (out, svc)
     }
 
     /// The PRIMARY deployment starts `running` of its tasks (at most the desired count; the rest
@@ -965,11 +1010,14 @@ impl FakeAws {
 
     /// The circuit breaker rolls back: the PRIMARY deployment fails as in [`FakeAws::fail`], then a new
     /// PRIMARY deployment of the task definition of the newest deployment that did not fail starts
-    /// (IN_PROGRESS, no tasks running yet), the service's task definition is set back to it, the failed
-    /// deployment stays as ACTIVE, and the event "rolling back to deployment <new id>." is written.
+    /// (IN_PROGRESS, no tasks running yet), the service's task definition is set back to it, and the
+    /// event "rolling back to deployment <new id>." is written. The failed deployment, with no task left,
+    /// leaves DescribeServices at once (the hardest case for a poller); ECS's deployment record
+    /// ([`Ecs::service_deployments`]) keeps it as ROLLBACK_IN_PROGRESS, then ROLLBACK_SUCCESSFUL once the
+    /// rollback completes.
     /// Returns the service. Panics if the service is missing or deleted, or has no earlier deployment.
     pub fn rollback(&self, cluster: &str, service: &str, reason: &str) -> Service {
-        self.drive(cluster, service, |ids, svc| {
+        let (failed, _) = self.drive(cluster, service, |ids, svc| {
             let target = svc
                 .deployments
                 .iter()
@@ -984,8 +1032,21 @@ impl FakeAws {
             svc.deployments.retain(|d| d.status == "PRIMARY" || d.id == failed.id);
             let message = format!("(service {}) rolling back to deployment {id}.", svc.name);
             add_event(ids, svc, message);
-        })
-        .1
+            failed.id
+        });
+        let mut st = self.lock();
+        let key = service_key(cluster, service);
+        for r in st.ecs.history.entry(key.clone()).or_default() {
+            if r.arn.ends_with(&format!("/{failed}")) {
+                r.status = "ROLLBACK_IN_PROGRESS".into();
+            }
+        }
+        // The failed deployment has no task left: ECS drops it from DescribeServices, in the time it
+        // takes its tasks to stop. The fake drops it at once, the hardest case for a poller.
+        if let Some(svc) = st.ecs.services.get_mut(&key) {
+            svc.deployments.retain(|d| d.id != failed);
+        }
+        st.ecs.services.get(&key).cloned().unwrap_or_else(|| unreachable!("driven above"))
     }
 
     // -- CloudWatch --
@@ -1543,7 +1604,8 @@ impl Ecs for FakeAws {
             tags: config.tags.clone(),
         };
         start_deployment(ids, &mut svc, &task_definition);
-        ecs.services.insert(key, svc.clone());
+        ecs.services.insert(key.clone(), svc.clone());
+        ecs.note(&key);
         st.changed(changed);
         Ok(svc)
     }
@@ -1607,7 +1669,9 @@ impl Ecs for FakeAws {
         } else if let Some(desired) = update.desired_count {
             set_desired(svc, desired);
         }
-        Ok(svc.clone())
+        let svc = svc.clone();
+        ecs.note(&key);
+        Ok(svc)
     }
 
     async fn delete_service(&self, cluster: &str, name: &str) -> AwsResult<()> {
@@ -1629,6 +1693,17 @@ impl Ecs for FakeAws {
             }
         }
         Ok(())
+    }
+
+    async fn service_deployments(&self, cluster: &str, name: &str) -> AwsResult<Vec<ServiceDeployment>> {
+        self.call(ECS, "ListServiceDeployments").await?;
+        let key = service_key(cluster, name);
+        let record = self.lock().ecs.history.get(&key).cloned().unwrap_or_default();
+        if !record.is_empty() {
+            // Each deployment's task definition comes from its service revision.
+            self.call(ECS, "DescribeServiceRevisions").await?;
+        }
+        Ok(record.into_iter().take(20).collect())
     }
 
     async fn tag(&self, arn: &str, tags: &Tags) -> AwsResult<()> {

@@ -16,7 +16,7 @@ use super::batch::Batcher;
 use super::calls::{self, Calls};
 use super::{
     AwsError, AwsResult, Binding, Deployment, DeploymentAlarms, DeploymentSettings, Ecs, ErrorKind, NetworkSettings,
-    Service, ServiceConfig, ServiceEvent, ServiceUpdate, Tags, TaskDefinitionInfo,
+    Service, ServiceConfig, ServiceDeployment, ServiceEvent, ServiceUpdate, Tags, TaskDefinitionInfo,
 };
 
 const SERVICE: &str = "ecs";
@@ -531,6 +531,48 @@ impl Ecs for SdkEcs {
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    async fn service_deployments(&self, cluster: &str, name: &str) -> AwsResult<Vec<ServiceDeployment>> {
+        let listed = call!(
+            self.calls,
+            "ListServiceDeployments",
+            self.client.list_service_deployments().cluster(cluster).service(name).max_results(20)
+        );
+        let listed = match listed {
+            Ok(out) => out,
+            Err(e) if e.is_not_found() => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let briefs = listed.service_deployments();
+        // Each deployment names its target service revision; the revision names the task definition.
+        let revision_arns: Vec<String> =
+            briefs.iter().filter_map(|b| b.target_service_revision_arn().map(str::to_string)).collect();
+        let mut task_definitions = HashMap::new();
+        for chunk in revision_arns.chunks(20) {
+            let out = call!(
+                self.calls,
+                "DescribeServiceRevisions",
+                self.client.describe_service_revisions().set_service_revision_arns(Some(chunk.to_vec()))
+            )?;
+            for r in out.service_revisions() {
+                if let (Some(arn), Some(td)) = (r.service_revision_arn(), r.task_definition()) {
+                    task_definitions.insert(arn.to_string(), td.to_string());
+                }
+            }
+        }
+        let mut deployments: Vec<ServiceDeployment> = briefs
+            .iter()
+            .map(|b| ServiceDeployment {
+                arn: text(b.service_deployment_arn()),
+                status: b.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                status_reason: b.status_reason().map(str::to_string),
+                task_definition: b.target_service_revision_arn().and_then(|r| task_definitions.get(r).cloned()),
+                created_at: time(b.created_at()),
+            })
+            .collect();
+        deployments.sort_by_key(|d| std::cmp::Reverse(d.created_at));
+        Ok(deployments)
     }
 
     async fn tag(&self, arn: &str, tags: &Tags) -> AwsResult<()> {

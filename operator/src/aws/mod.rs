@@ -161,6 +161,23 @@ pub struct TaskDefinitionInfo {
     pub tags: Tags,
 }
 
+/// ECS's durable record of one deployment of a service (ListServiceDeployments): it outlives the
+/// deployment's place in DescribeServices, which a deployment leaves once its tasks are gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceDeployment {
+    /// The service deployment's ARN.
+    pub arn: String,
+    /// `PENDING`, `IN_PROGRESS`, `SUCCESSFUL`, `STOPPED`, `STOP_REQUESTED`, `ROLLBACK_REQUESTED`,
+    /// `ROLLBACK_IN_PROGRESS`, `ROLLBACK_SUCCESSFUL` or `ROLLBACK_FAILED`.
+    pub status: String,
+    /// Why it ended as it did, when ECS says.
+    pub status_reason: Option<String>,
+    /// The task definition it deployed (from its target service revision).
+    pub task_definition: Option<String>,
+    /// When it was created.
+    pub created_at: Option<DateTime<Utc>>,
+}
+
 /// An ECS deployment of a service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deployment {
@@ -360,6 +377,9 @@ pub trait Ecs: Send + Sync {
     async fn tag(&self, arn: &str, tags: &Tags) -> AwsResult<()>;
     /// Remove tags by key.
     async fn untag(&self, arn: &str, keys: &[String]) -> AwsResult<()>;
+    /// The service's recent deployments as ECS records them (ListServiceDeployments, with each one's
+    /// task definition from DescribeServiceRevisions), newest first; none for a missing service.
+    async fn service_deployments(&self, cluster: &str, name: &str) -> AwsResult<Vec<ServiceDeployment>>;
 }
 
 // ---- ELBv2 ----------------------------------------------------------------------------------------

@@ -121,9 +121,17 @@ impl Engine {
         revision: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(rollout::Rollout, Option<crate::aws::Service>), AwsError> {
-        let service = self.clients.ecs.service(&target.spec.cluster, target.names.service()).await?;
+        let (cluster, name) = (&target.spec.cluster, target.names.service());
+        let service = self.clients.ecs.service(cluster, name).await?;
         let deadline = i64::from(target.spec.service.rollout.progress_deadline_seconds);
-        Ok((rollout::assess(service.as_ref(), revision, deadline, now), service))
+        // Between two looks the failed deployment may have left DescribeServices already.
+        let history = match (&service, revision) {
+            (Some(s), Some(r)) if observe::needs_history(s, r) => {
+                Some(self.clients.ecs.service_deployments(cluster, name).await?)
+            }
+            _ => None,
+        };
+        Ok((rollout::assess(service.as_ref(), revision, deadline, now, history.as_deref()), service))
     }
 
     /// Observe everything `target` owns, for deletion.

@@ -124,6 +124,15 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
         }
     }
 
+    // 2b. A deployment of the desired revision that has left DescribeServices (its tasks are gone):
+    //     ECS's durable record says whether it was rolled back, so a missed rollback is not deployed
+    //     again. Read only in that case, which a settled service never is in.
+    if let (Some(service), Some(revision)) = (&observed.service, &observed.matching_revision)
+        && needs_history(service, &revision.arn)
+    {
+        observed.service_deployments = Some(clients.ecs.service_deployments(&spec.cluster, names.service()).await?);
+    }
+
     // 3. Load balancing (target group and rules were read above). When the
     //    spec moved to another listener or dropped the load balancer, our rule on the old listener
     //    (recorded on the service) is found too, so it can be removed instead of orphaned.
@@ -209,6 +218,14 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
         }
     }
     Ok(observed)
+}
+
+/// Whether only ECS's deployment record can tell what became of `revision` on `service`: the service
+/// runs another revision, DescribeServices lists no deployment of it, and no failure was recorded.
+pub fn needs_history(service: &Service, revision: &str) -> bool {
+    service.task_definition != revision
+        && !service.deployments.iter().any(|d| d.task_definition == revision)
+        && service.tags.get(service_tags::FAILED_REVISION) != Some(&tag_value(revision))
 }
 
 /// The image the service records, if it was resolved from the same spec reference.

@@ -7,7 +7,7 @@ use super::names::{Names, authorizer_name, gateway_marker};
 use super::target::PinnedImage;
 use crate::aws::{
     AlarmInfo, Authorizer, DiscoveryService, ImageScan, Integration, Repository, Route, Rule, ScalableTarget,
-    ScalingPolicy, Service, Tags, TargetGroup, TaskDefinitionInfo,
+    ScalingPolicy, Service, ServiceDeployment, Tags, TargetGroup, TaskDefinitionInfo,
 };
 
 /// How the image resolved.
@@ -75,6 +75,9 @@ pub struct Observed {
     pub promoted: Option<Option<String>>,
     /// The alarms that can carry our names, with their tags, when read.
     pub alarms: Option<Vec<(AlarmInfo, Tags)>>,
+    /// ECS's record of the service's recent deployments, when read: only when the service does not run
+    /// the desired revision and DescribeServices no longer says what became of its deployment.
+    pub service_deployments: Option<Vec<ServiceDeployment>>,
     /// The HTTP API the spec names, when read.
     pub gateway: Option<GatewayObserved>,
     /// An HTTP API we wired that the spec no longer names (recorded on the service), to clean up.

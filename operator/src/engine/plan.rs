@@ -61,7 +61,8 @@ pub fn plan(target: &Target, observed: &Observed, now: DateTime<Utc>) -> Plan {
     let desired = resources::desired(target, &image);
     let revision = observed.matching_revision.as_ref().map(|td| td.arn.as_str());
     let deadline = i64::from(target.spec.service.rollout.progress_deadline_seconds);
-    let rollout = rollout::assess(observed.service.as_ref(), revision, deadline, now);
+    let history = observed.service_deployments.as_deref();
+    let rollout = rollout::assess(observed.service.as_ref(), revision, deadline, now, history);
     let mut planned = Planned { actions, rolled_back: rollout.state == RolloutState::RolledBack, ..Default::default() };
     for kind in KINDS {
         kind.plan(&scope, &desired, &mut planned);

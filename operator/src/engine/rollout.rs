@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 
 use super::names::{service_tags, tag_value};
-use crate::aws::{Deployment, Service};
+use crate::aws::{Deployment, Service, ServiceDeployment};
 
 /// The rollout's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +47,15 @@ pub struct Rollout {
 }
 
 /// Assess `service`'s rollout of `revision`, with the deadline counted from the deployment's start.
-pub fn assess(service: Option<&Service>, revision: Option<&str>, deadline_seconds: i64, now: DateTime<Utc>) -> Rollout {
+/// `history` is ECS's durable record of the service's deployments, when it was read: it tells what
+/// became of a deployment of `revision` that has already left DescribeServices.
+pub fn assess(
+    service: Option<&Service>,
+    revision: Option<&str>,
+    deadline_seconds: i64,
+    now: DateTime<Utc>,
+    history: Option<&[ServiceDeployment]>,
+) -> Rollout {
     let pending = |message: String, last_good: Option<String>| Rollout {
         state: RolloutState::Pending,
         deployment: None,
@@ -128,7 +136,26 @@ pub fn assess(service: Option<&Service>, revision: Option<&str>, deadline_second
         _ => {
             let failed_ours = ours.filter(|d| d.rollout_state.as_deref() == Some("FAILED"));
             let recorded = service.tags.get(service_tags::FAILED_REVISION) == Some(&tag_value(revision));
-            if failed_ours.is_some() || recorded {
+            // The newest recorded deployment of our revision, when it has left DescribeServices.
+            let ended = history
+                .into_iter()
+                .flatten()
+                .find(|d| ours.is_none() && d.task_definition.as_deref() == Some(revision));
+            let rolled_back_before = ended.is_some_and(|d| d.status.starts_with("ROLLBACK"));
+            if let Some(d) = ended.filter(|d| d.status == "STOPPED") {
+                return Rollout {
+                    state: RolloutState::Failed,
+                    deployment: None,
+                    message: format!(
+                        "ECS stopped the deployment of revision {}{}; the service runs {}",
+                        short_revision(revision),
+                        d.status_reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default(),
+                        primary.map(|p| short_revision(&p.task_definition)).unwrap_or_else(|| "nothing".into())
+                    ),
+                    last_good_revision: primary.map(|p| p.task_definition.clone()).or(last_good),
+                };
+            }
+            if failed_ours.is_some() || recorded || rolled_back_before {
                 let back_to = primary.map(|p| short_revision(&p.task_definition)).unwrap_or_else(|| "?".into());
                 Rollout {
                     state: RolloutState::RolledBack,
@@ -231,13 +258,13 @@ mod tests {
     #[test]
     fn complete_only_when_the_primary_runs_our_revision_and_completed() {
         let s = service(vec![deployment("d2", "PRIMARY", NEW, "COMPLETED", 30)]);
-        let r = assess(Some(&s), Some(NEW), 600, now());
+        let r = assess(Some(&s), Some(NEW), 600, now(), None);
         assert_eq!(r.state, RolloutState::Complete);
         assert_eq!(r.last_good_revision.as_deref(), Some(NEW));
 
         // The old revision completed, ours not started: not Ready.
         let s = service(vec![deployment("d1", "PRIMARY", OLD, "COMPLETED", 3000)]);
-        assert_eq!(assess(Some(&s), Some(NEW), 600, now()).state, RolloutState::Pending);
+        assert_eq!(assess(Some(&s), Some(NEW), 600, now(), None).state, RolloutState::Pending);
     }
 
     #[test]
@@ -246,10 +273,10 @@ mod tests {
             deployment("d2", "PRIMARY", NEW, "IN_PROGRESS", 100),
             deployment("d1", "ACTIVE", OLD, "COMPLETED", 3000),
         ]);
-        let r = assess(Some(&s), Some(NEW), 600, now());
+        let r = assess(Some(&s), Some(NEW), 600, now(), None);
         assert_eq!(r.state, RolloutState::InProgress);
         assert_eq!(r.last_good_revision.as_deref(), Some(OLD));
-        let r = assess(Some(&s), Some(NEW), 60, now());
+        let r = assess(Some(&s), Some(NEW), 60, now(), None);
         assert_eq!(r.state, RolloutState::DeadlineExceeded);
         assert!(r.message.contains("progressDeadlineSeconds 60"), "{}", r.message);
     }
@@ -260,21 +287,40 @@ mod tests {
             deployment("d3", "PRIMARY", OLD, "IN_PROGRESS", 5),
             deployment("d2", "ACTIVE", NEW, "FAILED", 100),
         ]);
-        let r = assess(Some(&s), Some(NEW), 600, now());
+        let r = assess(Some(&s), Some(NEW), 600, now(), None);
         assert_eq!(r.state, RolloutState::RolledBack);
         assert!(r.state.is_failure());
         assert!(r.message.contains("prod-books-api:2") && r.message.contains("prod-books-api:1"), "{}", r.message);
         assert!(r.message.contains("Essential container"), "{}", r.message);
 
+        // Once the failed deployment has left DescribeServices and nothing recorded it, ECS's own
+        // record of its deployments still says what became of it.
+        let s = service(vec![deployment("d3", "PRIMARY", OLD, "COMPLETED", 5)]);
+        let record = |status: &str| ServiceDeployment {
+            arn: "arn:aws:ecs:us-east-1:123456789012:service-deployment/c/books-api/d2".into(),
+            status: status.into(),
+            status_reason: Some("circuit breaker".into()),
+            task_definition: Some(NEW.into()),
+            created_at: Some(now()),
+        };
+        let history = [record("ROLLBACK_SUCCESSFUL")];
+        assert_eq!(assess(Some(&s), Some(NEW), 600, now(), Some(&history)).state, RolloutState::RolledBack);
+        let history = [record("STOPPED")];
+        let r = assess(Some(&s), Some(NEW), 600, now(), Some(&history));
+        assert_eq!(r.state, RolloutState::Failed, "{}", r.message);
+        // Deployed once and replaced since: deploying it again is what the spec asks.
+        let history = [record("SUCCESSFUL")];
+        assert_eq!(assess(Some(&s), Some(NEW), 600, now(), Some(&history)).state, RolloutState::Pending);
+
         // Once the failed deployment is gone, the recorded tag still says so.
         let mut s = service(vec![deployment("d3", "PRIMARY", OLD, "COMPLETED", 5)]);
         s.tags.insert(service_tags::FAILED_REVISION.into(), NEW.into());
-        assert_eq!(assess(Some(&s), Some(NEW), 600, now()).state, RolloutState::RolledBack);
+        assert_eq!(assess(Some(&s), Some(NEW), 600, now(), None).state, RolloutState::RolledBack);
     }
 
     #[test]
     fn a_failed_primary_without_rollback_is_failed() {
         let s = service(vec![deployment("d2", "PRIMARY", NEW, "FAILED", 100)]);
-        assert_eq!(assess(Some(&s), Some(NEW), 600, now()).state, RolloutState::Failed);
+        assert_eq!(assess(Some(&s), Some(NEW), 600, now(), None).state, RolloutState::Failed);
     }
 }
