@@ -363,3 +363,45 @@ async fn access_denied_fails_after_exactly_one_attempt() {
     let err = ecs.service("no-such-cluster", "books-api").await.expect_err("no cluster");
     assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
 }
+
+#[tokio::test]
+async fn the_deployment_record_outlives_a_rolled_back_deployment() {
+    use ecsop_testkit::Drive;
+    let account = account().await;
+    let net = account.network("api-cluster").await.expect("network fixture");
+    let calls = fast_calls();
+    let ecs = adapter(&account, &calls).await;
+    let rev1 = ecs.register_task_definition(&rendered("history", &image(1)), &Tags::new()).await.expect("rev1");
+    let rev2 = ecs.register_task_definition(&rendered("history", &image(2)), &Tags::new()).await.expect("rev2");
+    ecs.create_service(&config(&net, "history", &rev1.arn)).await.expect("create");
+    account.drive("api-cluster", "history", Drive::Complete).await.expect("complete");
+    let update = ServiceUpdate {
+        cluster: "api-cluster".into(),
+        name: "history".into(),
+        task_definition: Some(rev2.arn.clone()),
+        ..Default::default()
+    };
+    ecs.update_service(&update).await.expect("update");
+    account.drive("api-cluster", "history", Drive::Rollback { reason: "exited".into() }).await.expect("rollback");
+    account.drive("api-cluster", "history", Drive::Complete).await.expect("rolled back");
+
+    // DescribeServices no longer shows the failed deployment...
+    let svc = ecs.service("api-cluster", "history").await.expect("describe").expect("exists");
+    assert!(svc.deployments.iter().all(|d| d.task_definition != rev2.arn), "{:?}", svc.deployments);
+    // ...ECS's record of deployments does, newest first, each with its task definition.
+    let record = ecs.service_deployments("api-cluster", "history").await.expect("record");
+    let statuses: Vec<(&str, Option<&str>)> =
+        record.iter().map(|d| (d.status.as_str(), d.task_definition.as_deref())).collect();
+    assert_eq!(
+        statuses,
+        [
+            ("SUCCESSFUL", Some(rev1.arn.as_str())),
+            ("ROLLBACK_SUCCESSFUL", Some(rev2.arn.as_str())),
+            ("SUCCESSFUL", Some(rev1.arn.as_str())),
+        ],
+        "{record:#?}"
+    );
+    assert!(record.windows(2).all(|w| w[0].created_at >= w[1].created_at), "{record:#?}");
+    // A service that does not exist has no record.
+    assert_eq!(ecs.service_deployments("api-cluster", "nope").await.expect("none"), Vec::new());
+}
