@@ -245,3 +245,17 @@ async fn throttling_is_retried_to_success_and_access_denied_is_not() {
     assert_eq!(denied.kind, ErrorKind::AccessDenied, "{denied}");
     assert_eq!(s.calls.counts()[&("apigatewayv2", "GetIntegrations", Outcome::Error("access_denied"))], 1);
 }
+
+#[tokio::test]
+async fn a_deployment_goes_live_on_the_stage_it_names() {
+    let s = setup().await;
+    let stage = s.gateway.stage(&s.api.api_id, "$default").await.expect("get stage").expect("the fixture's stage");
+    assert_eq!((stage.name.as_str(), stage.auto_deploy, stage.deployment_id.as_deref()), ("$default", false, None));
+    let id = s.gateway.create_deployment(&s.api.api_id, "$default", "deployed by ecsop").await.expect("deploy");
+    let stage = s.gateway.stage(&s.api.api_id, "$default").await.expect("get stage").expect("stage");
+    assert_eq!(stage.deployment_id.as_deref(), Some(id.as_str()));
+    // A stage that does not exist is none, not an error; deploying to it is.
+    assert_eq!(s.gateway.stage(&s.api.api_id, "prod").await.expect("get stage"), None);
+    let err = s.gateway.create_deployment(&s.api.api_id, "prod", "x").await.expect_err("no such stage");
+    assert_eq!(err.kind, ecsop::aws::ErrorKind::NotFound, "{err}");
+}

@@ -594,3 +594,53 @@ async fn a_rollback_missed_while_nobody_looked_is_recognised_from_ecs_deployment
     w.reconcile().await.expect("resync");
     assert_eq!(w.fake.count("ListServiceDeployments"), 0, "{:?}", w.fake.calls());
 }
+
+#[tokio::test]
+async fn api_gateway_changes_are_deployed_to_a_stage_that_does_not_deploy_by_itself() {
+    let (mut w, _, api) = full_world();
+    w.deploy().await;
+    let keys = |list: &[&str]| list.iter().map(|k| k.to_string()).collect::<std::collections::BTreeSet<_>>();
+    let (deployments, stages) = w.fake.api_deployments(&api);
+    assert_eq!(deployments.last(), Some(&keys(&["ANY /books/{proxy+}", "POST /auth/login"])), "{deployments:?}");
+    assert!(stages["$default"].is_some(), "the stage serves a deployment made after the routes");
+
+    // A new route, and the run dies right after creating it: the next run still deploys it.
+    w.resource
+        .spec
+        .api_gateway
+        .as_mut()
+        .expect("gateway")
+        .routes
+        .push(ecsop::api::ApiRouteSpec { key: "GET /books".into(), public: true });
+    w.fake.clear_calls();
+    let target = w.target();
+    let dry = Options { dry_run: true, deep: true, ..Default::default() };
+    let planned = w.engine.reconcile(&target, dry, &Quiet, Utc::now()).await.expect("plan").plan.actions;
+    let route = planned.iter().position(|a| a.subject().contains("route GET /books")).expect("route planned");
+    assert!(planned[route + 1].subject().contains("stage $default"), "{planned:?}");
+    w.fake.fail_after_writes(1, ErrorKind::Other);
+    assert!(w.reconcile().await.is_err(), "the run dies after creating the route");
+    w.fake.clear_faults();
+    let resumed = w.reconcile().await.expect("resume");
+    assert!(resumed.plan.actions.iter().any(|a| a.subject().contains("stage $default")), "{:?}", resumed.plan.actions);
+    let (deployments, _) = w.fake.api_deployments(&api);
+    assert!(deployments.last().expect("deployed").contains("GET /books"), "{deployments:?}");
+    w.fake.clear_calls();
+    let steady = w.reconcile().await.expect("steady");
+    assert_eq!(steady.plan.actions, Vec::new(), "{:?}", w.fake.calls());
+    assert_eq!(steady.report.phase, Phase::Ready);
+
+    // A stage that deploys by itself needs no deployment.
+    let (w, _, api) = full_world();
+    w.fake.set_stage(&api, "$default", true);
+    w.deploy().await;
+    assert_eq!(w.fake.count("CreateDeployment"), 0, "{:?}", w.fake.calls());
+
+    // A stage that does not exist stops the plan, saying so.
+    let (mut w, _, _) = full_world();
+    w.resource.spec.api_gateway.as_mut().expect("gateway").stage = "prod".into();
+    let stalled = w.reconcile().await.expect("plan");
+    assert_eq!(stalled.report.phase, Phase::Stalled, "{:?}", stalled.report);
+    assert_eq!(w.fake.writes(), 0, "nothing is written next to a stage that is not there");
+    assert!(stalled.report.message.contains("stage prod does not exist"), "{}", stalled.report.message);
+}

@@ -177,7 +177,7 @@ async fn delete_and_check_empty(env: &Env, d: &Deployment<'_>, listeners: &[&str
     let alarms = clients.cloudwatch.alarms(&format!("{}-", d.names.family())).await.expect("alarms");
     assert!(alarms.is_empty(), "alarms gone: {alarms:?}");
     if let Some(api) = api_id {
-        let gw = ecsop::engine::resources::gateway::read(&clients, api).await.expect("read api");
+        let gw = ecsop::engine::resources::gateway::read(&clients, api, None).await.expect("read api");
         assert!(gw.integrations.is_empty() && gw.routes.is_empty() && gw.authorizers.is_empty(), "{gw:?}");
     }
     if d.owns_repository {
@@ -396,7 +396,7 @@ async fn check_gateway(
     audience: &str,
 ) {
     let clients = env.clients().await;
-    let gw = ecsop::engine::resources::gateway::read(&clients, &api.api_id).await.expect("read api");
+    let gw = ecsop::engine::resources::gateway::read(&clients, &api.api_id, Some("$default")).await.expect("read api");
     let discovery = clients
         .cloudmap
         .find_service(&namespace_id(env), d.names.service())
@@ -422,6 +422,9 @@ async fn check_gateway(
     let service = clients.ecs.service(d.cluster, d.names.service()).await.expect("svc").expect("exists");
     assert_eq!(service.registries.first().map(|b| b.arn.as_str()), Some(discovery.arn.as_str()));
     assert_eq!(service.registries[0].port, 8080, "SRV records carry the port");
+    // The stage does not deploy by itself: ecsop deployed the routes to it.
+    let stage = gw.stage.as_ref().expect("the $default stage");
+    assert!(!stage.auto_deploy && stage.deployment_id.is_some(), "{stage:?}");
 }
 
 async fn gateway_example(

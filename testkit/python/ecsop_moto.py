@@ -445,7 +445,7 @@ def json_response(status: int, payload: Any, error_type: str | None = None) -> t
     if error_type:
         headers.append(("x-amzn-ErrorType", error_type))
     headers.append(("Content-Length", str(len(body))))
-    reason = {200: "OK", 404: "Not Found"}.get(status, "Error")
+    reason = {200: "OK", 201: "Created", 404: "Not Found"}.get(status, "Error")
     return f"{status} {reason}", headers, body
 
 
@@ -538,8 +538,52 @@ def describe_service_revisions(call: dict[str, Any], environ: dict[str, Any]) ->
     return ecs_response(200, {"serviceRevisions": found, "failures": failures})
 
 
+def create_deployment(call: dict[str, Any], environ: dict[str, Any]) -> tuple[str, list, bytes]:
+    """API Gateway v2 CreateDeployment (moto has none): a deployment id, made the stage's when the
+    request names one, as AWS does."""
+    from moto.apigatewayv2.exceptions import APIGatewayV2Error
+    from moto.apigatewayv2.models import apigatewayv2_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    backend = apigatewayv2_backends[call["account"] or DEFAULT_ACCOUNT_ID][call["region"] or "us-east-1"]
+    body = json.loads(read_body(environ) or b"{}")
+    try:
+        api = backend.get_api(environ["ecsop.uri_params"]["apiId"])
+    except APIGatewayV2Error as exc:
+        return json_response(exc.code, {"message": exc.message}, exc.error_type)
+    deployment_id = uuid.uuid4().hex[:6]
+    stage_name = body.get("stageName")
+    if stage_name:
+        stage = api.stages.get(stage_name)
+        if stage is None:
+            return json_response(404, {"message": f"Invalid stage identifier specified {stage_name}"}, "NotFoundException")
+        stage.deployment_id = deployment_id
+    return json_response(201, {
+        "deploymentId": deployment_id,
+        "deploymentStatus": "DEPLOYED",
+        "description": body.get("description"),
+        "createdDate": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+    })
+
+
+def patch_apigatewayv2() -> None:
+    """Stages name the deployment they serve (moto has no deployments)."""
+    from moto.apigatewayv2 import models
+
+    original = models.Stage.to_json
+
+    def to_json(self: Any) -> dict[str, Any]:
+        out = original(self)
+        if getattr(self, "deployment_id", None):
+            out["deploymentId"] = self.deployment_id
+        return out
+
+    models.Stage.to_json = to_json
+
+
 # Operations the layer answers itself, by (signing name, operation).
 ADDED_OPERATIONS = {
+    ("apigateway", "CreateDeployment"): create_deployment,
     ("apigateway", "GetAuthorizers"): get_authorizers,
     ("ecs", "ListServiceDeployments"): list_service_deployments,
     ("ecs", "DescribeServiceRevisions"): describe_service_revisions,
@@ -1146,6 +1190,7 @@ def main() -> None:
     patch_ecs()
     patch_ecr()
     patch_servicediscovery()
+    patch_apigatewayv2()
     harness = Harness(DomainDispatcherApplication(create_backend_app), args.idle_exit)
     server = make_server(args.host, args.port, harness, threaded=True, request_handler=MotoRequestHandler)
     port = server.server_address[1]

@@ -16,8 +16,8 @@ pub struct HttpApi {
 }
 
 impl Account {
-    /// Create an HTTP API named `name` and a VPC link (also `name`) into `network`'s subnets and
-    /// security group.
+    /// Create an HTTP API named `name` with a `$default` stage that does not deploy by itself, and a VPC
+    /// link (also `name`) into `network`'s subnets and security group.
     pub async fn http_api(&self, name: &str, network: &Network) -> Result<HttpApi> {
         let client = apigw::Client::new(&self.sdk_config().await);
         let api = client
@@ -28,6 +28,16 @@ impl Account {
             .await
             .map_err(|e| fixture("CreateApi", e))?;
         let api_id = api.api_id().ok_or_else(|| no_id("CreateApi"))?.to_string();
+        // The stage traffic goes through; it does not deploy by itself, so every change must be
+        // deployed to it (an auto-deploying stage needs nothing more).
+        client
+            .create_stage()
+            .api_id(&api_id)
+            .stage_name("$default")
+            .auto_deploy(false)
+            .send()
+            .await
+            .map_err(|e| fixture("CreateStage", e))?;
         let link = client
             .create_vpc_link()
             .name(name)

@@ -37,7 +37,7 @@ use ecsop::aws::{
     CloudWatch, Deployment, DeploymentAlarms, DiscoveryService, Ecr, Ecs, Elbv2, ErrorKind, ImageScan, Integration,
     IntegrationConfig, MetricAlarm, NetworkSettings, Repository, Route, RouteConfig, Rule, RuleAction, RuleConfig,
     ScalableTarget, ScalingMetric, ScalingPolicy, Service, ServiceConfig, ServiceDeployment, ServiceEvent,
-    ServiceUpdate, Tags, TargetGroup, TargetGroupConfig, TargetGroupHealth, TaskDefinitionInfo,
+    ServiceUpdate, Stage, Tags, TargetGroup, TargetGroupConfig, TargetGroupHealth, TaskDefinitionInfo,
 };
 
 /// The account every fake resource lives in.
@@ -102,6 +102,9 @@ struct HttpApi {
     integrations: BTreeMap<String, Integration>,
     routes: BTreeMap<String, Route>,
     authorizers: BTreeMap<String, Authorizer>,
+    stages: BTreeMap<String, Stage>,
+    /// Each deployment: its id and the route keys it made live.
+    deployments: Vec<(String, BTreeSet<String>)>,
 }
 
 impl State {
@@ -1058,12 +1061,33 @@ impl FakeAws {
 
     // -- API Gateway --
 
-    /// Create an empty HTTP API and return its id.
+    /// Create an empty HTTP API with a `$default` stage that does not deploy by itself, and return its
+    /// id.
     pub fn create_http_api(&self) -> String {
         let mut st = self.lock();
         let id = st.ids.alnum(10);
-        st.apis.insert(id.clone(), HttpApi::default());
+        let mut api = HttpApi::default();
+        let stage = Stage { name: "$default".into(), auto_deploy: false, deployment_id: None };
+        api.stages.insert(stage.name.clone(), stage);
+        st.apis.insert(id.clone(), api);
         id
+    }
+
+    /// Add or replace the stage `name` of an HTTP API, deploying by itself or not.
+    pub fn set_stage(&self, api_id: &str, name: &str, auto_deploy: bool) {
+        let mut st = self.lock();
+        let api = st.apis.get_mut(api_id).unwrap_or_else(|| panic!("no HTTP API {api_id}"));
+        api.stages.insert(name.into(), Stage { name: name.into(), auto_deploy, deployment_id: None });
+    }
+
+    /// The route keys each deployment of an HTTP API made live, oldest first, and the deployment each
+    /// stage serves.
+    pub fn api_deployments(&self, api_id: &str) -> (Vec<BTreeSet<String>>, BTreeMap<String, Option<String>>) {
+        let st = self.lock();
+        let api = st.apis.get(api_id).unwrap_or_else(|| panic!("no HTTP API {api_id}"));
+        let deployments = api.deployments.iter().map(|(_, keys)| keys.clone()).collect();
+        let stages = api.stages.iter().map(|(n, s)| (n.clone(), s.deployment_id.clone())).collect();
+        (deployments, stages)
     }
 
     /// The integrations, routes and authorizers of an HTTP API. Panics if it does not exist.
@@ -2476,6 +2500,31 @@ impl ApiGateway for FakeAws {
             }
             api.authorizers.remove(id);
             Ok(())
+        })?
+    }
+
+    async fn stage(&self, api_id: &str, name: &str) -> AwsResult<Option<Stage>> {
+        const OP: &str = "GetStage";
+        self.call(APIGW, OP).await?;
+        self.with_api(OP, api_id, |_, api| api.stages.get(name).cloned())
+    }
+
+    async fn create_deployment(&self, api_id: &str, stage: &str, _description: &str) -> AwsResult<String> {
+        const OP: &str = "CreateDeployment";
+        self.call(APIGW, OP).await?;
+        self.with_api(OP, api_id, |ids, api| {
+            let Some(target) = api.stages.get_mut(stage) else {
+                return Err(aws_err(
+                    APIGW,
+                    OP,
+                    "NotFoundException",
+                    format!("Invalid stage identifier specified {stage}"),
+                ));
+            };
+            let id = ids.alnum(6);
+            target.deployment_id = Some(id.clone());
+            api.deployments.push((id.clone(), api.routes.values().map(|r| r.key.clone()).collect()));
+            Ok(id)
         })?
     }
 }

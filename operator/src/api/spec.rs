@@ -618,6 +618,12 @@ pub struct ApiGatewaySpec {
     /// The id of the existing VPC link (in the service's VPC) the integration goes through.
     #[schemars(regex(pattern = r"^[a-z0-9]{1,32}$"))]
     pub vpc_link_id: String,
+    /// The existing stage the routes go live on. Unless the stage deploys automatically, ecsop creates a
+    /// deployment to it after changing routes, the integration or the authorizer, and reports Ready only
+    /// once that deployment exists.
+    #[serde(default = "default_stage")]
+    #[schemars(regex(pattern = r"^(\$default|[A-Za-z0-9_-]{1,128})$"))]
+    pub stage: String,
     /// The routes sent to this service.
     #[schemars(length(min = 1, max = 50))]
     pub routes: Vec<ApiRouteSpec>,
@@ -625,6 +631,10 @@ pub struct ApiGatewaySpec {
     /// tokens when they are signed with `JWT_SIGNING_KEY` and `issuer` serves its OpenID discovery.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorizer: Option<JwtAuthorizerSpec>,
+}
+
+fn default_stage() -> String {
+    "$default".into()
 }
 
 /// One API Gateway route.

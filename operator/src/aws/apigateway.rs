@@ -9,7 +9,7 @@ use super::calls::{self, Calls};
 use super::error::MissingOk;
 use super::{
     ApiGateway, Authorizer, AuthorizerConfig, AwsError, AwsResult, ErrorKind, Integration, IntegrationConfig, Route,
-    RouteConfig,
+    RouteConfig, Stage,
 };
 
 const SERVICE: &str = "apigatewayv2";
@@ -378,6 +378,45 @@ impl ApiGateway for SdkApiGateway {
             })
             .await
             .missing_ok()
+    }
+
+    async fn stage(&self, api_id: &str, name: &str) -> AwsResult<Option<Stage>> {
+        const OP: &str = "GetStage";
+        let out = self
+            .calls
+            .run(SERVICE, OP, || async {
+                self.client.get_stage().api_id(api_id).stage_name(name).send().await.map_err(AwsError::sdk(SERVICE, OP))
+            })
+            .await;
+        match out {
+            Ok(out) => Ok(Some(Stage {
+                name: out.stage_name().unwrap_or(name).to_string(),
+                auto_deploy: out.auto_deploy().unwrap_or(false),
+                deployment_id: out.deployment_id().map(str::to_string),
+            })),
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn create_deployment(&self, api_id: &str, stage: &str, description: &str) -> AwsResult<String> {
+        const OP: &str = "CreateDeployment";
+        let out = self
+            .calls
+            .run(SERVICE, OP, || async {
+                self.client
+                    .create_deployment()
+                    .api_id(api_id)
+                    .stage_name(stage)
+                    .description(description)
+                    .send()
+                    .await
+                    .map_err(AwsError::sdk(SERVICE, OP))
+            })
+            .await?;
+        out.deployment_id()
+            .map(str::to_string)
+            .ok_or_else(|| AwsError::new(SERVICE, OP, ErrorKind::Other, "answer has no deployment id"))
     }
 }
 

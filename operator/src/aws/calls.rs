@@ -199,7 +199,6 @@ pub const NOT_IDEMPOTENT: &[&str] = &[
     "CreateIntegration",
     "CreateAuthorizer",
     "CreateRoute",
-    "CreateDeployment",
     "PutImage",
     "StartImageScan",
 ];

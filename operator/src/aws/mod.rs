@@ -775,6 +775,17 @@ pub struct Authorizer {
     pub config: AuthorizerConfig,
 }
 
+/// A stage of an HTTP API: where routes go live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    /// Its name (`$default`, `prod`).
+    pub name: String,
+    /// Whether API Gateway deploys every change to it by itself.
+    pub auto_deploy: bool,
+    /// The deployment it serves, if any.
+    pub deployment_id: Option<String>,
+}
+
 /// API Gateway HTTP APIs (apigatewayv2), as ecsop uses them: on an existing API, ecsop owns one
 /// integration, the routes targeting it and optionally one JWT authorizer.
 #[async_trait]
@@ -803,4 +814,8 @@ pub trait ApiGateway: Send + Sync {
     async fn update_authorizer(&self, api_id: &str, id: &str, config: &AuthorizerConfig) -> AwsResult<()>;
     /// Delete an authorizer. Missing is success.
     async fn delete_authorizer(&self, api_id: &str, id: &str) -> AwsResult<()>;
+    /// The stage `name` of the API, if it exists.
+    async fn stage(&self, api_id: &str, name: &str) -> AwsResult<Option<Stage>>;
+    /// Deploy the API's routes and integrations as they are now to `stage`; returns the deployment id.
+    async fn create_deployment(&self, api_id: &str, stage: &str, description: &str) -> AwsResult<String>;
 }

@@ -54,6 +54,7 @@ pub fn describe(action: &Action) -> (&'static str, String) {
         Action::DeleteIntegration { .. } | Action::DeleteAuthorizer { .. } | Action::DeleteRoute { .. } => {
             "ApiGatewayDeleted"
         }
+        Action::DeployApi { .. } => "ApiGatewayDeployed",
         Action::Untag { .. } => "Released",
     };
     (reason, note)

@@ -233,6 +233,9 @@ async fn run(clients: &Clients, action: &Action, out: &mut Outputs, wait: WaitSe
             clients.apigateway.update_route(api_id, id, &config).await?
         }
         Action::DeleteRoute { api_id, id, .. } => clients.apigateway.delete_route(api_id, id).await?,
+        Action::DeployApi { api_id, stage, description } => {
+            clients.apigateway.create_deployment(api_id, stage, description).await?;
+        }
         Action::DeleteAuthorizer { api_id, id } => clients.apigateway.delete_authorizer(api_id, id).await?,
         Action::DeleteIntegration { api_id, id } => clients.apigateway.delete_integration(api_id, id).await?,
         Action::SetRulePriority { arn, priority, .. } => clients.elbv2.set_rule_priority(arn, *priority).await?,

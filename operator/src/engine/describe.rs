@@ -37,6 +37,7 @@ impl Action {
             Action::UpdateAuthorizer { api_id, id, .. } | Action::DeleteAuthorizer { api_id, id } => {
                 format!("api gateway {api_id} authorizer {id}")
             }
+            Action::DeployApi { api_id, stage, .. } => format!("api gateway {api_id} stage {stage}"),
             Action::CreateRoute { api_id, key, .. }
             | Action::UpdateRoute { api_id, key, .. }
             | Action::DeleteRoute { api_id, key, .. } => format!("api gateway {api_id} route {key}"),
@@ -73,6 +74,7 @@ impl Action {
             | Action::CreateIntegration { .. }
             | Action::CreateAuthorizer { .. }
             | Action::CreateRoute { .. }
+            | Action::DeployApi { .. }
             | Action::PutAlarm { exists: false, .. }
             | Action::CreateService { .. } => '+',
             Action::DeleteRepository { .. }
@@ -155,6 +157,7 @@ impl Action {
                 Change::new("target", "-", integration),
                 Change::new("authorization", "-", if authorizer.is_some() { "JWT" } else { "NONE" }),
             ],
+            Action::DeployApi { .. } => vec![Change::new("deployment", "-", "routes and integration as planned")],
             Action::SetRulePriority { priority, was, .. } => {
                 vec![Change::new("priority", was.map(|p| p.to_string()).unwrap_or("-".into()), priority)]
             }

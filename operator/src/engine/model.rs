@@ -90,6 +90,14 @@ pub struct GatewayState {
     /// The JWT authorizer.
     #[serde(serialize_with = "ser_debug")]
     pub authorizer: Option<AuthorizerConfig>,
+    /// The stage the routes go live on (left out of the hash when `$default`, as before stages were
+    /// part of the spec).
+    #[serde(skip_serializing_if = "is_default_stage")]
+    pub stage: String,
+}
+
+fn is_default_stage(stage: &str) -> bool {
+    stage == "$default"
 }
 
 /// The owned Cloud Map service.

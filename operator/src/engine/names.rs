@@ -98,8 +98,12 @@ pub mod service_tags {
     /// `serviceDiscovery` or moves it to another namespace.
     pub const DISCOVERY_NAMESPACE: &str = "ecsop.io/discovery-namespace";
 
+    /// The HTTP API pieces last deployed to a stage that does not deploy by itself (a hash), so a
+    /// deployment cut short is made again.
+    pub const API_DEPLOYED: &str = "ecsop.io/api-deployed";
+
     /// Every key above, for untagging.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 11] = [
         APPLIED_HASH,
         REVISION,
         IMAGE,
@@ -110,6 +114,7 @@ pub mod service_tags {
         API,
         PROMOTED,
         DISCOVERY_NAMESPACE,
+        API_DEPLOYED,
     ];
 }
 

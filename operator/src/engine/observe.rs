@@ -189,12 +189,12 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
             observed.alarms = Some(alarms::read(clients, names).await?);
         }
         if let Some(g) = &spec.api_gateway {
-            observed.gateway = Some(gateway::read(clients, &g.api_id).await?);
+            observed.gateway = Some(gateway::read(clients, &g.api_id, Some(&g.stage)).await?);
         }
         if let Some(api) = recorded_tag(service_tags::API)
             && spec.api_gateway.as_ref().is_none_or(|g| g.api_id != api)
         {
-            match gateway::read(clients, &api).await {
+            match gateway::read(clients, &api, None).await {
                 Ok(g) => observed.stale_gateway = Some(g),
                 Err(e) if e.kind == ErrorKind::NotFound => {}
                 Err(e) => return Err(e),

@@ -7,7 +7,7 @@ use super::names::{Names, authorizer_name, gateway_marker};
 use super::target::PinnedImage;
 use crate::aws::{
     AlarmInfo, Authorizer, DiscoveryService, ImageScan, Integration, Repository, Route, Rule, ScalableTarget,
-    ScalingPolicy, Service, ServiceDeployment, Tags, TargetGroup, TaskDefinitionInfo,
+    ScalingPolicy, Service, ServiceDeployment, Stage, Tags, TargetGroup, TaskDefinitionInfo,
 };
 
 /// How the image resolved.
@@ -111,6 +111,8 @@ pub struct GatewayObserved {
     pub routes: Vec<Route>,
     /// Its authorizers.
     pub authorizers: Vec<Authorizer>,
+    /// The stage the spec names, when read (`None`: it does not exist).
+    pub stage: Option<Stage>,
 }
 
 impl GatewayObserved {

@@ -349,6 +349,15 @@ pub enum Action {
         /// What changes.
         changes: Vec<Change>,
     },
+    /// Deploy the HTTP API as it now is to a stage that does not deploy by itself.
+    DeployApi {
+        /// HTTP API.
+        api_id: String,
+        /// The stage.
+        stage: String,
+        /// The deployment's description.
+        description: String,
+    },
     /// Delete a route.
     DeleteRoute {
         /// HTTP API.

@@ -10,7 +10,7 @@
 use super::kind::{Kind, Planned, Scope};
 use crate::aws::{AuthorizerConfig, AwsError, Clients, IntegrationConfig};
 use crate::engine::model::{Desired, GatewayState, sorted};
-use crate::engine::names::{Names, authorizer_name, gateway_marker, service_tags};
+use crate::engine::names::{Names, authorizer_name, gateway_marker, service_tags, short_hash};
 use crate::engine::observed::GatewayObserved;
 use crate::engine::target::Target;
 use crate::engine::vocabulary::{Action, Change, Created, Ref};
@@ -25,6 +25,7 @@ pub fn desired(target: &Target) -> Option<GatewayState> {
         let mut routes: Vec<(String, bool)> = g.routes.iter().map(|r| (r.key.clone(), r.public)).collect();
         routes.sort();
         GatewayState {
+            stage: g.stage.clone(),
             api_id: g.api_id.clone(),
             vpc_link_id: g.vpc_link_id.clone(),
             marker: gateway_marker(names),
@@ -41,15 +42,41 @@ pub fn desired(target: &Target) -> Option<GatewayState> {
 
 impl Kind for Gateway {
     fn conflict(&self, scope: &Scope) -> Option<String> {
-        conflict(scope.names(), &desired(scope.target)?, scope.observed.gateway.as_ref())
+        let wanted = desired(scope.target)?;
+        let observed = scope.observed.gateway.as_ref();
+        if let Some(g) = observed.filter(|g| g.stage.is_none()) {
+            return Some(format!(
+                "stage {} does not exist on HTTP API {}: create it, or name an existing stage in apiGateway.stage",
+                wanted.stage, g.api_id
+            ));
+        }
+        conflict(scope.names(), &wanted, observed)
     }
 
     // The integration to the Cloud Map service, the authorizer, the routes. An HTTP API the spec left
     // loses our pieces.
     fn plan(&self, scope: &Scope, desired: &Desired, planned: &mut Planned) {
         let observed = scope.observed;
+        let before = planned.actions.len();
         if let (Some(g), Some(registry)) = (&desired.gateway, &planned.registry) {
             plan(scope.names(), g, observed.gateway.as_ref(), registry, &mut planned.actions);
+        }
+        // Changes reach traffic only once deployed, unless the stage deploys by itself. What was last
+        // deployed is recorded on the service, so a deployment cut short is made again.
+        if let (Some(g), Some(Some(stage))) = (&desired.gateway, observed.gateway.as_ref().map(|o| &o.stage))
+            && !stage.auto_deploy
+        {
+            let deployed = short_hash(&format!("{g:?}"), 16);
+            let recorded = observed.service.as_ref().and_then(|s| s.tags.get(service_tags::API_DEPLOYED));
+            let changed = planned.actions.len() > before;
+            if changed || recorded != Some(&deployed) || stage.deployment_id.is_none() {
+                planned.actions.push(Action::DeployApi {
+                    api_id: g.api_id.clone(),
+                    stage: g.stage.clone(),
+                    description: format!("deployed by ecsop for {}", scope.names().owner()),
+                });
+            }
+            planned.record.insert(service_tags::API_DEPLOYED.into(), deployed);
         }
         if let Some(stale) = &observed.stale_gateway {
             teardown(scope.names(), stale, &mut planned.actions);
@@ -72,16 +99,22 @@ impl Kind for Gateway {
     }
 }
 
-/// Everything of an HTTP API ecsop may own, read concurrently.
-pub async fn read(clients: &Clients, api_id: &str) -> Result<GatewayObserved, AwsError> {
+/// Everything of an HTTP API ecsop may own, and the `stage` the spec names, read concurrently.
+pub async fn read(clients: &Clients, api_id: &str, stage: Option<&str>) -> Result<GatewayObserved, AwsError> {
     let gw = &clients.apigateway;
-    let (integrations, routes, authorizers) =
-        futures::join!(gw.integrations(api_id), gw.routes(api_id), gw.authorizers(api_id));
+    let (integrations, routes, authorizers, found) =
+        futures::join!(gw.integrations(api_id), gw.routes(api_id), gw.authorizers(api_id), async {
+            match stage {
+                Some(name) => gw.stage(api_id, name).await,
+                None => Ok(None),
+            }
+        });
     Ok(GatewayObserved {
         api_id: api_id.to_string(),
         integrations: integrations?,
         routes: routes?,
         authorizers: authorizers?,
+        stage: found?,
     })
 }
 
