@@ -644,3 +644,124 @@ async fn api_gateway_changes_are_deployed_to_a_stage_that_does_not_deploy_by_its
     assert_eq!(w.fake.writes(), 0, "nothing is written next to a stage that is not there");
     assert!(stalled.report.message.contains("stage prod does not exist"), "{}", stalled.report.message);
 }
+
+/// Everything the full-featured world can hold, counted so that duplicates and orphans show.
+fn full_inventory(w: &World, http_listener: &str, api: &str) -> Vec<(&'static str, usize)> {
+    let lb = w.resource.spec.load_balancer.as_ref().expect("lb");
+    let (integrations, routes, authorizers) = w.fake.http_api(api);
+    let rules = |listener: &str| w.fake.listener_rules(listener).iter().filter(|r| r.priority.is_some()).count();
+    vec![
+        ("target groups", w.fake.target_groups().len()),
+        ("forward rules", rules(&lb.listener_arn)),
+        ("redirect rules", rules(http_listener)),
+        ("cloud map services", w.fake.discovery_services().len()),
+        ("services", usize::from(w.fake.service_snapshot(CLUSTER, "books-api").is_some_and(|s| s.status == "ACTIVE"))),
+        ("alarms", w.fake.alarms_snapshot().len()),
+        ("integrations", integrations.len()),
+        ("routes", routes.len()),
+        ("authorizers", authorizers.len()),
+        ("scalable targets", w.fake.scalable_targets().len()),
+    ]
+}
+
+const FULL: [(&str, usize); 10] = [
+    ("target groups", 1),
+    ("forward rules", 1),
+    ("redirect rules", 1),
+    ("cloud map services", 1),
+    ("services", 1),
+    ("alarms", 3),
+    ("integrations", 1),
+    ("routes", 2),
+    ("authorizers", 1),
+    ("scalable targets", 1),
+];
+
+/// Reconcile until Ready with nothing left to write, completing rollouts on the way.
+async fn settle(w: &World, context: &str) {
+    for _ in 0..6 {
+        let r = w.reconcile().await.unwrap_or_else(|e| panic!("{context}: {e}"));
+        if r.report.phase == Phase::Ready && r.plan.actions.is_empty() {
+            return;
+        }
+        if w.fake.service_snapshot(CLUSTER, "books-api").is_some_and(|s| s.status == "ACTIVE") {
+            w.fake.complete(CLUSTER, "books-api");
+        }
+    }
+    panic!("{context}: never settled");
+}
+
+#[tokio::test]
+async fn a_full_featured_create_an_image_change_and_a_delete_each_survive_a_crash_at_every_write() {
+    // The writes of each step, clean, in a world of its own.
+    let (clean, _, _) = full_world();
+    clean.reconcile().await.expect("repository");
+    clean.fake.push_image("books-api", "1.4.2", &digest(1));
+    clean.fake.clear_calls();
+    clean.reconcile().await.expect("create");
+    let create_writes = u32::try_from(clean.fake.writes()).expect("count");
+    settle(&clean, "clean create").await;
+    let mut next = clean.resource.clone();
+    next.spec.image.tag = Some("2.0.0".into());
+    clean.fake.push_image("books-api", "2.0.0", &digest(2));
+    clean.fake.clear_calls();
+    let engine = &clean.engine;
+    engine.reconcile(&engine.target(&next), Options::default(), &Quiet, Utc::now()).await.expect("change");
+    let change_writes = u32::try_from(clean.fake.writes()).expect("count");
+    let (clean, _, _) = full_world();
+    clean.deploy().await;
+    settle(&clean, "clean deploy").await;
+    clean.fake.clear_calls();
+    clean.engine.delete(&clean.target(), Options::default(), &Quiet).await.expect("delete");
+    let delete_writes = u32::try_from(clean.fake.writes()).expect("count");
+    eprintln!("writes: create {create_writes}, image change {change_writes}, delete {delete_writes}");
+    assert!(
+        create_writes >= 15 && change_writes >= 2 && delete_writes >= 10,
+        "{create_writes} {change_writes} {delete_writes}"
+    );
+
+    for crash_after in 0..create_writes {
+        let context = format!("create, crash after write {crash_after}");
+        let (w, http, api) = full_world();
+        w.reconcile().await.expect("repository");
+        w.fake.push_image("books-api", "1.4.2", &digest(1));
+        w.fake.fail_after_writes(crash_after, ErrorKind::Other);
+        assert!(w.reconcile().await.is_err(), "{context}: the run must die");
+        w.fake.clear_faults();
+        settle(&w, &context).await;
+        assert_eq!(full_inventory(&w, &http, &api), FULL, "{context}");
+        assert_eq!(w.active_revisions(), 1, "{context}");
+    }
+
+    for crash_after in 0..change_writes {
+        let context = format!("image change, crash after write {crash_after}");
+        let (mut w, http, api) = full_world();
+        w.deploy().await;
+        settle(&w, &context).await;
+        w.fake.push_image("books-api", "2.0.0", &digest(2));
+        w.resource.spec.image.tag = Some("2.0.0".into());
+        w.fake.fail_after_writes(crash_after, ErrorKind::Other);
+        assert!(w.reconcile().await.is_err(), "{context}: the run must die");
+        w.fake.clear_faults();
+        settle(&w, &context).await;
+        assert_eq!(full_inventory(&w, &http, &api), FULL, "{context}");
+        assert_eq!(w.active_revisions(), 2, "{context}: the new revision and the one before");
+        let service = w.fake.service_snapshot(CLUSTER, "books-api").expect("service");
+        assert!(w.fake.registered(&service.task_definition).is_some_and(|td| td.container.image.ends_with(&digest(2))));
+    }
+
+    for crash_after in 0..delete_writes {
+        let context = format!("delete, crash after write {crash_after}");
+        let (w, http, api) = full_world();
+        w.deploy().await;
+        settle(&w, &context).await;
+        w.fake.fail_after_writes(crash_after, ErrorKind::Other);
+        assert!(w.engine.delete(&w.target(), Options::default(), &Quiet).await.is_err(), "{context}: must die");
+        w.fake.clear_faults();
+        w.engine.delete(&w.target(), Options::default(), &Quiet).await.unwrap_or_else(|e| panic!("{context}: {e}"));
+        let left: Vec<_> = full_inventory(&w, &http, &api).into_iter().filter(|(_, n)| *n > 0).collect();
+        assert_eq!(left, Vec::new(), "{context}: nothing owned is left");
+        assert_eq!(w.active_revisions(), 0, "{context}");
+        assert!(w.fake.repositories().is_empty(), "{context}: the owned repository goes last");
+    }
+}

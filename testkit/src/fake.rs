@@ -2793,12 +2793,21 @@ mod tests {
         let failed_id = aws.service_snapshot("prod", "books-api").unwrap().deployments[0].id.clone();
         let svc = aws.rollback("prod", "books-api", "Essential container in task exited");
         assert_eq!(svc.task_definition, v1);
-        assert_eq!(svc.deployments.len(), 2);
-        let (new, failed) = (&svc.deployments[0], &svc.deployments[1]);
+        // The failed deployment, without tasks, has left DescribeServices; ECS's record keeps it.
+        assert_eq!(svc.deployments.len(), 1);
+        let new = &svc.deployments[0];
         assert_eq!((new.status.as_str(), new.task_definition.as_str()), ("PRIMARY", v1.as_str()));
         assert_eq!(new.rollout_state.as_deref(), Some("IN_PROGRESS"));
-        assert_eq!((failed.id.as_str(), failed.status.as_str()), (failed_id.as_str(), "ACTIVE"));
-        assert_eq!(failed.rollout_state.as_deref(), Some("FAILED"));
+        let record = aws.service_deployments("prod", "books-api").await.unwrap();
+        let failed = record.iter().find(|d| d.arn.ends_with(&format!("/{failed_id}"))).expect("recorded");
+        assert_eq!(
+            (failed.status.as_str(), failed.task_definition.as_deref()),
+            ("ROLLBACK_IN_PROGRESS", Some(v2.as_str()))
+        );
+        aws.complete("prod", "books-api");
+        let record = aws.service_deployments("prod", "books-api").await.unwrap();
+        assert!(record.iter().any(|d| d.status == "ROLLBACK_SUCCESSFUL"), "{record:?}");
+        assert_eq!(record[0].task_definition.as_deref(), Some(v1.as_str()), "newest first: {record:?}");
         assert_eq!(svc.events[0].message, format!("(service books-api) rolling back to deployment {}.", new.id));
         let svc = aws.complete("prod", "books-api");
         assert_eq!((svc.deployments.len(), svc.running_count), (1, 2));
@@ -3102,7 +3111,9 @@ mod tests {
         let (aws, _, _) = with_service().await;
         let target = ScalableTarget { resource_id: "service/prod/books-api".into(), min_capacity: 3, max_capacity: 6 };
         let missing = ScalableTarget { resource_id: "service/prod/nope".into(), ..target.clone() };
-        assert_eq!(aws.register_scalable_target(&missing).await.unwrap_err().kind, ErrorKind::Invalid);
+        // AWS answers a missing service as it answers one it does not see yet ("ECS service doesn't
+        // exist"): the engine sends it again a bounded number of times, then fails with it.
+        assert_eq!(aws.register_scalable_target(&missing).await.unwrap_err().kind, ErrorKind::Propagating);
         aws.register_scalable_target(&target).await.unwrap();
         assert_eq!(aws.service_snapshot("prod", "books-api").unwrap().desired_count, 3);
         assert_eq!(aws.scale_to("prod", "books-api", 10).desired_count, 6);
