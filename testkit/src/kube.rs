@@ -262,6 +262,9 @@ struct State {
     /// Creation order of every object ever created.
     created: HashMap<Key, u64>,
     requests: Vec<KubeRequest>,
+    /// Requests whose path contains the first part are answered only after the second: a sick API
+    /// server (a stalled etcd, an overloaded apiserver).
+    stall: Option<(String, Duration)>,
 }
 
 struct Shared {
@@ -1297,6 +1300,10 @@ async fn handle(
         });
         state.requests.len() - 1
     };
+    let stall = shared.lock().stall.clone().filter(|(path, _)| uri.path().contains(path.as_str()));
+    if let Some((_, delay)) = stall {
+        tokio::time::sleep(delay).await;
+    }
     let response = route(&shared, &method, &uri, content_type.as_deref(), &body);
     if let Some(r) = shared.lock().requests.get_mut(index) {
         r.status = response.status().as_u16();
@@ -1590,6 +1597,12 @@ pub struct FakeKube {
 }
 
 impl FakeKube {
+    /// Answer every request whose path contains `path` only after `delay` (`None`: answer at once), as a
+    /// sick API server does: the leader's lease renewals hang, say.
+    pub fn stall(&self, stall: Option<(&str, Duration)>) {
+        self.shared.lock().stall = stall.map(|(p, d)| (p.to_string(), d));
+    }
+
     /// Start a fake API server on `127.0.0.1:<free port>` with default options.
     pub async fn start() -> FakeKube {
         Self::start_with(FakeKubeOptions::default()).await

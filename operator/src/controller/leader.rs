@@ -3,38 +3,68 @@
 //! The holder renews the lease every `renew_every`; another replica takes it over only once
 //! `renewTime + leaseDurationSeconds` has passed. Every write is a `replace` carrying the
 //! resourceVersion read just before, so two contenders cannot both win a round. A replica that fails
-//! to renew stops writing at once ([`LeaderState::is_leader`] turns false before the lease can be taken
-//! over elsewhere) and releases the lease on shutdown.
+//! to renew stops writing at once, and one whose renewal hangs (a sick API server) stops at its local
+//! renew deadline: [`LeaderState::is_leader`] holds only until two thirds of the lease duration after
+//! the start of the last renewal that succeeded, well before another replica may take the lease over.
+//! The lease is released on shutdown.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ObjectMeta, PostParams};
 
-/// Whether this replica leads; cheap to clone and check.
+/// Whether this replica leads, and until when without another renewal; cheap to clone and check.
 #[derive(Debug, Clone)]
-pub struct LeaderState(Arc<AtomicBool>);
+pub struct LeaderState(Arc<Mutex<Leading>>);
+
+#[derive(Debug, Clone, Copy)]
+enum Leading {
+    /// Leader election is off.
+    Always,
+    /// Not leading.
+    No,
+    /// Leading until this instant unless a renewal confirms the lease again.
+    Until(Instant),
+}
 
 impl LeaderState {
     /// Always leader (leader election off).
     pub fn always() -> Self {
-        LeaderState(Arc::new(AtomicBool::new(true)))
+        LeaderState(Arc::new(Mutex::new(Leading::Always)))
     }
     /// Not leader until the lease is won.
     pub fn contender() -> Self {
-        LeaderState(Arc::new(AtomicBool::new(false)))
+        LeaderState(Arc::new(Mutex::new(Leading::No)))
     }
-    /// Whether this replica may write now.
+    /// Whether this replica may write now: it leads, and its renew deadline has not passed.
     pub fn is_leader(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        match *self.lock() {
+            Leading::Always => true,
+            Leading::No => false,
+            Leading::Until(deadline) => Instant::now() < deadline,
+        }
     }
-    fn set(&self, v: bool) {
-        self.0.store(v, Ordering::SeqCst);
+    /// A renewal that started at `started` succeeded: lead until `started + renew_deadline`.
+    pub fn renewed(&self, started: Instant, renew_deadline: Duration) {
+        *self.lock() = Leading::Until(started + renew_deadline);
     }
+    /// The lease is lost (or was never won).
+    pub fn lost(&self) {
+        *self.lock() = Leading::No;
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, Leading> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// How long a successful renewal lets this replica write: two thirds of the lease duration, as
+/// client-go's 10 s renew deadline for a 15 s lease, so that it stops writing before the lease can
+/// pass to another replica, whatever happens to the next renewal.
+pub fn renew_deadline(lease_duration: Duration) -> Duration {
+    lease_duration * 2 / 3
 }
 
 /// Lease settings.
@@ -124,17 +154,31 @@ pub async fn run(
     on_change: impl Fn(bool) + Send + Sync,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    let deadline = renew_deadline(config.duration);
+    let mut was_leading = false;
     loop {
-        let leading = match try_acquire(&api, &config).await {
-            Ok(l) => l,
-            Err(e) => {
+        let started = Instant::now();
+        // A renewal that hangs must not keep this replica writing: the state lapses at the deadline by
+        // itself, and the attempt is given up then.
+        let leading = match tokio::time::timeout(deadline, try_acquire(&api, &config)).await {
+            Ok(Ok(l)) => l,
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, lease = %config.name, "lease renewal failed; not writing until it succeeds");
                 false
             }
+            Err(_) => {
+                tracing::warn!(lease = %config.name, ?deadline, "lease renewal did not answer before the renew deadline; not writing");
+                false
+            }
         };
-        if leading != state.is_leader() {
+        if leading {
+            state.renewed(started, deadline);
+        } else {
+            state.lost();
+        }
+        if leading != was_leading {
             tracing::info!(leading, identity = %config.identity, lease = %config.name, "leadership changed");
-            state.set(leading);
+            was_leading = leading;
             on_change(leading);
         }
         tokio::select! {
@@ -145,9 +189,32 @@ pub async fn run(
             break;
         }
     }
-    state.set(false);
+    state.lost();
     on_change(false);
     if let Err(e) = release(&api, &config).await {
         tracing::warn!(error = %e, "releasing the lease");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leader_stops_writing_at_its_renew_deadline_without_a_renewal() {
+        let state = LeaderState::contender();
+        assert!(!state.is_leader());
+        state.renewed(Instant::now(), Duration::from_secs(10));
+        assert!(state.is_leader());
+        // The last renewal that succeeded started 11 s ago and none confirmed the lease since (the
+        // API server hangs): the replica no longer writes, 4 s before the lease can pass elsewhere.
+        state.renewed(Instant::now() - Duration::from_secs(11), renew_deadline(Duration::from_secs(15)));
+        assert!(!state.is_leader());
+        state.renewed(Instant::now(), renew_deadline(Duration::from_secs(15)));
+        assert!(state.is_leader());
+        state.lost();
+        assert!(!state.is_leader());
+        assert!(LeaderState::always().is_leader());
+        assert_eq!(renew_deadline(Duration::from_secs(15)), Duration::from_secs(10));
     }
 }
