@@ -9,10 +9,12 @@ use futures::StreamExt;
 use super::wait::{wait_rollout, wait_scan};
 use super::{Fleet, Output, Printer, exit, render, stalled_code, worst};
 use crate::Error;
-use crate::engine::Options;
+use crate::aws::AwsError;
 use crate::engine::act::WaitSettings;
 use crate::engine::report::Report;
+use crate::engine::target::Target;
 use crate::engine::vocabulary::Phase;
+use crate::engine::{Options, Reconciled};
 
 pub(super) async fn apply(
     fleet: &Fleet,
@@ -108,15 +110,20 @@ pub(super) async fn apply(
     Ok(code)
 }
 
-pub(super) async fn diff(fleet: &Fleet, output: Output) -> Result<u8, Error> {
-    let results: Vec<_> = futures::stream::iter(fleet.items.iter())
+/// Plan every ApiDeployment of the fleet without writing (`deep`: read everything), in manifest order.
+async fn dry_runs(fleet: &Fleet, deep: bool) -> Vec<(&Target, Result<Reconciled, AwsError>)> {
+    futures::stream::iter(fleet.items.iter())
         .map(|(engine, target)| async move {
-            let options = Options { deep: true, dry_run: true, ..Default::default() };
+            let options = Options { deep, dry_run: true, ..Default::default() };
             (target, engine.reconcile(target, options, &crate::engine::act::Quiet, Utc::now()).await)
         })
         .buffered(fleet.concurrency)
         .collect()
-        .await;
+        .await
+}
+
+pub(super) async fn diff(fleet: &Fleet, output: Output) -> Result<u8, Error> {
+    let results = dry_runs(fleet, true).await;
     let mut code = exit::OK;
     let mut docs = Vec::new();
     let mut out = String::new();
@@ -182,14 +189,7 @@ pub(super) async fn delete(fleet: &Fleet, timeout: Duration, dry_run: bool) -> R
 }
 
 pub(super) async fn status(fleet: &Fleet, output: Output) -> Result<u8, Error> {
-    let results: Vec<_> = futures::stream::iter(fleet.items.iter())
-        .map(|(engine, target)| async move {
-            let options = Options { dry_run: true, ..Default::default() };
-            (target, engine.reconcile(target, options, &crate::engine::act::Quiet, Utc::now()).await)
-        })
-        .buffered(fleet.concurrency)
-        .collect()
-        .await;
+    let results = dry_runs(fleet, false).await;
     let mut code = exit::OK;
     let mut docs = Vec::new();
     for (target, result) in results {
