@@ -200,9 +200,14 @@ impl Desired {
     /// A hash of everything above: recorded on the ECS service once every part is applied, so an
     /// unchanged ApiDeployment is recognised from the (batched) service read alone.
     pub fn hash(&self) -> String {
-        let canonical = serde_json::to_string(self).unwrap_or_default();
-        short_hash(&canonical, 16)
+        content_hash(self)
     }
+}
+
+/// The first 16 hex digits of the SHA-256 of `value`'s JSON: serde writes struct fields in declaration
+/// order and maps sorted, a canonical form that does not depend on the compiler's Debug output.
+pub fn content_hash<T: Serialize + ?Sized>(value: &T) -> String {
+    short_hash(&serde_json::to_string(value).unwrap_or_default(), 16)
 }
 
 /// `values` sorted and without duplicates: the canonical form of the spec's lists.

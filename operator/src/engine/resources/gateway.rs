@@ -9,8 +9,8 @@
 
 use super::kind::{Kind, Planned, Scope};
 use crate::aws::{AuthorizerConfig, AwsError, Clients, IntegrationConfig};
-use crate::engine::model::{Desired, GatewayState, sorted};
-use crate::engine::names::{Names, authorizer_name, gateway_marker, service_tags, short_hash};
+use crate::engine::model::{Desired, GatewayState, content_hash, sorted};
+use crate::engine::names::{Names, authorizer_name, gateway_marker, service_tags};
 use crate::engine::observed::GatewayObserved;
 use crate::engine::target::Target;
 use crate::engine::vocabulary::{Action, Change, Created, Ref};
@@ -66,7 +66,7 @@ impl Kind for Gateway {
         if let (Some(g), Some(Some(stage))) = (&desired.gateway, observed.gateway.as_ref().map(|o| &o.stage))
             && !stage.auto_deploy
         {
-            let deployed = short_hash(&format!("{g:?}"), 16);
+            let deployed = content_hash(g);
             let recorded = observed.service.as_ref().and_then(|s| s.tags.get(service_tags::API_DEPLOYED));
             let changed = planned.actions.len() > before;
             if changed || recorded != Some(&deployed) || stage.deployment_id.is_none() {
