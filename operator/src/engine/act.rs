@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::lost;
 use super::names::{TAG_SPEC_HASH, service_tags, tag_value};
+use super::resources::task_definition;
 use super::vocabulary::{Action, Created, Ref, Resource};
 use crate::aws::{
     AwsError, Clients, ErrorKind, ImageScan, Redirect, RouteConfig, Rule, RuleAction, RuleConfig, ScalingMetric,
@@ -132,7 +133,7 @@ async fn run(clients: &Clients, action: &Action, out: &mut Outputs, wait: WaitSe
             let hash = tags.get(TAG_SPEC_HASH).map(String::as_str).unwrap_or_default();
             let td = lost::create_once(
                 || clients.ecs.register_task_definition(definition, tags),
-                || lost::revision(clients, &definition.family, hash),
+                || task_definition::registered(clients, &definition.family, hash),
             )
             .await?;
             out.created.insert(Created::TaskDefinition, td.arn);

@@ -8,8 +8,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::aws::{AwsError, Clients, ErrorKind, Integration, Rule, RuleAction, TaskDefinitionInfo};
-use crate::engine::names::TAG_SPEC_HASH;
+use crate::aws::{AwsError, Clients, ErrorKind, Integration, Rule, RuleAction};
 
 /// How many times a create is sent in all when its answers are lost.
 const ATTEMPTS: u32 = 4;
@@ -47,25 +46,6 @@ where
             return Err(error);
         }
     }
-}
-
-/// The ACTIVE revision of `family` carrying `spec_hash`, newest first.
-pub async fn revision(
-    clients: &Clients,
-    family: &str,
-    spec_hash: &str,
-) -> Result<Option<TaskDefinitionInfo>, AwsError> {
-    for arn in clients.ecs.list_task_definitions(family).await? {
-        let td = match clients.ecs.task_definition(&arn).await {
-            Ok(td) => td,
-            Err(e) if e.kind == ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        if td.status == "ACTIVE" && td.tags.get(TAG_SPEC_HASH).map(String::as_str) == Some(spec_hash) {
-            return Ok(Some(td));
-        }
-    }
-    Ok(None)
 }
 
 /// The rule at `priority` on `listener` doing `action` (forwarding to its target group, or redirecting).

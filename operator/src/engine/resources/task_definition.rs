@@ -144,15 +144,53 @@ pub async fn find(
 /// Our ACTIVE revisions of the family, newest first, with their tags.
 pub async fn owned_revisions(clients: &Clients, names: &Names) -> Result<Vec<TaskDefinitionInfo>, AwsError> {
     let mut revisions = Vec::new();
-    for arn in clients.ecs.list_task_definitions(&names.family()).await? {
+    each_revision(clients, &names.family(), |td| {
+        if is_owned(&td.tags, names) {
+            revisions.push(td);
+        }
+        true
+    })
+    .await?;
+    Ok(revisions)
+}
+
+/// The ACTIVE revision of `family` tagged with `spec_hash`, newest first: what a registration whose
+/// answer was lost made.
+pub async fn registered(
+    clients: &Clients,
+    family: &str,
+    spec_hash: &str,
+) -> Result<Option<TaskDefinitionInfo>, AwsError> {
+    let mut found = None;
+    each_revision(clients, family, |td| {
+        if td.status == "ACTIVE" && td.tags.get(TAG_SPEC_HASH).map(String::as_str) == Some(spec_hash) {
+            found = Some(td);
+        }
+        found.is_none()
+    })
+    .await?;
+    Ok(found)
+}
+
+/// Describe the ACTIVE revisions of `family` one by one, newest first, while `visit` answers true; a
+/// revision deregistered meanwhile is skipped.
+async fn each_revision(
+    clients: &Clients,
+    family: &str,
+    mut visit: impl FnMut(TaskDefinitionInfo) -> bool,
+) -> Result<(), AwsError> {
+    for arn in clients.ecs.list_task_definitions(family).await? {
         match clients.ecs.task_definition(&arn).await {
-            Ok(td) if is_owned(&td.tags, names) => revisions.push(td),
-            Ok(_) => {}
+            Ok(td) => {
+                if !visit(td) {
+                    break;
+                }
+            }
             Err(e) if e.kind == ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
     }
-    Ok(revisions)
+    Ok(())
 }
 
 /// The revision number at the end of a task-definition ARN.
