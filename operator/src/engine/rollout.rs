@@ -138,9 +138,10 @@ pub fn assess(
             let recorded = service.tags.get(service_tags::FAILED_REVISION) == Some(&tag_value(revision));
             // The newest recorded deployment of our revision, when it has left DescribeServices.
             let ended = history
+                .filter(|_| ours.is_none())
                 .into_iter()
                 .flatten()
-                .find(|d| ours.is_none() && d.task_definition.as_deref() == Some(revision));
+                .find(|d| d.task_definition.as_deref() == Some(revision));
             let rolled_back_before = ended.is_some_and(|d| d.status.starts_with("ROLLBACK"));
             if let Some(d) = ended.filter(|d| d.status == "STOPPED") {
                 return Rollout {

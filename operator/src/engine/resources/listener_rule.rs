@@ -24,9 +24,9 @@ pub fn desired(spec: &ApiDeploymentSpec) -> Option<RuleState> {
     })
 }
 
-/// Our rule, when the target group it forwards to is ours.
+/// Our rule (the one forwarding to the target group with our name), when that target group is ours.
 fn ours<'a>(scope: &Scope<'a>) -> Option<&'a Rule> {
-    scope.observed.rule().filter(|_| target_group::owned(scope) && scope.observed.target_group.is_some())
+    scope.observed.rule().filter(|_| target_group::owned(scope))
 }
 
 impl Kind for ListenerRule {

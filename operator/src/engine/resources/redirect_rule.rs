@@ -51,9 +51,11 @@ impl Kind for RedirectRule {
         let observed = scope.observed;
         let lb = scope.spec().load_balancer.as_ref()?;
         let r = lb.https_redirect.as_ref()?;
-        let (rules, _) = (observed.redirect_listener_rules.as_ref()?, observed.redirect_rule_tags.as_ref()?);
-        let other = rules.iter().find(|rule| rule.priority == Some(lb.priority))?;
-        (!scope.owns(observed.redirect_rule_tags.as_ref())).then(|| {
+        // The tags of the rule at our priority are read (deep) only when there is one.
+        let tags = observed.redirect_rule_tags.as_ref()?;
+        let other =
+            observed.redirect_listener_rules.as_ref()?.iter().find(|rule| rule.priority == Some(lb.priority))?;
+        (!scope.owns(Some(tags))).then(|| {
             format!(
                 "priority {} on listener {} is taken by rule {}; choose a free loadBalancer.priority",
                 lb.priority, r.listener_arn, other.arn

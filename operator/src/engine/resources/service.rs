@@ -234,7 +234,7 @@ pub fn record(scope: &Scope, desired: &Desired, image: &PinnedImage, rollout: &R
         let keys = std::mem::take(&mut planned.forget);
         planned.actions.push(Action::Untag { resource: Resource::Service, arn: s.arn.clone(), keys });
     }
-    let Some(service_ref) = planned.service.clone() else {
+    let (Some(service_ref), Some(revision)) = (planned.service.clone(), planned.task_definition.clone()) else {
         return;
     };
     let mut tags = std::mem::take(&mut planned.record);
@@ -251,12 +251,12 @@ pub fn record(scope: &Scope, desired: &Desired, image: &PinnedImage, rollout: &R
     }
     // As AWS can hold them (at most 256 characters).
     let tags: Tags = tags.into_iter().map(|(k, v)| (k, tag_value(&v))).collect();
-    let revision = &planned.revision;
+    let recorded_revision = &planned.revision;
     let redirect_ref = &planned.redirect_rule;
     let current_tags = observed.service.as_ref().map(|s| &s.tags);
     let tags_differ = current_tags.is_none_or(|current| {
         tags.iter().any(|(k, v)| current.get(k) != Some(v))
-            || revision.as_ref().is_none_or(|r| current.get(service_tags::REVISION) != Some(&tag_value(r)))
+            || recorded_revision.as_ref().is_none_or(|r| current.get(service_tags::REVISION) != Some(&tag_value(r)))
             || match redirect_ref {
                 Some(Ref::Arn(a)) => current.get(service_tags::REDIRECT_RULE) != Some(&tag_value(a)),
                 Some(Ref::Created(_)) => true,
@@ -264,7 +264,6 @@ pub fn record(scope: &Scope, desired: &Desired, image: &PinnedImage, rollout: &R
             }
     });
     if !planned.actions.is_empty() || tags_differ {
-        let revision = planned.task_definition.clone().unwrap_or(Ref::Created(Created::TaskDefinition));
         planned.actions.push(Action::TagService {
             service: service_ref,
             tags,
