@@ -69,14 +69,14 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
         .and_then(|s| s.tags.get(service_tags::DISCOVERY_NAMESPACE))
         .filter(|ns| spec.service.service_discovery.as_ref().is_none_or(|sd| &sd.namespace_id != *ns))
         .cloned();
-    // The fast path needs a recorded image that cannot have moved, and the recorded hash to match.
-    let fast = !deep
-        && observed.stale_discovery_namespace.is_none()
-        && immutable
-        && recorded.as_ref().is_some_and(|image| {
-            let desired = resources::desired(target, image);
-            observed.service.as_ref().and_then(|s| s.tags.get(service_tags::APPLIED_HASH)) == Some(&desired.hash())
-        });
+    // The fast path needs a recorded image that cannot have moved, and the recorded hash to match. The
+    // desired state derived for that check is the one step 2 needs: derived once.
+    let recorded_desired = recorded
+        .as_ref()
+        .filter(|_| !deep && observed.stale_discovery_namespace.is_none() && immutable)
+        .map(|image| resources::desired(target, image));
+    let applied = observed.service.as_ref().and_then(|s| s.tags.get(service_tags::APPLIED_HASH));
+    let fast = recorded_desired.as_ref().is_some_and(|d| applied == Some(&d.hash()));
     observed.deep = !fast;
 
     if fast {
@@ -96,7 +96,10 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
 
     // 2. The task-definition revision matching the desired one, unless the service records it.
     if let Some(image) = observed.pinned().cloned() {
-        let desired = resources::desired(target, &image);
+        let desired = match recorded_desired.filter(|_| fast) {
+            Some(desired) => desired,
+            None => resources::desired(target, &image),
+        };
         let recorded_revision =
             // A revision ARN too long for a tag was recorded as a hash: looked for instead.
             observed
