@@ -765,3 +765,131 @@ async fn a_full_featured_create_an_image_change_and_a_delete_each_survive_a_cras
         assert!(w.fake.repositories().is_empty(), "{context}: the owned repository goes last");
     }
 }
+
+/// Reconcile (completing rollouts on the way) until Ready with nothing left to write, through exactly one
+/// crash: the fault armed before the call kills one run, which must happen, and the runs after it finish
+/// the work.
+async fn settle_through_crash(w: &World, context: &str) {
+    let mut crashed = false;
+    for _ in 0..8 {
+        match w.reconcile().await {
+            Err(_) if !crashed => {
+                crashed = true;
+                w.fake.clear_faults();
+                continue;
+            }
+            Err(e) => panic!("{context}: {e}"),
+            Ok(r) if crashed && r.report.phase == Phase::Ready && r.plan.actions.is_empty() => return,
+            Ok(_) => {}
+        }
+        if w.fake.service_snapshot(CLUSTER, "books-api").is_some_and(|s| s.status == "ACTIVE") {
+            w.fake.complete(CLUSTER, "books-api");
+        }
+    }
+    panic!("{context}: never settled (crashed: {crashed})");
+}
+
+/// Deploy `valid.yaml`, make `change`, and cut the change's rollout after each of its writes in turn (the
+/// writes of every run it takes, not only the first): the runs after the cut must converge to what
+/// `check` expects, and a last run must write nothing.
+async fn change_survives_a_crash_at_every_write(
+    name: &str,
+    prepare: impl Fn(&mut World),
+    change: impl Fn(&mut World),
+    check: impl Fn(&World, &str),
+) {
+    let world = || {
+        let mut w = World::new();
+        prepare(&mut w);
+        w
+    };
+    let clean = world();
+    let mut clean = clean;
+    clean.deploy().await;
+    change(&mut clean);
+    clean.fake.clear_calls();
+    settle(&clean, name).await;
+    let writes = u32::try_from(clean.fake.writes()).expect("count");
+    check(&clean, &format!("{name}, clean"));
+    eprintln!("{name}: {writes} writes");
+    assert!(writes >= 2, "{name}: {:?}", clean.fake.calls());
+
+    for crash_after in 0..writes {
+        let context = format!("{name}, crash after write {crash_after}");
+        let mut w = world();
+        w.deploy().await;
+        change(&mut w);
+        w.fake.fail_after_writes(crash_after, ErrorKind::Other);
+        settle_through_crash(&w, &context).await;
+        check(&w, &context);
+        w.fake.clear_calls();
+        let deep = Options { deep: true, ..Default::default() };
+        let steady = w.engine.reconcile(&w.target(), deep, &Quiet, Utc::now()).await;
+        let steady = steady.unwrap_or_else(|e| panic!("{context}: {e}"));
+        assert_eq!(steady.report.phase, Phase::Ready, "{context}: {:?}", steady.report);
+        assert_eq!(w.fake.writes(), 0, "{context}: {:?}", w.fake.calls());
+    }
+}
+
+#[tokio::test]
+async fn moving_to_another_listener_survives_a_crash_at_every_write() {
+    let old = std::sync::Mutex::new(String::new());
+    change_survives_a_crash_at_every_write(
+        "listener move",
+        |_| {},
+        |w| {
+            let lb = w.resource.spec.load_balancer.as_mut().expect("lb");
+            *old.lock().expect("lock") = lb.listener_arn.clone();
+            lb.listener_arn = w.fake.create_listener();
+            lb.priority = 42;
+        },
+        |w, context| {
+            let lb = w.resource.spec.load_balancer.as_ref().expect("lb");
+            let owned = |listener: &str| w.fake.listener_rules(listener).into_iter().filter(|r| r.priority.is_some());
+            assert_eq!(owned(&old.lock().expect("lock")).count(), 0, "{context}: the old listener's rule is gone");
+            let rules: Vec<_> = owned(&lb.listener_arn).collect();
+            assert_eq!(rules.len(), 1, "{context}: {rules:?}");
+            assert_eq!(rules[0].priority, Some(42), "{context}");
+            let groups = w.fake.target_groups();
+            assert_eq!(groups.len(), 1, "{context}: {groups:?}");
+            let service = w.fake.service_snapshot(CLUSTER, "books-api").expect("service");
+            assert_eq!(service.load_balancers.len(), 1, "{context}");
+            assert_eq!(service.load_balancers[0].arn, groups[0].arn, "{context}");
+            assert_eq!(w.active_revisions(), 1, "{context}");
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn dropping_the_load_balancer_survives_a_crash_at_every_write() {
+    change_survives_a_crash_at_every_write(
+        "load balancer drop",
+        |w| w.resource.spec.service.autoscaling.as_mut().expect("autoscaling").target_requests_per_target = None,
+        |w| w.resource.spec.load_balancer = None,
+        |w, context| {
+            assert!(w.fake.target_groups().is_empty(), "{context}");
+            let service = w.fake.service_snapshot(CLUSTER, "books-api").expect("service");
+            assert!(service.load_balancers.is_empty(), "{context}");
+            assert_eq!(w.active_revisions(), 1, "{context}");
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn dropping_service_discovery_survives_a_crash_at_every_write() {
+    change_survives_a_crash_at_every_write(
+        "discovery drop",
+        |_| {},
+        |w| w.resource.spec.service.service_discovery = None,
+        |w, context| {
+            assert!(w.fake.discovery_services().is_empty(), "{context}");
+            let service = w.fake.service_snapshot(CLUSTER, "books-api").expect("service");
+            assert!(service.registries.is_empty(), "{context}");
+            assert!(!service.tags.contains_key("ecsop.io/discovery-namespace"), "{context}: {:?}", service.tags);
+            assert_eq!(w.active_revisions(), 1, "{context}");
+        },
+    )
+    .await;
+}
