@@ -761,6 +761,7 @@ async fn a_full_featured_create_an_image_change_and_a_delete_each_survive_a_cras
         w.engine.delete(&w.target(), Options::default(), &Quiet).await.unwrap_or_else(|e| panic!("{context}: {e}"));
         let left: Vec<_> = full_inventory(&w, &http, &api).into_iter().filter(|(_, n)| *n > 0).collect();
         assert_eq!(left, Vec::new(), "{context}: nothing owned is left");
+        assert_eq!(w.fake.live_routes(&api, "$default"), Some(Default::default()), "{context}: the stage serves none");
         assert_eq!(w.active_revisions(), 0, "{context}");
         assert!(w.fake.repositories().is_empty(), "{context}: the owned repository goes last");
     }
@@ -892,4 +893,58 @@ async fn dropping_service_discovery_survives_a_crash_at_every_write() {
         },
     )
     .await;
+}
+
+#[tokio::test]
+async fn routes_removed_are_taken_off_a_stage_that_does_not_deploy_by_itself() {
+    let live = |w: &World, api: &str| w.fake.live_routes(api, "$default").expect("deployed");
+    let ours = ["ANY /books/{proxy+}", "POST /auth/login"].map(String::from).into_iter().collect();
+
+    // The spec drops the API Gateway: the routes go, and the stage stops serving them.
+    let (mut w, _, api) = full_world();
+    w.deploy().await;
+    assert_eq!(live(&w, &api), ours);
+    w.resource.spec.api_gateway = None;
+    settle(&w, "drop").await;
+    assert_eq!(live(&w, &api), Default::default());
+    let service = w.fake.service_snapshot(CLUSTER, "books-api").expect("service");
+    for key in ["ecsop.io/api", "ecsop.io/api-deployed", "ecsop.io/api-stage"] {
+        assert!(!service.tags.contains_key(key), "{key} forgotten: {:?}", service.tags);
+    }
+
+    // The spec moves to another API: the old API's stage stops serving them, the new one serves them.
+    let (mut w, _, old) = full_world();
+    w.deploy().await;
+    let new = w.fake.create_http_api();
+    w.resource.spec.api_gateway.as_mut().expect("gateway").api_id = new.clone();
+    settle(&w, "move").await;
+    assert_eq!((live(&w, &old), live(&w, &new)), (Default::default(), ours.clone()));
+
+    // Cut right before the deployment, once everything is deleted: the next run still deploys.
+    let (mut w, _, api) = full_world();
+    w.deploy().await;
+    w.resource.spec.api_gateway = None;
+    let (target, dry) = (w.target(), Options { dry_run: true, ..Default::default() });
+    let writes = w.engine.reconcile(&target, dry, &Quiet, Utc::now()).await.expect("plan").plan.actions;
+    let cut = writes.iter().position(|a| a.subject().contains("stage $default")).expect("a deployment is planned");
+    w.fake.fail_after_writes(u32::try_from(cut).expect("index"), ErrorKind::Other);
+    assert!(w.reconcile().await.is_err(), "the run dies before deploying");
+    w.fake.clear_faults();
+    let (integrations, routes, authorizers) = w.fake.http_api(&api);
+    assert!(integrations.is_empty() && routes.is_empty() && authorizers.is_empty(), "all deleted");
+    assert_eq!(live(&w, &api), ours, "but still served");
+    settle(&w, "resumed drop").await;
+    assert_eq!(live(&w, &api), Default::default());
+
+    // Deleting the ApiDeployment takes them off too; a stage that deploys by itself needs no deployment.
+    let (w, _, api) = full_world();
+    w.deploy().await;
+    w.engine.delete(&w.target(), Options::default(), &Quiet).await.expect("delete");
+    assert_eq!(live(&w, &api), Default::default());
+    let (w, _, api) = full_world();
+    w.fake.set_stage(&api, "$default", true);
+    w.deploy().await;
+    w.fake.clear_calls();
+    w.engine.delete(&w.target(), Options::default(), &Quiet).await.expect("delete");
+    assert_eq!(w.fake.count("CreateDeployment"), 0, "{:?}", w.fake.calls());
 }

@@ -1,8 +1,10 @@
-//! Lost responses, against moto through the real `ecsop` binary: AWS carries a write out and its answer
-//! never arrives (a timeout, a 5xx from a front end, a reset connection). The retries then repeat a write
-//! that already took effect. A full-featured ApiDeployment (load balancer, Cloud Map, API Gateway with
-//! a JWT authorizer, alarms) is created with the answer of each of its writes lost in turn, and must end
-//! with exactly one of everything, without a second apply.
+//! A full-featured ApiDeployment (load balancer, Cloud Map, API Gateway with a JWT authorizer, alarms)
+//! against moto through the real `ecsop` binary, cut at every write:
+//! - lost responses: AWS carries a write out and its answer never arrives (a timeout, a 5xx from a front
+//!   end, a reset connection), and the retries repeat a write that already took effect. The create must
+//!   end with exactly one of everything, without a second apply;
+//! - a process killed right after any write of its create or of its delete: the next run finishes the
+//!   work with exactly one of everything, or nothing left.
 
 mod support;
 
@@ -162,4 +164,66 @@ async fn a_lost_answer_to_any_write_of_a_full_create_leaves_exactly_one_of_every
         writes.len(),
         failures.join("\n\n")
     );
+}
+
+/// Every write after the `n`-th fails, as if the process had died right after it: run `args`, which
+/// must fail with AccessDenied's exit code having made exactly the first `n` of `clean` writes.
+async fn killed_after(env: &Env, args: &[&str], n: usize, clean: &[String], context: &str) {
+    env.account.clear_calls().await.expect("clear");
+    env.account.inject(Fault::access_denied().writes_only().skip(n as u32)).await.expect("inject");
+    let out = env.ecsop(args);
+    env.account.clear_faults().await.expect("clear faults");
+    assert_eq!(code(&out), 4, "{context}: the killed run: {}", text(&out));
+    let calls = env.account.calls().await.expect("calls");
+    let made: Vec<_> = calls.into_iter().filter(|c| c.is_write() && c.fault.is_none()).map(|c| c.operation).collect();
+    assert_eq!(made, clean[..n], "{context}: the writes that went through");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_create_and_its_delete_killed_after_any_write_are_finished_by_the_next_run() {
+    // The writes of a clean create and a clean delete, in an account of their own.
+    let (clean, api, path) = prepare().await;
+    let file = path.to_str().expect("utf-8");
+    clean.account.clear_calls().await.expect("clear");
+    let out = clean.ecsop(&["apply", "-f", file]);
+    assert_eq!(code(&out), 0, "clean apply: {}", text(&out));
+    let create = clean.writes().await;
+    let (out, _) = clean.apply_and_drive(&path, NAME, None, &complete(), &[]).await;
+    assert_eq!(code(&out), 0, "clean rollout: {}", text(&out));
+    assert!(all_ones(&counts(&clean, &api).await), "clean create");
+    clean.account.clear_calls().await.expect("clear");
+    let out = clean.ecsop(&["delete", "-f", file]);
+    assert_eq!(code(&out), 0, "clean delete: {}", text(&out));
+    let delete = clean.writes().await;
+    eprintln!("a clean create writes {create:?}, a clean delete {delete:?}");
+    assert!(create.len() >= 12 && delete.len() >= 8, "{create:?} {delete:?}");
+    let none = |found: &[(&str, usize)]| found.iter().all(|(_, n)| *n == 0);
+    assert!(none(&counts(&clean, &api).await), "clean delete");
+
+    for n in 0..create.len() {
+        let context = format!("create killed after write {n} ({:?})", create.get(n));
+        let (env, api, path) = prepare().await;
+        let file = path.to_str().expect("utf-8");
+        killed_after(&env, &["apply", "-f", file], n, &create, &context).await;
+        let (out, _) = env.apply_and_drive(&path, NAME, None, &complete(), &[]).await;
+        assert_eq!(code(&out), 0, "{context}: the next run: {}", text(&out));
+        let found = counts(&env, &api).await;
+        assert!(all_ones(&found), "{context}: {found:?}");
+        env.account.clear_calls().await.expect("clear");
+        let out = env.ecsop(&["apply", "-f", file]);
+        assert_eq!((code(&out), env.writes().await), (0, vec![]), "{context}: a re-apply: {}", text(&out));
+    }
+
+    for n in 0..delete.len() {
+        let context = format!("delete killed after write {n} ({:?})", delete.get(n));
+        let (env, api, path) = prepare().await;
+        let file = path.to_str().expect("utf-8");
+        let (out, _) = env.apply_and_drive(&path, NAME, None, &complete(), &[]).await;
+        assert_eq!(code(&out), 0, "{context}: the create: {}", text(&out));
+        killed_after(&env, &["delete", "-f", file], n, &delete, &context).await;
+        let out = env.ecsop(&["delete", "-f", file]);
+        assert_eq!(code(&out), 0, "{context}: the next delete: {}", text(&out));
+        let found = counts(&env, &api).await;
+        assert!(none(&found), "{context}: left behind {found:?}");
+    }
 }

@@ -308,6 +308,13 @@ fn aws_err(service: &'static str, operation: &'static str, code: &str, message: 
 /// of at most 256.
 fn check_tags(service: &'static str, operation: &'static str, tags: &Tags) -> AwsResult<()> {
     for (k, v) in tags {
+        // AWS's pattern for tag keys and values: ^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$
+        let allowed = |c: char| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c);
+        if let Some(c) = k.chars().chain(v.chars()).find(|c| !allowed(*c)) {
+            let code = if service == ELB { "ValidationError" } else { "InvalidParameterException" };
+            let message = format!("Tag {k}={v}: '{c}' is not allowed; tags take letters, digits, spaces and _.:/=+-@");
+            return Err(aws_err(service, operation, code, message));
+        }
         if k.chars().count() > 128 || v.chars().count() > 256 {
             let code = if service == ELB { "ValidationError" } else { "InvalidParameterException" };
             return Err(aws_err(
@@ -1088,6 +1095,19 @@ impl FakeAws {
         let deployments = api.deployments.iter().map(|(_, keys)| keys.clone()).collect();
         let stages = api.stages.iter().map(|(n, s)| (n.clone(), s.deployment_id.clone())).collect();
         (deployments, stages)
+    }
+
+    /// The route keys `stage` of an HTTP API serves: those of the deployment it points at, or of the
+    /// API as it is when the stage deploys by itself. `None` when it serves no deployment.
+    pub fn live_routes(&self, api_id: &str, stage: &str) -> Option<BTreeSet<String>> {
+        let st = self.lock();
+        let api = st.apis.get(api_id).unwrap_or_else(|| panic!("no HTTP API {api_id}"));
+        let stage = api.stages.get(stage).unwrap_or_else(|| panic!("no stage {stage} on {api_id}"));
+        if stage.auto_deploy {
+            return Some(api.routes.values().map(|r| r.key.clone()).collect());
+        }
+        let id = stage.deployment_id.as_ref()?;
+        api.deployments.iter().find(|(d, _)| d == id).map(|(_, keys)| keys.clone())
     }
 
     /// The integrations, routes and authorizers of an HTTP API. Panics if it does not exist.

@@ -157,7 +157,7 @@ impl Action {
                 Change::new("target", "-", integration),
                 Change::new("authorization", "-", if authorizer.is_some() { "JWT" } else { "NONE" }),
             ],
-            Action::DeployApi { .. } => vec![Change::new("deployment", "-", "routes and integration as planned")],
+            Action::DeployApi { .. } => vec![Change::new("deployment", "-", "the routes as the API now has them")],
             Action::SetRulePriority { priority, was, .. } => {
                 vec![Change::new("priority", was.map(|p| p.to_string()).unwrap_or("-".into()), priority)]
             }

@@ -101,9 +101,13 @@ pub mod service_tags {
     /// The HTTP API pieces last deployed to a stage that does not deploy by itself (a hash), so a
     /// deployment cut short is made again.
     pub const API_DEPLOYED: &str = "ecsop.io/api-deployed";
+    /// The stage of the recorded HTTP API that ecsop deploys to (one that does not deploy by itself),
+    /// so that routes removed later (the spec dropped or moved the API, or the ApiDeployment is deleted)
+    /// are taken off that stage too. Present while the stage may serve pieces of ours.
+    pub const API_STAGE: &str = "ecsop.io/api-stage";
 
     /// Every key above, for untagging.
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 12] = [
         APPLIED_HASH,
         REVISION,
         IMAGE,
@@ -115,7 +119,20 @@ pub mod service_tags {
         PROMOTED,
         DISCOVERY_NAMESPACE,
         API_DEPLOYED,
+        API_STAGE,
     ];
+}
+
+/// An API Gateway stage name as a tag value can hold it: tag values take letters, digits, spaces and
+/// `_ . : / = + - @` only, and the default stage is `$default`. Stage names never contain `@`, so
+/// [`stage_of_tag`] reads it back.
+pub fn stage_tag(stage: &str) -> String {
+    stage.replace('$', "@")
+}
+
+/// The stage name a [`stage_tag`] value holds.
+pub fn stage_of_tag(value: &str) -> String {
+    value.replace('@', "$")
 }
 
 /// `value` as a tag can hold it. AWS takes tag values of at most 256 characters; a longer value (an

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use super::names::{TAG_SPEC_HASH, service_tags, tag_value};
+use super::names::{TAG_SPEC_HASH, service_tags, stage_of_tag, tag_value};
 use super::observed::{ImageState, Observed};
 use super::resources::{self, alarms, discovery, gateway, scaling, task_definition};
 use super::target::{ImageSource, PinnedImage, Target, image_source_ref};
@@ -197,7 +197,8 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
         if let Some(api) = recorded_tag(service_tags::API)
             && spec.api_gateway.as_ref().is_none_or(|g| g.api_id != api)
         {
-            match gateway::read(clients, &api, None).await {
+            let stage = recorded_tag(service_tags::API_STAGE).map(|v| stage_of_tag(&v));
+            match gateway::read(clients, &api, stage.as_deref()).await {
                 Ok(g) => observed.stale_gateway = Some(g),
                 Err(e) if e.kind == ErrorKind::NotFound => {}
                 Err(e) => return Err(e),

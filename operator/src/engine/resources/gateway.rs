@@ -10,7 +10,7 @@
 use super::kind::{Kind, Planned, Scope};
 use crate::aws::{AuthorizerConfig, AwsError, Clients, IntegrationConfig};
 use crate::engine::model::{Desired, GatewayState, content_hash, sorted};
-use crate::engine::names::{Names, authorizer_name, gateway_marker, service_tags};
+use crate::engine::names::{Names, authorizer_name, gateway_marker, service_tags, stage_of_tag, stage_tag};
 use crate::engine::observed::GatewayObserved;
 use crate::engine::target::Target;
 use crate::engine::vocabulary::{Action, Change, Created, Ref};
@@ -77,25 +77,50 @@ impl Kind for Gateway {
                 });
             }
             planned.record.insert(service_tags::API_DEPLOYED.into(), deployed);
+            planned.record.insert(service_tags::API_STAGE.into(), stage_tag(&g.stage));
         }
         if let Some(stale) = &observed.stale_gateway {
             teardown(scope.names(), stale, &mut planned.actions);
+            redeploy(scope, stale, &mut planned.actions);
         }
+        // What the service records of a gateway it no longer deploys to by hand.
+        let recorded = |key: &str| observed.service.as_ref().is_some_and(|s| s.tags.contains_key(key));
+        let mut forget = vec![];
         match &desired.gateway {
             Some(g) => {
                 planned.record.insert(service_tags::API.into(), g.api_id.clone());
+                let stage = observed.gateway.as_ref().and_then(|o| o.stage.as_ref());
+                if stage.is_some_and(|s| s.auto_deploy) {
+                    forget.extend([service_tags::API_DEPLOYED, service_tags::API_STAGE]);
+                }
             }
-            None if observed.service.as_ref().is_some_and(|s| s.tags.contains_key(service_tags::API)) => {
-                planned.forget.push(service_tags::API.to_string());
-            }
-            None => {}
+            None => forget.extend([service_tags::API, service_tags::API_DEPLOYED, service_tags::API_STAGE]),
         }
+        planned.forget.extend(forget.into_iter().filter(|k| recorded(k)).map(str::to_string));
     }
 
     fn teardown(&self, scope: &Scope, actions: &mut Vec<Action>) {
         for g in [&scope.observed.gateway, &scope.observed.stale_gateway].into_iter().flatten() {
             teardown(scope.names(), g, actions);
+            redeploy(scope, g, actions);
         }
+    }
+}
+
+/// Routes removed leave traffic only once the stage they were deployed to is deployed again. The
+/// service records that stage while it may serve pieces of ours, and the record goes (or the service
+/// does) only after this deployment: a run cut short in between deploys again.
+fn redeploy(scope: &Scope, g: &GatewayObserved, actions: &mut Vec<Action>) {
+    let recorded = scope.observed.service.as_ref().and_then(|s| s.tags.get(service_tags::API_STAGE));
+    if let (Some(name), Some(stage)) = (recorded, &g.stage)
+        && stage.name == stage_of_tag(name)
+        && !stage.auto_deploy
+    {
+        actions.push(Action::DeployApi {
+            api_id: g.api_id.clone(),
+            stage: stage.name.clone(),
+            description: format!("routes of {} removed by ecsop", scope.names().owner()),
+        });
     }
 }
 
