@@ -59,6 +59,9 @@ const MAX_EVENTS: usize = 100;
 const MAX_RULES: usize = 100;
 /// ELBv2's quota of condition values per rule.
 const MAX_CONDITION_VALUES: usize = 5;
+/// ELBv2's limit of values per condition (match evaluations); the rule's wildcards are limited to
+/// [`MAX_CONDITION_VALUES`] too.
+const MAX_VALUES_PER_CONDITION: usize = 3;
 
 /// An AWS account and region in memory, implementing every adapter trait. Clones share the state.
 #[derive(Clone, Default)]
@@ -512,6 +515,13 @@ fn check_conditions(op: &'static str, hosts: &[String], paths: &[String]) -> Aws
     }
     if hosts.len() + paths.len() > MAX_CONDITION_VALUES {
         return Err(aws_err(ELB, op, "ValidationError", "A rule can only have '5' condition values"));
+    }
+    if hosts.len().max(paths.len()) > MAX_VALUES_PER_CONDITION {
+        return Err(aws_err(ELB, op, "ValidationError", "A condition can only have '3' values"));
+    }
+    let wildcards = hosts.iter().chain(paths).flat_map(|v| v.chars()).filter(|c| matches!(c, '*' | '?')).count();
+    if wildcards > MAX_CONDITION_VALUES {
+        return Err(aws_err(ELB, op, "ValidationError", "A rule can only have '5' wildcards"));
     }
     Ok(())
 }
@@ -1380,6 +1390,7 @@ impl Ecr for FakeAws {
     ) -> AwsResult<Repository> {
         const OP: &str = "CreateRepository";
         self.call(ECR, OP).await?;
+        check_tags(ECR, OP, tags)?;
         if !(2..=256).contains(&name.len()) || !ECR_NAME.is_match(name) {
             return Err(aws_err(
                 ECR,
@@ -1836,6 +1847,7 @@ impl Elbv2 for FakeAws {
     async fn create_target_group(&self, config: &TargetGroupConfig) -> AwsResult<TargetGroup> {
         const OP: &str = "CreateTargetGroup";
         self.call(ELB, OP).await?;
+        check_tags(ELB, OP, &config.tags)?;
         if !TG_NAME.is_match(&config.name) || config.name.starts_with("internal-") {
             return Err(aws_err(
                 ELB,
@@ -1949,6 +1961,7 @@ impl Elbv2 for FakeAws {
     async fn create_rule(&self, config: &RuleConfig) -> AwsResult<Rule> {
         const OP: &str = "CreateRule";
         self.call(ELB, OP).await?;
+        check_tags(ELB, OP, &config.tags)?;
         let mut st = self.lock();
         let State { ids, elb, .. } = &mut *st;
         let listener = &config.listener_arn;
@@ -2061,6 +2074,7 @@ impl Elbv2 for FakeAws {
 
     async fn add_tags(&self, arn: &str, tags: &Tags) -> AwsResult<()> {
         self.call(ELB, "AddTags").await?;
+        check_tags(ELB, "AddTags", tags)?;
         self.with_elb_tags("AddTags", arn, |t| apply_tags(t, tags))
     }
 
@@ -2113,6 +2127,7 @@ impl CloudMap for FakeAws {
     ) -> AwsResult<DiscoveryService> {
         const OP: &str = "CreateService";
         self.call(SD, OP).await?;
+        check_tags(SD, OP, tags)?;
         let mut st = self.lock();
         let State { ids, sd, .. } = &mut *st;
         if !sd.namespaces.contains_key(namespace_id) {
@@ -2310,6 +2325,7 @@ impl CloudWatch for FakeAws {
     async fn put_alarm(&self, alarm: &MetricAlarm, tags: &Tags) -> AwsResult<()> {
         const OP: &str = "PutMetricAlarm";
         self.call(CW, OP).await?;
+        check_tags(CW, OP, tags)?;
         if alarm.datapoints_to_alarm > alarm.evaluation_periods || alarm.period_seconds % 60 != 0 {
             return Err(aws_err(CW, OP, "ValidationError", "DatapointsToAlarm must not exceed EvaluationPeriods"));
         }
@@ -2876,6 +2892,36 @@ mod tests {
         config.health_check_grace_period_seconds = Some(30);
         let svc = Ecs::create_service(&aws, &config).await.unwrap();
         assert_eq!(svc.load_balancers.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn rules_and_tags_beyond_aws_limits_are_refused() {
+        let aws = FakeAws::new();
+        let listener = aws.create_listener();
+        let tg = aws.create_target_group(&tg_config("tg-limits")).await.unwrap();
+        let with = |hosts: &[&str], paths: &[&str]| {
+            let mut config = rule_config(&listener, 10, &tg.arn);
+            config.hosts = hosts.iter().map(|h| h.to_string()).collect();
+            config.paths = paths.iter().map(|p| p.to_string()).collect();
+            config
+        };
+        let refused = |config: RuleConfig, why: &'static str| {
+            let aws = aws.clone();
+            async move {
+                let err = aws.create_rule(&config).await.unwrap_err();
+                assert_eq!((err.kind, err.code.as_deref()), (ErrorKind::Invalid, Some("ValidationError")), "{why}");
+            }
+        };
+        refused(with(&["a.example.com", "b.example.com", "c.example.com", "d.example.com"], &[]), "4 hosts").await;
+        refused(with(&["a.example.com", "b.example.com", "c.example.com"], &["/a", "/b", "/c"]), "6 values").await;
+        refused(with(&["*.example.com", "*.example.org"], &["/a*", "/b*", "/c*?"]), "6 wildcards").await;
+        aws.create_rule(&with(&["*.example.com", "*.example.org"], &["/a*", "/b*", "/c?"])).await.expect("5 wildcards");
+
+        let long = "x".repeat(257);
+        for (value, why) in [("$default", "a $"), (long.as_str(), "257 characters")] {
+            let config = TargetGroupConfig { tags: tags(&[("ecsop.io/x", value)]), ..tg_config("tg-tagged") };
+            assert_eq!(aws.create_target_group(&config).await.unwrap_err().kind, ErrorKind::Invalid, "{why}");
+        }
     }
 
     #[tokio::test]
