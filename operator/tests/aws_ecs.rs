@@ -405,3 +405,55 @@ async fn the_deployment_record_outlives_a_rolled_back_deployment() {
     // A service that does not exist has no record.
     assert_eq!(ecs.service_deployments("api-cluster", "nope").await.expect("none"), Vec::new());
 }
+
+#[tokio::test]
+async fn a_new_load_balancer_registry_or_network_starts_a_deployment_of_the_same_revision() {
+    let account = account().await;
+    let net = account.network("api-cluster").await.expect("network fixture");
+    let calls = fast_calls();
+    let ecs = adapter(&account, &calls).await;
+    let rev = ecs.register_task_definition(&rendered("books-api", &image(1)), &Tags::new()).await.expect("rev");
+    let mut cfg = config(&net, "books-api", &rev.arn);
+    cfg.registry = Some(Binding {
+        arn: format!("arn:aws:servicediscovery:us-east-1:{}:service/srv-abcdefgh12345678", account.id()),
+        container: "api".into(),
+        port: 8080,
+    });
+    ecs.create_service(&cfg).await.expect("create");
+    let deployments = |svc: &ecsop::aws::Service| svc.deployments.iter().map(|d| d.id.clone()).collect::<Vec<_>>();
+    let first = deployments(&ecs.service("api-cluster", "books-api").await.expect("read").expect("exists"));
+    assert_eq!(first.len(), 1);
+
+    // Only the count: no deployment.
+    let base = ServiceUpdate { cluster: "api-cluster".into(), name: "books-api".into(), ..ServiceUpdate::default() };
+    ecs.update_service(&ServiceUpdate { desired_count: Some(3), ..base.clone() }).await.expect("scale");
+    let svc = ecs.service("api-cluster", "books-api").await.expect("read").expect("exists");
+    assert_eq!(deployments(&svc), first, "scaling starts no deployment");
+
+    // Dropping the registry: a new PRIMARY deployment of the same revision.
+    ecs.update_service(&ServiceUpdate { registries: Some(vec![]), ..base.clone() }).await.expect("unbind");
+    let svc = ecs.service("api-cluster", "books-api").await.expect("read").expect("exists");
+    assert_eq!(svc.deployments.len(), 2, "{:?}", svc.deployments);
+    assert_eq!(
+        (svc.deployments[0].status.as_str(), svc.deployments[0].task_definition.as_str()),
+        ("PRIMARY", rev.arn.as_str())
+    );
+    assert_eq!(svc.deployments[0].rollout_state.as_deref(), Some("IN_PROGRESS"));
+
+    // Other subnets: another one.
+    let network = NetworkSettings { subnets: vec![net.subnet_ids[0].clone()], ..cfg.network.clone() };
+    ecs.update_service(&ServiceUpdate { network: Some(network), ..base }).await.expect("move");
+    let svc = ecs.service("api-cluster", "books-api").await.expect("read").expect("exists");
+    assert_eq!(svc.deployments.len(), 3, "{:?}", svc.deployments);
+}
+
+#[tokio::test]
+async fn tags_aws_refuses_are_refused_by_ecs() {
+    let account = account().await;
+    let calls = fast_calls();
+    let ecs = adapter(&account, &calls).await;
+    let rev = ecs.register_task_definition(&rendered("books-api", &image(1)), &Tags::new()).await.expect("rev");
+    let err = ecs.tag(&rev.arn, &tags(&[("ecsop.io/api-stage", "$default")])).await.expect_err("a $");
+    assert_eq!((err.kind, err.code.as_deref()), (ErrorKind::Invalid, Some("InvalidParameterException")), "{err}");
+    ecs.tag(&rev.arn, &tags(&[("ecsop.io/api-stage", "@default")])).await.expect("an @");
+}

@@ -297,3 +297,38 @@ async fn throttled_reads_are_retried_by_the_call_layer() {
     let throttled = log.iter().filter(|c| c.fault.as_deref() == Some("throttle")).count();
     assert_eq!((throttled, log.len()), (2, 3), "{log:?}");
 }
+
+#[tokio::test]
+async fn rules_and_tags_beyond_aws_limits_are_refused_before_anything_changes() {
+    let account = account().await;
+    let net = account.network("c1").await.expect("network");
+    let elb = elbv2(&account, calls()).await;
+    let tg = elb.create_target_group(&config(&net, "default-limits")).await.expect("tg");
+    let rule = |hosts: &[&str], paths: &[&str]| RuleConfig {
+        listener_arn: net.listener_arn.clone(),
+        priority: 10,
+        hosts: hosts.iter().map(|h| h.to_string()).collect(),
+        paths: paths.iter().map(|p| p.to_string()).collect(),
+        action: RuleAction::Forward(tg.arn.clone()),
+        tags: Tags::new(),
+    };
+    let too_many = [
+        (rule(&["a.example.com", "b.example.com", "c.example.com", "d.example.com"], &[]), "'3' values"),
+        (rule(&["a.example.com", "b.example.com", "c.example.com"], &["/a", "/b", "/c"]), "'5' condition values"),
+        (rule(&["*.example.com", "*.example.org"], &["/a*", "/b*", "/c*?"]), "'5' wildcards"),
+        (RuleConfig { tags: tags(&[("ecsop.io/stage", "$default")]), ..rule(&["a.example.com"], &[]) }, "'$'"),
+    ];
+    for (config, why) in too_many {
+        let err = elb.create_rule(&config).await.expect_err(why);
+        assert_eq!((err.kind, err.code.as_deref()), (ErrorKind::Invalid, Some("ValidationError")), "{why}: {err}");
+        assert!(err.message.contains(why), "{why}: {err}");
+    }
+    let rules = elb.rules(&net.listener_arn).await.expect("rules");
+    assert_eq!(rules.len(), 1, "only the default rule: {rules:?}");
+    elb.create_rule(&rule(&["*.example.com", "*.example.org"], &["/a*", "/b*", "/c?"])).await.expect("5 wildcards");
+
+    let long = "v".repeat(257);
+    let err = elb.add_tags(&tg.arn, &tags(&[("ecsop.io/image", long.as_str())])).await.expect_err("257 characters");
+    assert_eq!(err.kind, ErrorKind::Invalid, "{err}");
+    elb.add_tags(&tg.arn, &tags(&[("ecsop.io/image", &long[..256])])).await.expect("256 characters");
+}

@@ -119,6 +119,42 @@ async fn apply_converges_while_30_percent_of_calls_are_throttled() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_waits_out_aws_propagating_a_change_within_the_same_run() {
+    let env = Env::new().await;
+    let name = "settling";
+    env.push(REPO, TAG).await;
+    let yaml = env.manifest(name, REPO, TAG, "").replace(
+        "    rollout:\n",
+        "    autoscaling: {minReplicas: 2, maxReplicas: 4, targetCpuPercent: 60}\n    rollout:\n",
+    );
+    let path = env.write("settling.yaml", &yaml);
+    // For two seconds after each change, ECS does not see the new rule's load balancer and Application
+    // Auto Scaling does not see the new service, as on AWS.
+    env.account.set_propagation_delay(Duration::from_secs(2)).await.expect("propagation");
+    env.account.clear_calls().await.expect("clear");
+    let out = env.ecsop(&["apply", "-f", path.to_str().expect("utf-8")]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+
+    let calls = env.account.calls().await.expect("calls");
+    let answers = |service: &str, operation: &str| -> Vec<Option<u16>> {
+        let of = |c: &&ecsop_testkit::Call| c.operation == operation && c.service.as_deref() == Some(service);
+        calls.iter().filter(of).map(|c| c.status).collect()
+    };
+    let create = answers("ecs", "CreateService");
+    assert!(create.len() >= 2 && create[0] == Some(400), "refused, then sent again: {create:?}");
+    assert_eq!(create.last(), Some(&Some(200)), "{create:?}");
+    let register = answers("application-autoscaling", "RegisterScalableTarget");
+    assert!(register.len() >= 2 && register[0] == Some(400), "refused, then sent again: {register:?}");
+    assert_eq!(register.last(), Some(&Some(200)), "{register:?}");
+
+    let inv = inventory(&env, name).await;
+    assert_single(&inv, "after waiting out propagation");
+    env.account.clear_calls().await.expect("clear");
+    let out = env.ecsop(&["apply", "-f", path.to_str().expect("utf-8")]);
+    assert_eq!((code(&out), env.writes().await), (0, vec![]), "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_denied_fails_fast_with_exit_4_and_no_retry() {
     let env = Env::new().await;
     let name = "denied";

@@ -125,6 +125,15 @@ class Harness:
         call = self.describe_call(environ)
         if call["account"]:
             environ["HTTP_X_MOTO_ACCOUNT_ID"] = call["account"]
+        refusal = check_request(call, environ)
+        if refusal is not None:
+            # What AWS refuses before doing anything (limits moto does not enforce).
+            status, headers, body = refusal
+            call["status"] = int(status.split()[0])
+            call["refused"] = True
+            self.record(call)
+            start_response(status, headers)
+            return [body]
         fault = self.match_fault(call)
         if fault is not None and fault.get("lost"):
             # A lost response: AWS carried the call out, and its answer never arrived (a timeout, a 5xx
@@ -388,6 +397,9 @@ class Harness:
             with self.lock:
                 self.faults = [f for f in self.faults if account is not None and f["account"] != account]
             return 200, {}
+        if path == "/_ecsop/propagation" and method == "POST":
+            PROPAGATION[body["account"]] = float(body["seconds"])
+            return 200, {}
         if path == "/_ecsop/ecs/drain" and method == "POST":
             DRAIN_READS[body["account"]] = int(body["reads"])
             return 200, {}
@@ -588,6 +600,157 @@ ADDED_OPERATIONS = {
     ("ecs", "ListServiceDeployments"): list_service_deployments,
     ("ecs", "DescribeServiceRevisions"): describe_service_revisions,
 }
+
+
+# ---- limits AWS enforces and moto does not -------------------------------------------------------
+
+# AWS's pattern for tag keys and values: ^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$, keys up to 128 characters,
+# values up to 256.
+TAG_PUNCTUATION = set("_.:/=+-@")
+# The error each service answers a refused tag with: (HTTP status, code).
+TAG_ERRORS = {
+    "ecs": (400, "InvalidParameterException"),
+    "ecr": (400, "InvalidTagParameterException"),
+    "servicediscovery": (400, "InvalidInput"),
+    "application-autoscaling": (400, "ValidationException"),
+}
+
+
+def tag_problem(key: str, value: str) -> str | None:
+    for text in (key, value):
+        bad = [c for c in text if not (c.isalnum() or c.isspace() or c in TAG_PUNCTUATION)]
+        if bad:
+            return f"Tag {key}={value}: '{bad[0]}' is not allowed; tags take letters, digits, spaces and _.:/=+-@"
+    if len(key) > 128 or len(value) > 256:
+        return f"Tag {key}: keys take at most 128 characters and values at most 256 (value has {len(value)})"
+    return None
+
+
+def request_body(environ: dict[str, Any]) -> bytes:
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    return body
+
+
+def json_tags(body: dict[str, Any]) -> list[tuple[str, str]]:
+    tags = body.get("tags", body.get("Tags"))
+    if isinstance(tags, dict):
+        return [(str(k), str(v)) for k, v in tags.items()]
+    out = []
+    for t in tags or []:
+        out.append((str(t.get("key", t.get("Key", ""))), str(t.get("value", t.get("Value", "")))))
+    return out
+
+
+def query_tags(form: dict[str, list[str]]) -> list[tuple[str, str]]:
+    keys = {k: v[0] for k, v in form.items() if re.fullmatch(r"Tags\.member\.\d+\.Key", k)}
+    return [(v, form.get(k[: -len("Key")] + "Value", [""])[0]) for k, v in keys.items()]
+
+
+def rule_condition_problem(form: dict[str, list[str]]) -> str | None:
+    """ELBv2: at most 3 values per condition, 5 per rule, and 5 wildcards per rule."""
+    per_condition: dict[str, list[str]] = {}
+    for k, v in form.items():
+        m = re.fullmatch(r"Conditions\.member\.(\d+)\.(?:[A-Za-z]+Config\.)?Values\.member\.\d+", k)
+        if m:
+            per_condition.setdefault(m.group(1), []).append(v[0])
+    values = [v for vs in per_condition.values() for v in vs]
+    if any(len(vs) > 3 for vs in per_condition.values()):
+        return "A condition can only have '3' values"
+    if len(values) > 5:
+        return "A rule can only have '5' condition values"
+    if sum(v.count("*") + v.count("?") for v in values) > 5:
+        return "A rule can only have '5' wildcards"
+    return None
+
+
+def check_request(call: dict[str, Any], environ: dict[str, Any]) -> tuple[str, list, bytes] | None:
+    """AWS's refusal of a request moto would take (tags, listener-rule conditions), or None."""
+    service, operation = call["service"], call["operation"]
+    if is_read(operation):
+        return None
+    if call["protocol"] == "query" and service == "elasticloadbalancing":
+        form = parse_qs(request_body(environ).decode("utf-8", "replace"))
+        problem = next((p for k, v in query_tags(form) if (p := tag_problem(k, v))), None)
+        if problem is None and operation in ("CreateRule", "ModifyRule"):
+            problem = rule_condition_problem(form)
+        if problem is None:
+            return None
+        body = (
+            f'<ErrorResponse xmlns="http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"><Error>'
+            f"<Type>Sender</Type><Code>ValidationError</Code><Message>{problem}</Message></Error>"
+            f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
+        ).encode()
+        return "400 Bad Request", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))], body
+    if call["protocol"] == "json" and service in TAG_ERRORS:
+        try:
+            body = json.loads(request_body(environ) or b"{}")
+        except ValueError:
+            return None
+        problem = next((p for k, v in json_tags(body) if (p := tag_problem(k, v))), None)
+        if problem is None:
+            return None
+        status, code = TAG_ERRORS[service]
+        return ecs_response(status, {"__type": code, "message": problem}, code)
+    return None
+
+
+# Seconds a change takes to reach the other services, per account (0: at once), and when it was made:
+# an ECS service's creation, by (account, region, cluster, service), and a target group's first listener
+# rule, by (account, target group ARN).
+PROPAGATION: dict[str, float] = {}
+SERVICE_CREATED: dict[tuple[str, str, str, str], float] = {}
+TG_BOUND: dict[tuple[str, str], float] = {}
+
+
+def unsettled(account: str, made: float | None) -> bool:
+    return made is not None and time.monotonic() < made + PROPAGATION.get(account, 0.0)
+
+
+def check_bound(account: str, load_balancers: Any) -> None:
+    """ECS refuses a target group whose load balancer it does not see (yet)."""
+    from moto.ecs.exceptions import InvalidParameterException
+
+    for lb in load_balancers or []:
+        arn = lb.get("targetGroupArn")
+        if arn and unsettled(account, TG_BOUND.get((account, arn))):
+            raise InvalidParameterException(
+                f"The target group with targetGroupArn {arn} does not have an associated load balancer."
+            )
+
+
+def patch_propagation() -> None:
+    """Eventual consistency, as AWS shows it right after a change: Application Auto Scaling does not see
+    a new ECS service, and ECS does not see the load balancer of a target group just put behind a
+    listener rule, for `PROPAGATION[account]` seconds."""
+    from moto.applicationautoscaling import models as autoscaling
+    from moto.applicationautoscaling.exceptions import AWSValidationException
+    from moto.elbv2 import models as elbv2
+
+    original_exists = autoscaling.ApplicationAutoscalingBackend._ecs_service_exists_for_target
+
+    def ecs_service_exists(self: Any, r_id: str) -> bool:
+        _, cluster, service = r_id.split("/")
+        key = (self.account_id, self.region_name, cluster, service)
+        if unsettled(self.account_id, SERVICE_CREATED.get(key)):
+            raise AWSValidationException(f"ECS service doesn't exist: {r_id}")
+        return original_exists(self, r_id)
+
+    autoscaling.ApplicationAutoscalingBackend._ecs_service_exists_for_target = ecs_service_exists
+
+    original_create_rule = elbv2.ELBv2Backend.create_rule
+
+    def create_rule(self: Any, listener_arn: str, conditions: Any, priority: int, actions: Any, *a: Any, **kw: Any) -> Any:
+        rule = original_create_rule(self, listener_arn, conditions, priority, actions, *a, **kw)
+        for action in rule.actions:
+            if action.type == "forward":
+                for arn in self._get_target_group_arns_from(action_data=action.data):
+                    TG_BOUND.setdefault((self.account_id, arn), time.monotonic())
+        return rule
+
+    elbv2.ELBv2Backend.create_rule = create_rule
 
 
 # ---- ECS deployment model ------------------------------------------------------------------------
@@ -863,7 +1026,9 @@ def patch_ecs() -> None:
                 return ActionResult({"service": existing})
             raise InvalidParameterException("Creation of service was not idempotent.")
         check_registries(self._get_param("serviceRegistries"))
+        check_bound(self.current_account, self._get_param("loadBalancers"))
         result = original_create(self)
+        SERVICE_CREATED[key] = time.monotonic()
         if token:
             CLIENT_TOKENS[key] = token
         note_deployments(self.ecs_backend._get_service(cluster, name))
@@ -878,15 +1043,25 @@ def patch_ecs() -> None:
 
     original_update = models.EC2ContainerServiceBackend.update_service
 
+    def wiring(svc: Any) -> str:
+        return json.dumps(
+            [svc.load_balancers, svc.service_registries, getattr(svc, "network_configuration", None) or {}],
+            sort_keys=True,
+            default=str,
+        )
+
     def update_service(self: Any, props: dict[str, Any]) -> Any:
         check_registries(props.get("service_registries"))
+        check_bound(self.account_id, props.get("load_balancers"))
         cluster = props.get("cluster", "default")
         name = props.get("service", "").split("/")[-1]
         svc = self._get_service(cluster, name)
         before_td = svc.task_definition
         before_running = svc.running_count
+        before_wiring = wiring(svc)
         requested = props.get("task_definition")
         desired = props.get("desired_count")
+        forced = bool(props.get("force_new_deployment"))
         svc = original_update(self, props)
         # ECS replaces deploymentConfiguration (alarms included) when UpdateService names it.
         if props.get("deployment_configuration") is not None:
@@ -895,7 +1070,9 @@ def patch_ecs() -> None:
         svc.running_count = before_running
         if requested:
             svc.task_definition = self.describe_task_definition(requested).arn
-        if requested and svc.task_definition != before_td:
+        # ECS starts a deployment for a new task definition, and also for new load balancers, service
+        # registries or network configuration, and when forced: the same revision, new tasks.
+        if (requested and svc.task_definition != before_td) or wiring(svc) != before_wiring or forced:
             start_deployment(svc, svc.task_definition, svc.launch_type)
             svc.pending_count = svc.desired_count
             note_deployments(svc)
@@ -1191,6 +1368,7 @@ def main() -> None:
     patch_ecr()
     patch_servicediscovery()
     patch_apigatewayv2()
+    patch_propagation()
     harness = Harness(DomainDispatcherApplication(create_backend_app), args.idle_exit)
     server = make_server(args.host, args.port, harness, threaded=True, request_handler=MotoRequestHandler)
     port = server.server_address[1]

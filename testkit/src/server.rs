@@ -393,6 +393,16 @@ impl Account {
         Ok(())
     }
 
+    /// From now on, for `delay` after each change, show it to the other services as AWS does while it
+    /// propagates: RegisterScalableTarget answers "ECS service doesn't exist" for an ECS service created
+    /// less than `delay` ago, and ECS CreateService or UpdateService answers that a target group "does
+    /// not have an associated load balancer" for `delay` after its first listener rule. Zero: at once.
+    pub async fn set_propagation_delay(&self, delay: Duration) -> Result<()> {
+        let body = serde_json::json!({"account": self.id, "seconds": delay.as_secs_f64()});
+        let _: serde_json::Value = self.control(reqwest::Method::POST, "/_ecsop/propagation", Some(body)).await?;
+        Ok(())
+    }
+
     pub(crate) async fn control<T: serde::de::DeserializeOwned>(
         &self,
         method: reqwest::Method,
