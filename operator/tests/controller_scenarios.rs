@@ -320,3 +320,41 @@ async fn an_invalid_spec_is_stalled_without_touching_aws() {
     assert_eq!(s.fake.calls().len(), 0, "no AWS call for an invalid spec");
     let _: Option<ApiDeploymentStatus> = serde_json::from_value(status["status"].clone()).ok();
 }
+
+#[tokio::test]
+async fn each_kind_of_aws_failure_is_backed_off_for_its_own_time() {
+    // Sent again soon: throttling (10 s); 5xx, a conflict, a change AWS has not propagated yet (15 s).
+    // Waiting for a human: AccessDenied (2 min), a request AWS calls invalid (5 min).
+    let cases = [
+        (ErrorKind::Throttled, 10, "Throttled"),
+        (ErrorKind::Transient, 15, "Transient"),
+        (ErrorKind::Conflict, 15, "Conflict"),
+        (ErrorKind::AccessDenied, 120, "AccessDenied"),
+        (ErrorKind::Invalid, 300, "RejectedByAws"),
+    ];
+    for (kind, seconds, reason) in cases {
+        let mut s = Scenario::new().with_finalizer();
+        s.fake.fail_always("CreateService", kind);
+        let (_, result) = s.reconcile().await;
+        let error = result.expect_err("the reconcile fails");
+        let object: ApiDeployment = serde_json::from_value(s.object.clone()).expect("typed");
+        let (client, _v) = Verifier::start(s.fake.clone(), s.object.clone());
+        let action = error_policy(Arc::new(object), &error, s.context(client));
+        let expected = kube::runtime::controller::Action::requeue(Duration::from_secs(seconds));
+        assert_eq!(action, expected, "{kind:?}: {error}");
+        let conditions = s.object["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        let stalled = conditions.iter().find(|c| c["type"] == "Stalled" && c["status"] == "True");
+        let stalled = stalled.map(|c| c["reason"].as_str().unwrap_or_default().to_string());
+        let for_a_person = kind == ErrorKind::AccessDenied || kind == ErrorKind::Invalid;
+        let expected = for_a_person.then(|| reason.to_string());
+        assert_eq!(stalled, expected, "{kind:?}: {}", s.object["status"]);
+    }
+    // A refusal that outlived the engine's own retries within the run (ECS does not see the target
+    // group's load balancer yet) is sent again in 15 s, like a 5xx.
+    let object: ApiDeployment = serde_json::from_value(Scenario::new().object).expect("typed");
+    let s = Scenario::new();
+    let (client, _v) = Verifier::start(s.fake.clone(), s.object.clone());
+    let propagating = ecsop::aws::AwsError::new("ecs", "CreateService", ErrorKind::Propagating, "not yet");
+    let action = error_policy(Arc::new(object), &ecsop::Error::Aws(propagating), s.context(client));
+    assert_eq!(action, kube::runtime::controller::Action::requeue(Duration::from_secs(15)));
+}

@@ -3,7 +3,7 @@
 --   Suspended    spec.suspend is true (ecsop observes and writes nothing)
 --   Progressing  no status yet, or status.observedGeneration < metadata.generation, or Reconciling=True,
 --                or Ready is not (yet) True for this generation
---   Degraded     Stalled=True (RolledBack, ProgressDeadlineExceeded, InvalidSpec, AccessDenied,
+--   Degraded     Stalled=True (RolledBack, ProgressDeadlineExceeded, InvalidSpec, AccessDenied, RejectedByAws,
 --                ImageNotFound, ...): the message is the condition's
 --   Healthy      Ready=True for the current generation (ECS finished rolling out exactly the
 --                revision ecsop registered for it)

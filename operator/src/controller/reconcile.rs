@@ -142,12 +142,18 @@ async fn apply(obj: Arc<ApiDeployment>, api: &Api<ApiDeployment>, ctx: &Context)
     let reconciled = match outcome {
         Ok(r) => r,
         Err(e) => {
-            if e.kind == ErrorKind::AccessDenied {
-                let status = stalled_status(&previous, generation, "AccessDenied", &e.to_string());
+            // Failures a person must fix are Stalled in status, where `kubectl get` and dashboards
+            // look; the others are retried soon and only leave a Warning event.
+            let stalled = match e.kind {
+                ErrorKind::AccessDenied => Some("AccessDenied"),
+                ErrorKind::Invalid => Some("RejectedByAws"),
+                _ => None,
+            };
+            if let Some(reason) = stalled {
+                let status = stalled_status(&previous, generation, reason, &e.to_string());
                 patch_status(api, &obj, &status).await?;
                 if transitioned(previous.as_ref(), &status) {
-                    publish(&recorder, &reference, EventType::Warning, "AccessDenied", "Reconcile", &e.to_string())
-                        .await;
+                    publish(&recorder, &reference, EventType::Warning, reason, "Reconcile", &e.to_string()).await;
                 }
                 ctx.metrics.set_ready(&key, Some("False"));
             } else {
