@@ -16,7 +16,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use ecsop::engine::names::Names;
-use ecsop_testkit::{Drive, FakeKube, KubeRequest};
+use ecsop_testkit::{Drive, FakeKube, Fault, KubeRequest};
 use serde_json::Value;
 use support::deploy::{CLUSTER, Env};
 
@@ -419,4 +419,64 @@ async fn only_the_lease_holder_writes_and_a_standby_takes_over() {
     assert!(status.success(), "ecsop run exited with {status}\n{}", standby.log());
     assert!(took < Duration::from_secs(10), "shutdown took {took:?}");
     assert_eq!(holder(&fake), None, "the lease is released: {:#}", fake.lease(NS, LEASE).unwrap_or_default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_writing_reconcile_stops_writing_before_the_lease_is_released() {
+    let env = Env::new().await;
+    let fake = FakeKube::start().await;
+    let (name, repo) = ("drained", "drained-api");
+    env.push(repo, "v1").await;
+    let elect = |id: &'static str| ["--leader-election", "--identity", id, "--lease-namespace", NS];
+    let mut a = Operator::start(&env, &fake, "a", &elect("a"));
+    let held = fake.wait_for(Duration::from_secs(20), |f| (holder(f).as_deref() == Some("a")).then_some(())).await;
+    assert!(held.is_some(), "a did not take the lease\n{}", a.log());
+
+    // Every AWS write takes 1.5 s: SIGTERM right after the first one finished lands while the next is
+    // on the wire.
+    env.account.inject(Fault::latency(Duration::from_millis(1500)).writes_only()).await.expect("latency");
+    env.account.clear_calls().await.expect("clear");
+    fake.create(manifest(&env, name, repo, "v1")).expect("create the ApiDeployment");
+    let first = eventually(Duration::from_secs(60), || async { (!env.writes().await.is_empty()).then_some(()) }).await;
+    assert!(first.is_some(), "no AWS write\n{}", a.log());
+    let sent = Command::new("kill").args(["-TERM", &a.child.id().to_string()]).status().expect("kill");
+    assert!(sent.success());
+    let at_sigterm = env.writes().await;
+
+    // The lease is released only once the write in flight has finished, and nothing is written after.
+    let released = fake.wait_for(Duration::from_secs(20), |f| holder(f).is_none().then_some(())).await;
+    assert!(released.is_some(), "the lease was not released\n{}", a.log());
+    let at_release = env.writes().await;
+    let (status, took) = a.terminate();
+    assert!(status.success(), "exited with {status}\n{}", a.log());
+    assert!(took < Duration::from_secs(20), "shutdown took {took:?}");
+    let at_exit = env.writes().await;
+    assert_eq!(at_release, at_exit, "AWS writes after the lease was released\n{}", a.log());
+    // The step in flight (the target group: its create and its attributes) finished; no new one began.
+    assert_eq!(at_sigterm, ["RegisterTaskDefinition"], "{}", a.log());
+    assert_eq!(
+        at_exit[at_sigterm.len()..],
+        ["CreateTargetGroup", "ModifyTargetGroupAttributes"],
+        "the writes after SIGTERM\n{}",
+        a.log()
+    );
+    // Nor any Kubernetes write after the lease's last write (its release).
+    let requests: Vec<KubeRequest> = fake.requests().into_iter().filter(|r| r.user.as_deref() == Some("a")).collect();
+    let last_lease = requests.iter().rposition(|r| r.is_write() && r.path.contains("/leases")).expect("lease writes");
+    let after: Vec<_> = requests[last_lease..].iter().skip(1).filter(|r| r.is_write()).collect();
+    assert!(after.is_empty(), "Kubernetes writes after the release: {after:#?}");
+
+    // The next replica finishes the work: one of everything.
+    env.account.clear_faults().await.expect("clear faults");
+    let b = Operator::start(&env, &fake, "b", &elect("b"));
+    let long = Duration::from_secs(60);
+    let deployed = eventually(long, || async { aws_deployed(&env, name).await.then_some(()) }).await;
+    assert!(deployed.is_some(), "b did not finish the deployment\n{}", b.log());
+    env.account.drive(CLUSTER, name, Drive::Complete).await.expect("drive Complete");
+    wait_object(&fake, name, "Ready=True", long, &[&b], |o| is(o, "Ready", "True")).await;
+    assert_eq!(active_revisions(&env, name).await.len(), 1, "one revision");
+    let clients = env.clients().await;
+    let rules = clients.elbv2.rules(&env.net.listener_arn).await.expect("rules");
+    let tg = clients.elbv2.target_group(&Names::new(NS, name).target_group()).await.expect("tg").expect("exists");
+    assert_eq!(rules.iter().filter(|r| r.target_groups.contains(&tg.arn)).count(), 1, "one rule: {rules:#?}");
 }

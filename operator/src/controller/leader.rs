@@ -6,7 +6,8 @@
 //! to renew stops writing at once, and one whose renewal hangs (a sick API server) stops at its local
 //! renew deadline: [`LeaderState::is_leader`] holds only until two thirds of the lease duration after
 //! the start of the last renewal that succeeded, well before another replica may take the lease over.
-//! The lease is released on shutdown.
+//! On shutdown the replica steps down at once (no new writes) and releases the lease only once the writes
+//! in flight have finished, so a standby never writes beside them.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,6 +29,9 @@ enum Leading {
     No,
     /// Leading until this instant unless a renewal confirms the lease again.
     Until(Instant),
+    /// Shutting down: writes nothing more, whatever the lease says, while the lease is still held
+    /// until the writes in flight have finished (then it is released).
+    SteppedDown,
 }
 
 impl LeaderState {
@@ -43,17 +47,29 @@ impl LeaderState {
     pub fn is_leader(&self) -> bool {
         match *self.lock() {
             Leading::Always => true,
-            Leading::No => false,
+            Leading::No | Leading::SteppedDown => false,
             Leading::Until(deadline) => Instant::now() < deadline,
         }
     }
     /// A renewal that started at `started` succeeded: lead until `started + renew_deadline`.
     pub fn renewed(&self, started: Instant, renew_deadline: Duration) {
-        *self.lock() = Leading::Until(started + renew_deadline);
+        let mut leading = self.lock();
+        if !matches!(*leading, Leading::SteppedDown) {
+            *leading = Leading::Until(started + renew_deadline);
+        }
     }
     /// The lease is lost (or was never won).
     pub fn lost(&self) {
-        *self.lock() = Leading::No;
+        let mut leading = self.lock();
+        if !matches!(*leading, Leading::SteppedDown) {
+            *leading = Leading::No;
+        }
+    }
+    /// Stop writing for good (shutdown), also with leader election off. The lease, if held, is kept
+    /// (and renewed) until [`run`] is told to release it, so no other replica writes while this one's
+    /// last write is still in flight.
+    pub fn step_down(&self) {
+        *self.lock() = Leading::SteppedDown;
     }
     fn lock(&self) -> std::sync::MutexGuard<'_, Leading> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
@@ -145,14 +161,14 @@ pub async fn release(api: &Api<Lease>, config: &LeaseConfig) -> Result<(), kube:
     }
 }
 
-/// Keep trying to acquire and renew until `shutdown` fires; then release. Updates `state` and calls
-/// `on_change` on every transition.
+/// Keep trying to acquire and renew until `release` fires; then release the lease. Updates `state` and
+/// calls `on_change` on every transition.
 pub async fn run(
     api: Api<Lease>,
     config: LeaseConfig,
     state: LeaderState,
     on_change: impl Fn(bool) + Send + Sync,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    mut release: tokio::sync::watch::Receiver<bool>,
 ) {
     let deadline = renew_deadline(config.duration);
     let mut was_leading = false;
@@ -183,15 +199,15 @@ pub async fn run(
         }
         tokio::select! {
             _ = tokio::time::sleep(config.renew_every) => {}
-            _ = shutdown.changed() => break,
+            _ = release.changed() => break,
         }
-        if *shutdown.borrow() {
+        if *release.borrow() {
             break;
         }
     }
     state.lost();
     on_change(false);
-    if let Err(e) = release(&api, &config).await {
+    if let Err(e) = self::release(&api, &config).await {
         tracing::warn!(error = %e, "releasing the lease");
     }
 }

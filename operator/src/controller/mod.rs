@@ -209,6 +209,9 @@ pub async fn run_until(
         wait_shutdown(shutdown.clone()),
     ));
 
+    // The lease is released only after the controller has stopped, so that no write of this replica is
+    // still in flight when another may start leading.
+    let (release_tx, release_rx) = tokio::sync::watch::channel(false);
     let (leader, gained_rx, lease_task) = match &config.leader_election {
         None => {
             metrics.set_leader(true);
@@ -229,7 +232,7 @@ pub async fn run_until(
                         let _ = gained_tx.send(());
                     }
                 },
-                shutdown.clone(),
+                release_rx,
             ));
             (state, Some(gained_rx), Some(task))
         }
@@ -247,6 +250,7 @@ pub async fn run_until(
         controller: MANAGER.into(),
         instance: config.leader_election.as_ref().map(|(_, l)| l.identity.clone()),
     };
+    let stepping_down = leader.clone();
     let ctx = Context::new(client, engines, metrics, leader, reporter, config.timing.clone());
     let probe = api.clone();
     let meta_api: Api<PartialObjectMeta<ApiDeployment>> = match &config.namespace {
@@ -290,8 +294,10 @@ pub async fn run_until(
                 return;
             }
         }
-        // Unready as soon as shutdown starts, before in-flight reconciles finish.
+        // Unready, and no new write, as soon as shutdown starts: a reconcile in flight stops before its
+        // next write (what it wrote stays, and the next leader's run picks up from AWS).
         not_ready.set(false);
+        stepping_down.step_down();
     });
     controller
         .run(reconcile_meta, error_policy_meta, ctx)
@@ -302,6 +308,7 @@ pub async fn run_until(
         })
         .await;
     readiness.set(false);
+    let _ = release_tx.send(true);
     let _ = admin.await;
     // Let the lease task release the lease: the process exits when this returns, taking unfinished
     // tasks with it, and a lease left held blocks the next leader for a whole lease duration.

@@ -134,6 +134,12 @@ async fn apply(obj: Arc<ApiDeployment>, api: &Api<ApiDeployment>, ctx: &Context)
         ..Default::default()
     };
     let outcome = engine.reconcile(&target, options, &progress, Utc::now()).await;
+    if !ctx.leader.is_leader() {
+        // Leadership lapsed or the process is shutting down while this run wrote: another replica (or
+        // the next start) reports; this one writes nothing more, to AWS or to Kubernetes.
+        tracing::info!(%key, "stopped writing: not the leader (any more)");
+        return Ok(Requeue::requeue(ctx.timing.resync));
+    }
     let done = std::mem::take(&mut *progress.done.lock().unwrap_or_else(|e| e.into_inner()));
     for action in done.iter().filter(|a| !matches!(a, Action::TagService { .. })) {
         let (reason, note) = describe(action);
@@ -226,6 +232,13 @@ async fn cleanup(obj: Arc<ApiDeployment>, ctx: &Context) -> Result<Requeue, Erro
         ..Default::default()
     };
     let result = engine.delete(&target, options, &progress).await;
+    if let Err(e) = &result
+        && crate::engine::act::is_stopped(e)
+    {
+        // As in apply: stopped by a lapsed lease or a shutdown; the finalizer stays, nothing is reported.
+        tracing::info!(%key, "deletion stopped: not the leader (any more)");
+        return Err(Error::Aws(e.clone()));
+    }
     let done = std::mem::take(&mut *progress.done.lock().unwrap_or_else(|e| e.into_inner()));
     for action in &done {
         let (reason, note) = describe(action);

@@ -83,20 +83,18 @@ pub async fn act(
     let mut out = Outputs::default();
     for action in actions {
         if !progress.proceed() {
-            return Err(AwsError::new(
-                "ecsop",
-                "Act",
-                ErrorKind::Other,
-                "stopped before writing: this replica is not the leader",
-            ));
+            return Err(stopped());
         }
         progress.started(action);
         // A write AWS refused because it has not caught up with an earlier one yet (eventual
         // consistency) is sent again after a bounded backoff, within this run.
         let mut attempt = 0;
         loop {
-            match run(clients, action, &mut out, wait).await {
+            match run(clients, action, &mut out, wait, progress).await {
                 Err(e) if e.kind == ErrorKind::Propagating && attempt < PROPAGATION_ATTEMPTS => {
+                    if !progress.proceed() {
+                        return Err(stopped());
+                    }
                     tracing::info!(%e, attempt, "AWS has not caught up yet; trying again");
                     tokio::time::sleep(PROPAGATION_BACKOFF * 2u32.pow(attempt).min(16)).await;
                     attempt += 1;
@@ -109,7 +107,24 @@ pub async fn act(
     Ok(out)
 }
 
-async fn run(clients: &Clients, action: &Action, out: &mut Outputs, wait: WaitSettings) -> Result<(), AwsError> {
+/// The error of a run told to stop writing ([`Progress::proceed`] answered false): leadership lost, or the
+/// process shutting down. What was written stays; the next run picks up from AWS.
+pub fn stopped() -> AwsError {
+    AwsError::new("ecsop", "Act", ErrorKind::Other, "stopped before writing: this replica is not the leader")
+}
+
+/// Whether `error` is [`stopped`]'s.
+pub fn is_stopped(error: &AwsError) -> bool {
+    error.service == "ecsop" && error.operation == "Act"
+}
+
+async fn run(
+    clients: &Clients,
+    action: &Action,
+    out: &mut Outputs,
+    wait: WaitSettings,
+    progress: &dyn Progress,
+) -> Result<(), AwsError> {
     match action {
         Action::CreateRepository { repository, tags } => {
             let r = repository;
@@ -345,6 +360,10 @@ async fn run(clients: &Clients, action: &Action, out: &mut Outputs, wait: WaitSe
                                 ErrorKind::Transient,
                                 format!("service {name} is still {} after {:?}", s.status, wait.timeout),
                             ));
+                        }
+                        // A shutdown does not wait out a draining service; the next run waits again.
+                        if !progress.proceed() {
+                            return Err(stopped());
                         }
                         tokio::time::sleep(wait.interval).await;
                     }
