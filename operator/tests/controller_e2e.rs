@@ -480,3 +480,28 @@ async fn sigterm_during_a_writing_reconcile_stops_writing_before_the_lease_is_re
     let tg = clients.elbv2.target_group(&Names::new(NS, name).target_group()).await.expect("tg").expect("exists");
     assert_eq!(rules.iter().filter(|r| r.target_groups.contains(&tg.arn)).count(), 1, "one rule: {rules:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_server_that_refuses_connections_for_a_while_is_waited_out() {
+    let env = Env::new().await;
+    let fake = FakeKube::start().await;
+    let (name, repo) = ("outage", "outage-api");
+    env.push(repo, "v1").await;
+    let mut op = Operator::start(&env, &fake, "ecsop", &[]);
+    let long = Duration::from_secs(60);
+    fake.create(manifest(&env, name, repo, "v1")).expect("create the ApiDeployment");
+    wait_object(&fake, name, "Reconciling", long, &[&op], |o| is(o, "Reconciling", "True")).await;
+
+    // The API server refuses connections for 4 s (watches break, status writes fail) while ECS finishes.
+    fake.refuse_connections(true);
+    env.account.drive(CLUSTER, name, Drive::Complete).await.expect("drive Complete");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(op.child.try_wait().expect("wait").is_none(), "ecsop run exited during the outage\n{}", op.log());
+    fake.refuse_connections(false);
+
+    // Back: the watch resumes and the status catches up; the process never restarted.
+    wait_object(&fake, name, "Ready=True after the outage", long, &[&op], |o| is(o, "Ready", "True")).await;
+    assert_eq!(admin_get(op.admin, "/readyz").await.0, 200, "{}", op.log());
+    let (status, _) = op.terminate();
+    assert!(status.success(), "{}", op.log());
+}

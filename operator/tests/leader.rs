@@ -62,3 +62,36 @@ async fn a_leader_whose_renewals_hang_stops_writing_before_its_lease_can_pass() 
     task.await.expect("leader task");
     assert!(!state.is_leader(), "released on shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_api_server_refuses_connections_stops_writing_and_leads_again_when_it_is_back() {
+    let fake = FakeKube::start().await;
+    let api: Api<Lease> = Api::namespaced(client(&fake).await, "default");
+    let state = LeaderState::contender();
+    let (stop, release) = tokio::sync::watch::channel(false);
+    let config = LeaseConfig {
+        name: "ecsop-leader".into(),
+        identity: "replica-a".into(),
+        duration: Duration::from_secs(3),
+        renew_every: Duration::from_millis(300),
+    };
+    let task = tokio::spawn(leader::run(api, config, state.clone(), |_| {}, release));
+    until(Duration::from_secs(5), || state.is_leader()).await.expect("wins the free lease");
+
+    // The API server goes down: the next renewal fails to connect, and the replica stops writing then,
+    // not only at its renew deadline.
+    fake.refuse_connections(true);
+    let stopped = until(Duration::from_secs(5), || !state.is_leader()).await.expect("stops writing");
+    assert!(stopped < Duration::from_secs(2), "stopped writing {stopped:?} after the API server went down");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!state.is_leader(), "no writing while the API server is down");
+
+    // Back: it renews its own lease and writes again.
+    fake.refuse_connections(false);
+    until(Duration::from_secs(5), || state.is_leader()).await.expect("leads again");
+    let lease = fake.lease("default", "ecsop-leader").expect("lease");
+    assert_eq!(lease["spec"]["holderIdentity"], "replica-a", "{lease:#}");
+    stop.send(true).expect("release");
+    task.await.expect("leader task");
+    assert!(!state.is_leader(), "released on shutdown");
+}

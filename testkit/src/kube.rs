@@ -1594,6 +1594,7 @@ pub struct FakeKube {
     addr: SocketAddr,
     shared: Arc<Shared>,
     server: tokio::task::JoinHandle<()>,
+    outage: crate::outage::Outage,
 }
 
 impl FakeKube {
@@ -1601,6 +1602,12 @@ impl FakeKube {
     /// sick API server does: the leader's lease renewals hang, say.
     pub fn stall(&self, stall: Option<(&str, Duration)>) {
         self.shared.lock().stall = stall.map(|(p, d)| (p.to_string(), d));
+    }
+
+    /// Refuse connections (`true`) as an API server that is down does: new connections are closed at
+    /// once and open ones (watches included) fail; `false` serves again.
+    pub fn refuse_connections(&self, down: bool) {
+        self.outage.set(down);
     }
 
     /// Start a fake API server on `127.0.0.1:<free port>` with default options.
@@ -1620,10 +1627,12 @@ impl FakeKube {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the fake API server");
         let addr = listener.local_addr().expect("the fake API server's address");
         let app = Router::new().fallback(handle).with_state(shared.clone());
+        let outage = crate::outage::Outage::default();
+        let listener = crate::outage::OutageListener::new(listener, outage.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        FakeKube { addr, shared, server }
+        FakeKube { addr, shared, server, outage }
     }
 
     /// The server's URL (`http://127.0.0.1:<port>`).

@@ -26,6 +26,7 @@ pub mod fake;
 mod fixture;
 mod images;
 mod kube;
+mod outage;
 mod server;
 
 pub use apigateway::HttpApi;
