@@ -948,3 +948,39 @@ async fn routes_removed_are_taken_off_a_stage_that_does_not_deploy_by_itself() {
     w.engine.delete(&w.target(), Options::default(), &Quiet).await.expect("delete");
     assert_eq!(w.fake.count("CreateDeployment"), 0, "{:?}", w.fake.calls());
 }
+
+#[tokio::test]
+async fn an_authorizer_named_as_before_is_kept_renamed_when_our_routes_use_it_and_left_alone_otherwise() {
+    let (w, _, api) = full_world();
+    w.deploy().await;
+    let (_, routes, authorizers) = w.fake.http_api(&api);
+    assert_eq!(authorizers.len(), 1);
+    let ours = authorizers[0].clone();
+    // Name it as earlier versions did, `ecsop-<family>`: still ours, since our routes use it.
+    let legacy = ecsop::aws::AuthorizerConfig { name: "ecsop-prod-books-api".into(), ..ours.config.clone() };
+    w.fake.clients().apigateway.update_authorizer(&api, &ours.id, &legacy).await.expect("rename");
+    w.fake.clear_calls();
+    let r = w.engine.reconcile(&w.target(), Options { deep: true, ..Default::default() }, &Quiet, Utc::now()).await;
+    let actions = r.expect("reconcile").plan.actions;
+    assert_eq!(w.fake.count("CreateAuthorizer"), 0, "{actions:?}");
+    let (_, after, authorizers) = w.fake.http_api(&api);
+    assert_eq!(authorizers.len(), 1, "{authorizers:?}");
+    assert_eq!(authorizers[0].id, ours.id);
+    assert_eq!(authorizers[0].config.name, ours.config.name, "renamed to the collision-free name");
+    assert_eq!(after.len(), routes.len());
+
+    // Another owner's authorizer with that old name, used by none of our routes, is not ours.
+    let (w, _, api) = full_world();
+    let stranger = ecsop::aws::AuthorizerConfig {
+        name: "ecsop-prod-books-api".into(),
+        issuer: "https://other.example.com".into(),
+        audience: vec!["other".into()],
+        identity_source: "$request.header.Authorization".into(),
+    };
+    let theirs = w.fake.clients().apigateway.create_authorizer(&api, &stranger).await.expect("theirs");
+    w.deploy().await;
+    let (_, _, authorizers) = w.fake.http_api(&api);
+    assert_eq!(authorizers.len(), 2, "{authorizers:?}");
+    let kept = authorizers.iter().find(|a| a.id == theirs.id).expect("theirs stays");
+    assert_eq!(kept.config, stranger, "left alone");
+}

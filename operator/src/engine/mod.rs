@@ -17,6 +17,7 @@ pub mod model;
 pub mod names;
 pub mod observe;
 pub mod observed;
+pub mod overlap;
 pub mod plan;
 pub mod report;
 pub mod resources;

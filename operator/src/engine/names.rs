@@ -164,9 +164,23 @@ pub fn gateway_marker(names: &Names) -> String {
     format!("managed by ecsop for {}", names.owner())
 }
 
-/// The name of ecsop's JWT authorizer on an HTTP API (authorizers take no tags either).
+/// The name of ecsop's JWT authorizer on an HTTP API (authorizers take no tags either): a hash of the
+/// owner first, so that `team-a/api` and `team/a-api` (one family, `team-a-api`) get their own, then the
+/// family to be readable; at most 128 characters, as API Gateway takes.
 pub fn authorizer_name(names: &Names) -> String {
+    let name = format!("ecsop-{}-{}", short_hash(&names.owner(), 10), names.family());
+    name.chars().take(128).collect()
+}
+
+/// The name earlier versions gave the authorizer, `ecsop-<family>`, which two owners can share. Such an
+/// authorizer is taken as ours only when our own routes use it, and is renamed to [`authorizer_name`].
+pub fn legacy_authorizer_name(names: &Names) -> String {
     format!("ecsop-{}", names.family())
+}
+
+/// The owner (`namespace/name`) an integration's description names, if ecsop made it.
+pub fn integration_owner(description: &str) -> Option<&str> {
+    description.strip_prefix("managed by ecsop for ")
 }
 
 #[cfg(test)]

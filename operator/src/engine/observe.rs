@@ -180,6 +180,7 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
 
     // 5. Hidden state: the redirect rule's ownership, alarms, API Gateway, Cloud Map and autoscaling.
     if !fast {
+        observed.overlapping_rules = overlapping_rules(clients, lb, &observed).await?;
         if let (Some(lb), Some(rules)) = (lb, &observed.redirect_listener_rules)
             && let Some(rule) = rules.iter().find(|rule| rule.priority == Some(lb.priority))
         {
@@ -278,4 +279,30 @@ async fn resolve_image(
             }
         }
     }
+}
+
+/// The rules of the listener (not ours) that could take requests the spec's hosts and paths match, with
+/// their tags, when our rule is to be created or to change where it matches: a new claim is checked
+/// against what others already claim (an unchanged rule was checked when it was made).
+async fn overlapping_rules(
+    clients: &Clients,
+    lb: Option<&crate::api::LoadBalancerSpec>,
+    observed: &Observed,
+) -> Result<Vec<(crate::aws::Rule, crate::aws::Tags)>, AwsError> {
+    let (Some(lb), Some(rules)) = (lb, &observed.listener_rules) else { return Ok(Vec::new()) };
+    let ours = observed.rule();
+    let same = |values: &[String], wanted: &[String]| {
+        crate::engine::model::sorted(values) == crate::engine::model::sorted(wanted)
+    };
+    if ours.is_some_and(|r| same(&r.hosts, &lb.hosts) && same(&r.paths, &lb.paths)) {
+        return Ok(Vec::new());
+    }
+    let candidates: Vec<&crate::aws::Rule> = rules
+        .iter()
+        .filter(|r| r.priority.is_some() && !r.target_groups.is_empty())
+        .filter(|r| ours.is_none_or(|o| o.arn != r.arn))
+        .filter(|r| crate::engine::overlap::rules_overlap(&r.hosts, &r.paths, &lb.hosts, &lb.paths))
+        .collect();
+    let tags = futures::future::join_all(candidates.iter().map(|r| clients.elbv2.tags(&r.arn))).await;
+    candidates.into_iter().zip(tags).map(|(r, t)| Ok((r.clone(), t?))).collect()
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::names::{Names, authorizer_name, gateway_marker};
+use super::names::{Names, authorizer_name, gateway_marker, integration_owner, legacy_authorizer_name};
 use super::target::PinnedImage;
 use crate::aws::{
     AlarmInfo, Authorizer, DiscoveryService, ImageScan, Integration, Repository, Route, Rule, ScalableTarget,
@@ -48,6 +48,9 @@ pub struct Observed {
     pub target_group_attributes: Option<BTreeMap<String, String>>,
     /// Every rule of the listener, when there is a load balancer.
     pub listener_rules: Option<Vec<Rule>>,
+    /// Rules of the listener that could take requests our rule's hosts and paths match, with their tags:
+    /// read (deep) when our rule is to be created or to change where it matches.
+    pub overlapping_rules: Vec<(Rule, Tags)>,
     /// Our rules on a listener the spec no longer names (moved or removed), to delete.
     pub stale_rules: Vec<Rule>,
     /// The Cloud Map service with our name.
@@ -122,10 +125,34 @@ impl GatewayObserved {
         self.integrations.iter().find(|i| i.description.as_deref() == Some(marker.as_str()))
     }
 
-    /// Our authorizer.
+    /// Our authorizer: the one with our name, or one with the name earlier versions gave it that our
+    /// own routes use (two owners could share that name; the routes tell whose it is).
     pub fn authorizer(&self, names: &Names) -> Option<&Authorizer> {
         let name = authorizer_name(names);
-        self.authorizers.iter().find(|a| a.config.name == name)
+        let legacy = legacy_authorizer_name(names);
+        let used = |id: &str| self.routes(names).iter().any(|r| r.authorizer_id.as_deref() == Some(id));
+        self.authorizers
+            .iter()
+            .find(|a| a.config.name == name)
+            .or_else(|| self.authorizers.iter().find(|a| a.config.name == legacy && used(&a.id)))
+    }
+
+    /// Routes of other ApiDeployments: those targeting an integration ecsop made for another owner, with
+    /// that owner.
+    pub fn routes_of_others<'a>(&'a self, names: &Names) -> Vec<(&'a Route, &'a str)> {
+        let me = names.owner();
+        self.integrations
+            .iter()
+            .filter_map(|i| Some((i, integration_owner(i.description.as_deref()?)?)))
+            .filter(|(_, owner)| *owner != me)
+            .flat_map(|(i, owner)| {
+                let target = format!("integrations/{}", i.id);
+                self.routes
+                    .iter()
+                    .filter(move |r| r.target.as_deref() == Some(target.as_str()))
+                    .map(move |r| (r, owner))
+            })
+            .collect()
     }
 
     /// Our routes: those targeting our integration.

@@ -12,6 +12,7 @@ use crate::aws::{AuthorizerConfig, AwsError, Clients, IntegrationConfig};
 use crate::engine::model::{Desired, GatewayState, content_hash, sorted};
 use crate::engine::names::{Names, authorizer_name, gateway_marker, service_tags, stage_of_tag, stage_tag};
 use crate::engine::observed::GatewayObserved;
+use crate::engine::overlap;
 use crate::engine::target::Target;
 use crate::engine::vocabulary::{Action, Change, Created, Ref};
 
@@ -147,7 +148,7 @@ pub async fn read(clients: &Clients, api_id: &str, stage: Option<&str>) -> Resul
 fn conflict(names: &Names, wanted: &GatewayState, observed: Option<&GatewayObserved>) -> Option<String> {
     let observed = observed?;
     let ours: Vec<&str> = observed.routes(names).iter().map(|r| r.id.as_str()).collect();
-    wanted.routes.iter().find_map(|(key, _)| {
+    let taken = wanted.routes.iter().find_map(|(key, _)| {
         observed.routes.iter().find(|r| &r.key == key && !ours.contains(&r.id.as_str())).map(|r| {
             format!(
                 "route {key} on HTTP API {} exists and targets {} not ecsop's integration for {}",
@@ -156,6 +157,23 @@ fn conflict(names: &Names, wanted: &GatewayState, observed: Option<&GatewayObser
                 names.owner()
             )
         })
+    });
+    // Another ApiDeployment's route that could take the same requests: API Gateway would send them to
+    // whichever is more specific, so a new claim could take traffic (or skip an authorizer) of an
+    // existing one. The later claim is refused, whatever the keys.
+    let others = observed.routes_of_others(names);
+    taken.or_else(|| {
+        wanted.routes.iter().filter(|(key, _)| !observed.routes(names).iter().any(|r| &r.key == key)).find_map(
+            |(key, _)| {
+                others.iter().find(|(r, _)| overlap::routes_overlap(key, &r.key)).map(|(r, owner)| {
+                    format!(
+                        "route {key} overlaps route {} of ApiDeployment {owner} on HTTP API {}; choose routes that \
+                     cannot match the same requests",
+                        r.key, wanted.api_id
+                    )
+                })
+            },
+        )
     })
 }
 
@@ -249,6 +267,9 @@ fn plan(
             audience.sort();
             if audience != a.audience {
                 changes.push(Change { field: "audience".into(), from: audience.join(","), to: a.audience.join(",") });
+            }
+            if current.config.name != a.name {
+                changes.push(Change { field: "name".into(), from: current.config.name.clone(), to: a.name.clone() });
             }
             if current.config.identity_source != a.identity_source {
                 changes.push(Change {

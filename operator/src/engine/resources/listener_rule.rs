@@ -8,7 +8,7 @@ use super::target_group;
 use crate::api::ApiDeploymentSpec;
 use crate::aws::{Rule, RuleAction};
 use crate::engine::model::{Desired, RuleState, sorted};
-use crate::engine::names::{owned_tags, service_tags};
+use crate::engine::names::{MANAGED_BY_VALUE, TAG_MANAGED_BY, TAG_OWNER, owned_tags, service_tags};
 use crate::engine::vocabulary::{Action, Change, Ref, Resource};
 
 /// The listener-rule kind.
@@ -33,11 +33,31 @@ impl Kind for ListenerRule {
     fn conflict(&self, scope: &Scope) -> Option<String> {
         let (lb, rules) = (scope.spec().load_balancer.as_ref()?, scope.observed.listener_rules.as_ref()?);
         let ours = scope.observed.rule().map(|r| r.arn.as_str());
-        rules.iter().find(|r| r.priority == Some(lb.priority) && Some(r.arn.as_str()) != ours).map(|other| {
-            format!(
-                "priority {} on listener {} is taken by rule {}; choose a free loadBalancer.priority",
-                lb.priority, lb.listener_arn, other.arn
-            )
+        let taken =
+            rules.iter().find(|r| r.priority == Some(lb.priority) && Some(r.arn.as_str()) != ours).map(|other| {
+                format!(
+                    "priority {} on listener {} is taken by rule {}; choose a free loadBalancer.priority",
+                    lb.priority, lb.listener_arn, other.arn
+                )
+            });
+        // Another ApiDeployment's rule that matches some of the same requests: whichever priority is
+        // lower would take them from the other. The later claim is refused.
+        let me = scope.names().owner();
+        taken.or_else(|| {
+            scope.observed.overlapping_rules.iter().find_map(|(rule, tags)| {
+                let owner = tags.get(TAG_OWNER).filter(|_| tags.get(TAG_MANAGED_BY).is_some_and(|m| m == MANAGED_BY_VALUE));
+                owner.filter(|o| **o != me).map(|owner| {
+                    format!(
+                        "loadBalancer.hosts/paths overlap rule {} (priority {}, hosts [{}], paths [{}]) of ApiDeployment \
+                         {owner} on listener {}; claim hosts or paths it does not match",
+                        rule.arn,
+                        rule.priority.unwrap_or_default(),
+                        rule.hosts.join(", "),
+                        rule.paths.join(", "),
+                        lb.listener_arn
+                    )
+                })
+            })
         })
     }
 
