@@ -79,6 +79,27 @@ fn render(docs: &[DocumentErrors]) -> String {
     out.trim_end().to_string()
 }
 
+/// Check every manifest against the platform team's tenancy policy (the same check the controller
+/// makes): all violations, as problems of their documents, before anything is done.
+pub fn check_policy(
+    manifests: &[Manifest],
+    policy: &crate::api::tenancy::TenancyPolicy,
+    default_region: &str,
+) -> Result<(), LoadError> {
+    let invalid: Vec<DocumentErrors> = manifests
+        .iter()
+        .filter_map(|m| {
+            let errors = policy.check(&m.resource, default_region).err()?;
+            let errors = errors
+                .into_iter()
+                .map(|e| FieldError { message: format!("PolicyViolation: {}", e.message), ..e })
+                .collect();
+            Some(DocumentErrors { location: m.location.clone(), errors })
+        })
+        .collect();
+    if invalid.is_empty() { Ok(()) } else { Err(LoadError::Invalid(invalid)) }
+}
+
 /// Load every ApiDeployment in `path` (a file, or a directory whose `.yaml`/`.yml` files are read in
 /// name order). All documents are validated; if any is invalid, every problem is returned and none
 /// is loaded, so a CLI run never acts on half a directory.

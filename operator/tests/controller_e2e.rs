@@ -505,3 +505,42 @@ async fn an_api_server_that_refuses_connections_for_a_while_is_waited_out() {
     let (status, _) = op.terminate();
     assert!(status.success(), "{}", op.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apideployment_outside_its_namespaces_tenancy_policy_is_stalled_without_an_aws_write() {
+    let env = Env::new().await;
+    let fake = FakeKube::start().await;
+    env.push("team-api", "v1").await;
+    let policy = format!(
+        "tenants:\n  - name: test\n    namespaces: [{NS}]\n    regions: [\"*\"]\n    clusters: [{CLUSTER}]\n    subnets: [\"*\"]\n    \
+         securityGroups: [\"*\"]\n    repositories: [team-api]\n    taskRoles: [\"arn:aws:iam::*:role/tenants/{NS}/*\"]\n    \
+         listeners:\n      - arn: \"*\"\n        paths: [\"/mine*\"]\n        hosts: [\"*\"]\n"
+    );
+    let policy_path = env.write("tenancy.yaml", &policy);
+    let op = Operator::start(&env, &fake, "ecsop", &["--tenancy-policy", policy_path.to_str().expect("utf-8")]);
+    let long = Duration::from_secs(60);
+
+    // Another team's task role: Stalled, PolicyViolation naming the field, and AWS untouched.
+    env.account.clear_calls().await.expect("clear");
+    let mut foreign = manifest(&env, "mine", "team-api", "v1");
+    foreign["spec"]["container"]["taskRoleArn"] = "arn:aws:iam::123456789012:role/tenants/other/admin".into();
+    fake.create(foreign).expect("create");
+    let obj = wait_object(&fake, "mine", "Stalled=PolicyViolation", long, &[&op], |o| {
+        condition(o, "Stalled") == Some(("True".into(), "PolicyViolation".into()))
+    })
+    .await;
+    let message = obj["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Stalled"))
+        .map(|c| c["message"].to_string());
+    assert!(message.as_deref().is_some_and(|m| m.contains("spec.container.taskRoleArn")), "{message:?}");
+    wait_event(&fake, "PolicyViolation", &[&op], |e| e["type"] == "Warning").await;
+    assert_eq!(env.writes().await, Vec::<String>::new(), "no AWS write\n{}", op.log());
+
+    // Fixed within the policy: deployed.
+    let mut fixed = fake.api_deployment(NS, "mine").expect("object");
+    fixed["spec"]["container"]["taskRoleArn"] = "arn:aws:iam::123456789012:role/tenants/test/books".into();
+    fake.update(fixed).expect("update");
+    let deployed = eventually(long, || async { aws_deployed(&env, "mine").await.then_some(()) }).await;
+    assert!(deployed.is_some(), "not deployed once within the policy\n{}", op.log());
+}

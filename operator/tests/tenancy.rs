@@ -135,3 +135,110 @@ async fn names_that_once_collided_get_their_own_authorizers_and_overlapping_rout
     assert!(all.contains("ResourceConflict") && all.contains("team-a/api"), "names the owner: {all}");
     assert_eq!(env.writes().await, Vec::<String>::new(), "no AWS write for the refused claim");
 }
+
+/// The platform team's policy for the tests: team-a may use its own roles, secrets, hosts, routes and
+/// repositories on the fixture's listener and HTTP APIs.
+pub fn policy(env: &Env) -> String {
+    format!(
+        "tenants:
+  - name: team-a
+    namespaces: [team-a]
+    regions: [us-east-1]
+    clusters: [{CLUSTER}]
+    subnets: [\"*\"]
+    securityGroups: [\"*\"]
+    taskRoles: [\"arn:aws:iam::*:role/tenants/team-a/*\"]
+    executionRoles: [\"arn:aws:iam::*:role/tenants/team-a/*\"]
+    secrets: [\"arn:aws:secretsmanager:us-east-1:*:secret:team-a/*\"]
+    repositories: [\"{REPO}\", \"team-a/*\"]
+    promotionRepositories: [\"team-a/*\"]
+    serviceDiscoveryNamespaces: [\"*\"]
+    listeners:
+      - arn: {listener}
+        hosts: [\"*.team-a.example.com\"]
+        paths: [\"/team-a/*\"]
+    httpApis:
+      - id: \"*\"
+        routes: [\"/team-a/*\"]
+",
+        listener = env.net.listener_arn
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_with_a_tenancy_policy_refuses_what_the_namespace_may_not_use_before_any_aws_call() {
+    let mut env = Env::new().await;
+    env.namespace = Some(env.account.cloud_map_namespace("policy.internal", &env.net).await.expect("namespace"));
+    let api = env.account.http_api("policy", &env.net).await.expect("http api");
+    let policy_path = env.write("policy.yaml", &policy(&env));
+    let route = manifest(&env, "team-a", "books", 300, &["/team-a/books*"], Some((&api, &["GET /team-b/{id}"])))
+        .replacen("    paths:", "    hosts: [books.team-a.example.com]\n    paths:", 1);
+    let base = manifest(&env, "team-a", "books", 300, &["/team-a/books*"], None).replacen(
+        "    paths:",
+        "    hosts: [books.team-a.example.com]\n    paths:",
+        1,
+    );
+    let with = |find: &str, replace: &str| base.replacen(find, replace, 1);
+    let cases = [
+        (
+            "role",
+            with(
+                "    memory: 512\n",
+                "    memory: 512\n    taskRoleArn: arn:aws:iam::123456789012:role/tenants/team-b/reader\n",
+            ),
+            "spec.container.taskRoleArn",
+        ),
+        (
+            "secret",
+            with(
+                "    memory: 512\n",
+                "    memory: 512\n    executionRoleArn: arn:aws:iam::123456789012:role/tenants/team-a/exec\n    secrets: {DB: \"arn:aws:secretsmanager:us-east-1:123456789012:secret:team-b/db\"}\n",
+            ),
+            "spec.container.secrets.DB",
+        ),
+        ("host", with("books.team-a.example.com", "\"*.example.com\""), "spec.loadBalancer.hosts[0]"),
+        ("path", with("[\"/team-a/books*\"]", "[\"/team-b*\"]"), "spec.loadBalancer.paths[0]"),
+        (
+            "promotion",
+            with("    tag: v1\n", "    tag: v1\n    promotionTag: prod-current\n"),
+            "spec.image.promotionTag",
+        ),
+        ("route", route, "spec.apiGateway.routes[0].key"),
+    ];
+    env.account.clear_calls().await.expect("clear");
+    for (what, yaml, field) in &cases {
+        let path = env.write(&format!("{what}.yaml"), yaml);
+        let out = env.ecsop(&[
+            "apply",
+            "--tenancy-policy",
+            policy_path.to_str().expect("utf-8"),
+            "-f",
+            path.to_str().expect("utf-8"),
+        ]);
+        let all = text(&out);
+        assert_eq!(code(&out), 2, "{what}: {all}");
+        assert!(all.contains(field) && all.contains("PolicyViolation"), "{what}: names {field}: {all}");
+    }
+    let calls = env.account.calls().await.expect("calls");
+    assert!(calls.is_empty(), "a refused manifest reached AWS: {calls:#?}");
+
+    // The same manifest inside the policy is applied.
+    env.push(REPO, "v1").await;
+    let allowed = env.write("allowed.yaml", &base);
+    let out = env.ecsop(&[
+        "apply",
+        "--tenancy-policy",
+        policy_path.to_str().expect("utf-8"),
+        "-f",
+        allowed.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = env.ecsop(&[
+        "validate",
+        "--tenancy-policy",
+        policy_path.to_str().expect("utf-8"),
+        "-f",
+        allowed.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+}

@@ -19,6 +19,11 @@ pub enum RuleSource {
     Envelope,
     /// Typed decoding.
     Decode,
+    /// A rule of the tenancy policy (`tenants[0].taskRoles`).
+    Policy {
+        /// Where in the policy.
+        rule: String,
+    },
 }
 
 /// One problem with one field.

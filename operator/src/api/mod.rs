@@ -4,6 +4,7 @@ pub mod field_error;
 pub mod openapi;
 pub mod spec;
 pub mod status;
+pub mod tenancy;
 pub mod validate;
 
 pub use field_error::{FieldError, RuleSource};

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::api::tenancy::TenancyPolicy;
 use crate::aws::{Calls, Clients};
 use crate::engine::Engine;
 use crate::engine::act::Progress;
@@ -59,6 +60,10 @@ pub struct Common {
     /// How many ApiDeployments to work on at once (concurrent reads are batched, so more is cheaper).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
+    /// The platform team's tenancy policy: every manifest is checked against it before any AWS call
+    /// (exit 2 on a violation), as the controller does.
+    #[arg(long, env = "ECSOP_TENANCY_POLICY")]
+    pub tenancy_policy: Option<PathBuf>,
 }
 
 /// The subcommands.
@@ -71,6 +76,9 @@ pub enum Command {
         /// A manifest file or a directory of them.
         #[arg(short = 'f', long = "filename")]
         path: PathBuf,
+        /// Also check the manifests against this tenancy policy (regions default to AWS_REGION).
+        #[arg(long, env = "ECSOP_TENANCY_POLICY")]
+        tenancy_policy: Option<PathBuf>,
     },
     /// Create or update everything the manifests describe.
     Apply {
@@ -158,6 +166,10 @@ pub enum Command {
         /// Log format.
         #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "ECSOP_LOG_FORMAT")]
         log_format: LogFormat,
+        /// The platform team's tenancy policy (YAML): what each namespace's ApiDeployments may use.
+        /// Without it, every ApiDeployment may use whatever the controller's AWS role reaches.
+        #[arg(long, env = "ECSOP_TENANCY_POLICY")]
+        tenancy_policy: Option<PathBuf>,
     },
     /// Report the state of each ApiDeployment; writes nothing.
     Status {
@@ -220,8 +232,14 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             std::io::stdout().write_all(api::crd_yaml().as_bytes())?;
             Ok(exit::OK)
         }
-        Command::Validate { path } => {
-            for m in manifest::load(&path)? {
+        Command::Validate { path, tenancy_policy } => {
+            let manifests = manifest::load(&path)?;
+            if let Some(policy) = tenancy_policy {
+                let policy = TenancyPolicy::load(&policy).map_err(|e| Error::Usage(e.to_string()))?;
+                let region = std::env::var("AWS_REGION").or_else(|_| std::env::var("AWS_DEFAULT_REGION"));
+                manifest::check_policy(&manifests, &policy, region.as_deref().unwrap_or("us-east-1"))?;
+            }
+            for m in manifests {
                 let meta = &m.resource.metadata;
                 println!(
                     "{}/{}: valid ({})",
@@ -245,6 +263,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             delete(&fleet, timeout, dry_run).await
         }
         Command::Run {
+            tenancy_policy,
             namespace,
             selector,
             admin_addr,
@@ -261,7 +280,14 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             let identity = identity.unwrap_or_else(|| {
                 std::env::var("HOSTNAME").unwrap_or_else(|_| format!("ecsop-{}", std::process::id()))
             });
+            // A policy that cannot be read stops the start: running without it would let every tenant
+            // use everything.
+            let tenancy = match tenancy_policy {
+                Some(path) => Some(TenancyPolicy::load(&path).map_err(|e| Error::Usage(e.to_string()))?),
+                None => None,
+            };
             let config = crate::controller::RunConfig {
+                tenancy,
                 namespace,
                 selector,
                 admin_addr,
@@ -300,8 +326,16 @@ impl Fleet {
     /// Load and validate first; only then build AWS clients (so invalid input makes no AWS call).
     async fn load(common: &Common) -> Result<Fleet, Error> {
         let manifests = manifest::load(&common.path)?;
+        let policy = match &common.tenancy_policy {
+            Some(path) => Some(TenancyPolicy::load(path).map_err(|e| Error::Usage(e.to_string()))?),
+            None => None,
+        };
+        // Loading the SDK configuration reads the environment and profile files; it calls no AWS API.
         let base = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
         let default_region = base.region().map(|r| r.to_string());
+        if let Some(policy) = &policy {
+            manifest::check_policy(&manifests, policy, default_region.as_deref().unwrap_or("us-east-1"))?;
+        }
         let calls = Calls::default();
         let mut engines: BTreeMap<String, Engine> = BTreeMap::new();
         let mut items = Vec::new();

@@ -25,6 +25,7 @@ use kube::runtime::watcher;
 
 use crate::Error;
 use crate::api::ApiDeployment;
+use crate::api::tenancy::TenancyPolicy;
 use crate::aws::{Calls, Clients};
 use crate::engine::Engine;
 use crate::metrics::Metrics;
@@ -77,6 +78,14 @@ pub enum Engines {
 }
 
 impl Engines {
+    /// The region of an ApiDeployment whose spec names none.
+    fn default_region(&self) -> String {
+        match self {
+            Engines::Fixed(e) => e.region().to_string(),
+            Engines::Sdk { default_region, .. } => default_region.clone(),
+        }
+    }
+
     fn for_region(&self, region: Option<&str>) -> Engine {
         match self {
             Engines::Fixed(e) => e.clone(),
@@ -110,6 +119,8 @@ pub struct Context {
     pub reporter: Reporter,
     /// Timing.
     pub timing: Timing,
+    /// The tenancy policy, when the platform team configured one (`--tenancy-policy`).
+    pub tenancy: Option<TenancyPolicy>,
     reconciles: Mutex<HashMap<String, u32>>,
 }
 
@@ -123,7 +134,20 @@ impl Context {
         reporter: Reporter,
         timing: Timing,
     ) -> Arc<Context> {
-        Arc::new(Context { client, engines, metrics, leader, reporter, timing, reconciles: Mutex::default() })
+        Self::with_tenancy(client, engines, metrics, leader, reporter, timing, None)
+    }
+
+    /// A context whose ApiDeployments are checked against `tenancy` before any AWS call.
+    pub fn with_tenancy(
+        client: kube::Client,
+        engines: Engines,
+        metrics: Arc<Metrics>,
+        leader: LeaderState,
+        reporter: Reporter,
+        timing: Timing,
+        tenancy: Option<TenancyPolicy>,
+    ) -> Arc<Context> {
+        Arc::new(Context { client, engines, metrics, leader, reporter, timing, tenancy, reconciles: Mutex::default() })
     }
 
     /// Whether this reconcile of `key` reads AWS deeply: the first one and every `deep_every`-th after.
@@ -151,6 +175,8 @@ pub struct RunConfig {
     pub timing: Timing,
     /// Leader election: the lease's namespace and name, and this replica's identity.
     pub leader_election: Option<(String, leader::LeaseConfig)>,
+    /// The tenancy policy every ApiDeployment is checked against, if any.
+    pub tenancy: Option<TenancyPolicy>,
 }
 
 /// Run the controller until SIGTERM or Ctrl-C.
@@ -251,7 +277,15 @@ pub async fn run_until(
         instance: config.leader_election.as_ref().map(|(_, l)| l.identity.clone()),
     };
     let stepping_down = leader.clone();
-    let ctx = Context::new(client, engines, metrics, leader, reporter, config.timing.clone());
+    let ctx = Context::with_tenancy(
+        client,
+        engines,
+        metrics,
+        leader,
+        reporter,
+        config.timing.clone(),
+        config.tenancy.clone(),
+    );
     let probe = api.clone();
     let meta_api: Api<PartialObjectMeta<ApiDeployment>> = match &config.namespace {
         Some(ns) => Api::namespaced(probe.clone().into_client(), ns),

@@ -125,6 +125,18 @@ async fn apply(obj: Arc<ApiDeployment>, api: &Api<ApiDeployment>, ctx: &Context)
         return Ok(Requeue::await_change());
     }
 
+    // The platform team's tenancy policy, before any AWS call: what this namespace may use.
+    if let Some(Err(errors)) = ctx.tenancy.as_ref().map(|p| p.check(&obj, &ctx.engines.default_region())) {
+        let message = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        let status = stalled_status(&previous, generation, "PolicyViolation", &message);
+        patch_status(api, &obj, &status).await?;
+        if transitioned(previous.as_ref(), &status) {
+            publish(&recorder, &reference, EventType::Warning, "PolicyViolation", "Validate", &message).await;
+        }
+        ctx.metrics.set_ready(&key, Some("False"));
+        return Ok(Requeue::await_change());
+    }
+
     let engine = ctx.engines.for_region(obj.spec.region.as_deref());
     let target = engine.target(&obj);
     let progress = Recorded { leader: ctx.leader.clone(), done: Mutex::default() };

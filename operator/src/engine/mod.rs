@@ -76,6 +76,11 @@ impl Engine {
         Engine { clients, region: region.into() }
     }
 
+    /// The region it acts in when a spec names none.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
     /// The clients.
     pub fn clients(&self) -> &Clients {
         &self.clients
