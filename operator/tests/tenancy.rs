@@ -196,8 +196,8 @@ async fn apply_with_a_tenancy_policy_refuses_what_the_namespace_may_not_use_befo
             ),
             "spec.container.secrets.DB",
         ),
-        ("host", with("books.team-a.example.com", "\"*.example.com\""), "spec.loadBalancer.hosts[0]"),
-        ("path", with("[\"/team-a/books*\"]", "[\"/team-b*\"]"), "spec.loadBalancer.paths[0]"),
+        ("host", with("books.team-a.example.com", "\"*.example.com\""), "spec.loadBalancer.hosts"),
+        ("path", with("[\"/team-a/books*\"]", "[\"/team-b*\"]"), "spec.loadBalancer.paths"),
         (
             "promotion",
             with("    tag: v1\n", "    tag: v1\n    promotionTag: prod-current\n"),

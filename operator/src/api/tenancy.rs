@@ -129,7 +129,7 @@ impl TenancyPolicy {
 
     /// The entry that applies to `namespace`, with its index.
     pub fn tenant(&self, namespace: &str) -> Option<(usize, &Tenant)> {
-        self.tenants.iter().enumerate().find(|(_, t)| t.namespaces.iter().any(|p| glob_match(p, namespace)))
+        self.tenants.iter().enumerate().find(|(_, t)| Patterns::new(&t.namespaces, false).matches(namespace))
     }
 
     /// Check `resource` (in `default_region` unless its spec names one) against the policy: every field
@@ -146,7 +146,7 @@ impl TenancyPolicy {
         let who = tenant.name.clone().unwrap_or_else(|| format!("tenants[{index}]"));
         let mut errors = Vec::new();
         let mut allow = |path: &str, value: &str, list: &[String], field: &str| {
-            if !list.iter().any(|p| glob_match(p, value)) {
+            if !Patterns::new(list, false).matches(value) {
                 errors.push(violation(
                     path,
                     format!("{value} is not allowed for namespace {namespace} ({who} {field}: {})", shown(list)),
@@ -194,92 +194,78 @@ impl TenancyPolicy {
             );
         }
         if let Some(lb) = &spec.load_balancer {
-            let listeners = [(lb.listener_arn.as_str(), "spec.loadBalancer", true)].into_iter().chain(
-                lb.https_redirect.as_ref().map(|r| (r.listener_arn.as_str(), "spec.loadBalancer.httpsRedirect", false)),
+            let listeners = [(lb.listener_arn.as_str(), "spec.loadBalancer")].into_iter().chain(
+                lb.https_redirect.as_ref().map(|r| (r.listener_arn.as_str(), "spec.loadBalancer.httpsRedirect")),
             );
-            for (arn, path, _) in listeners {
-                match tenant.listeners.iter().position(|g| glob_match(&g.arn, arn)) {
-                    None => errors.push(violation(
+            for (arn, path) in listeners {
+                let grants: Vec<&ListenerGrant> =
+                    tenant.listeners.iter().filter(|g| Patterns::new(&[g.arn.clone()], false).matches(arn)).collect();
+                if grants.is_empty() {
+                    errors.push(violation(
                         &format!("{path}.listenerArn"),
                         format!(
                             "listener {arn} is not allowed for namespace {namespace} ({who} listeners: {})",
                             shown(&tenant.listeners.iter().map(|g| g.arn.clone()).collect::<Vec<_>>())
                         ),
                         &format!("tenants[{index}].listeners"),
-                    )),
-                    Some(g) => {
-                        let grant = &tenant.listeners[g];
-                        let rule = format!("tenants[{index}].listeners[{g}]");
-                        claims(&mut errors, "spec.loadBalancer.hosts", &lb.hosts, &grant.hosts, namespace, &rule, true);
-                        claims(
-                            &mut errors,
-                            "spec.loadBalancer.paths",
-                            &lb.paths,
-                            &grant.paths,
-                            namespace,
-                            &rule,
-                            false,
-                        );
-                    }
+                    ));
+                    continue;
+                }
+                // No hosts (or paths) claims every host (or path): `*` stands for it.
+                let everything = vec!["*".to_string()];
+                let hosts = if lb.hosts.is_empty() { &everything } else { &lb.hosts };
+                let paths = if lb.paths.is_empty() { &everything } else { &lb.paths };
+                let hosts_fit = |g: &ListenerGrant| hosts.iter().all(|c| Patterns::new(&g.hosts, true).matches(c));
+                let paths_fit = |g: &ListenerGrant| paths.iter().all(|c| Patterns::new(&g.paths, false).matches(c));
+                if !grants.iter().any(|g| hosts_fit(g) && paths_fit(g)) {
+                    let allowed: Vec<String> = grants
+                        .iter()
+                        .map(|g| format!("hosts [{}] paths [{}]", shown(&g.hosts), shown(&g.paths)))
+                        .collect();
+                    let field = if grants.iter().any(|g| hosts_fit(g)) { "paths" } else { "hosts" };
+                    errors.push(violation(
+                        &format!("spec.loadBalancer.{field}"),
+                        format!(
+                            "hosts [{}] and paths [{}] on listener {arn} are outside what namespace {namespace} may \
+                             claim there ({})",
+                            shown(&lb.hosts),
+                            shown(&lb.paths),
+                            allowed.join("; ")
+                        ),
+                        &format!("tenants[{index}].listeners"),
+                    ));
                 }
             }
         }
         if let Some(g) = &spec.api_gateway {
-            match tenant.http_apis.iter().position(|a| glob_match(&a.id, &g.api_id)) {
-                None => errors.push(violation(
+            let grants: Vec<&HttpApiGrant> =
+                tenant.http_apis.iter().filter(|a| Patterns::new(&[a.id.clone()], false).matches(&g.api_id)).collect();
+            if grants.is_empty() {
+                errors.push(violation(
                     "spec.apiGateway.apiId",
                     format!("HTTP API {} is not allowed for namespace {namespace} ({who} httpApis)", g.api_id),
                     &format!("tenants[{index}].httpApis"),
-                )),
-                Some(a) => {
-                    let grant = &tenant.http_apis[a];
-                    for (i, route) in g.routes.iter().enumerate() {
-                        let path = route_path(&route.key);
-                        if !grant
-                            .routes
-                            .iter()
-                            .any(|p| if path == "$default" { p == "$default" } else { contains(p, &path) })
-                        {
-                            errors.push(violation(
-                                &format!("spec.apiGateway.routes[{i}].key"),
-                                format!(
-                                    "route {} is outside the routes namespace {namespace} may claim on HTTP API {} ({})",
-                                    route.key,
-                                    g.api_id,
-                                    shown(&grant.routes)
-                                ),
-                                &format!("tenants[{index}].httpApis[{a}].routes"),
-                            ));
-                        }
+                ));
+            } else {
+                for (i, route) in g.routes.iter().enumerate() {
+                    let path = route_path(&route.key);
+                    if !grants.iter().any(|a| Patterns::new(&a.routes, false).matches(path)) {
+                        let allowed: Vec<String> = grants.iter().flat_map(|a| a.routes.clone()).collect();
+                        errors.push(violation(
+                            &format!("spec.apiGateway.routes[{i}].key"),
+                            format!(
+                                "route {} is outside the routes namespace {namespace} may claim on HTTP API {} ({})",
+                                route.key,
+                                g.api_id,
+                                shown(&allowed)
+                            ),
+                            &format!("tenants[{index}].httpApis"),
+                        ));
                     }
                 }
             }
         }
         if errors.is_empty() { Ok(()) } else { Err(errors) }
-    }
-}
-
-/// Each claimed host or path must lie within an allowed pattern; no claim at all claims everything.
-fn claims(
-    errors: &mut Vec<FieldError>,
-    path: &str,
-    claimed: &[String],
-    allowed: &[String],
-    ns: &str,
-    rule: &str,
-    hosts: bool,
-) {
-    let fold = |s: &str| if hosts { s.to_ascii_lowercase() } else { s.to_string() };
-    let everything = ["*".to_string()];
-    let claimed = if claimed.is_empty() { &everything[..] } else { claimed };
-    for (i, c) in claimed.iter().enumerate() {
-        if !allowed.iter().any(|a| contains(&fold(a), &fold(c))) {
-            errors.push(violation(
-                &format!("{path}[{i}]"),
-                format!("{c} is outside what namespace {ns} may claim ({rule}: {})", shown(allowed)),
-                rule,
-            ));
-        }
     }
 }
 
@@ -291,90 +277,90 @@ fn shown(list: &[String]) -> String {
     if list.is_empty() { "none".into() } else { list.join(", ") }
 }
 
-/// A route key's path with its parameters as `*` (`GET /books/{id}` → `/books/*`); `$default` as is.
-fn route_path(key: &str) -> String {
-    let Some((_, path)) = key.split_once(' ') else { return key.to_string() };
-    path.split('/').map(|s| if s.starts_with('{') && s.ends_with('}') { "*" } else { s }).collect::<Vec<_>>().join("/")
+/// A route key's path as written (`GET /books/{id}` → `/books/{id}`; `$default` as is): a pattern's `*`
+/// covers a parameter like any other characters.
+fn route_path(key: &str) -> &str {
+    key.split_once(' ').map_or(key, |(_, path)| path)
 }
 
-/// Whether `value` matches `pattern` (`*` any run of characters, `?` one).
-pub fn glob_match(pattern: &str, value: &str) -> bool {
-    let (p, v): (Vec<char>, Vec<char>) = (pattern.chars().collect(), value.chars().collect());
-    let (mut pi, mut vi, mut star, mut mark) = (0, 0, None, 0);
-    while vi < v.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == v[vi]) {
-            pi += 1;
-            vi += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = vi;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            vi = mark;
-        } else {
-            return false;
-        }
+/// A list of patterns as one anchored regular expression, exactly as the chart renders it for the
+/// admission policy (`ecsop.globRegex` in `charts/ecsop/templates/_helpers.tpl`), so that both judge a
+/// value alike: `*` is any run of characters, `?` one character that is not itself a wildcard, anything
+/// else itself. A value that holds wildcards (a claimed host or path) thus matches only when every string
+/// it stands for does: `*.team-a.example.com` covers `api.team-a.example.com` and `*.team-a.example.com`,
+/// not `*.example.com`. An empty list matches nothing. `fold`: hosts, compared in lower case.
+pub struct Patterns(regex::Regex, bool);
+
+impl Patterns {
+    /// The patterns `list`.
+    pub fn new(list: &[String], fold: bool) -> Patterns {
+        Patterns(regex::Regex::new(&pattern_regex(list, fold)).unwrap_or_else(|_| never()), fold)
     }
-    p[pi..].iter().all(|c| *c == '*')
+    /// Whether `value` is covered.
+    pub fn matches(&self, value: &str) -> bool {
+        if self.1 { self.0.is_match(&value.to_ascii_lowercase()) } else { self.0.is_match(value) }
+    }
 }
 
-/// Whether every string the pattern `inner` matches is matched by `outer`: `inner`'s `*` only by a `*`
-/// of `outer`, its `?` by a `?` or `*`, its other characters by themselves, `?` or `*`. (Sound; it may
-/// say no to a few exotic pairs that do contain each other, which then need a plainer pattern.)
-pub fn contains(outer: &str, inner: &str) -> bool {
-    let (o, i): (Vec<char>, Vec<char>) = (outer.chars().collect(), inner.chars().collect());
-    // reach[a][b]: outer[..a] covers inner[..b].
-    let mut reach = vec![vec![false; i.len() + 1]; o.len() + 1];
-    reach[0][0] = true;
-    for a in 0..=o.len() {
-        for b in 0..=i.len() {
-            if !reach[a][b] {
-                continue;
-            }
-            match o.get(a) {
-                Some('*') => {
-                    reach[a + 1][b] = true;
-                    if b < i.len() {
-                        reach[a][b + 1] = true;
-                    }
-                }
-                Some('?') if b < i.len() && i[b] != '*' => reach[a + 1][b + 1] = true,
-                Some(c) if b < i.len() && i[b] == *c && *c != '?' && *c != '*' => reach[a + 1][b + 1] = true,
-                _ => {}
-            }
-        }
+fn never() -> regex::Regex {
+    regex::Regex::new(NEVER).unwrap_or_else(|_| unreachable!("a constant regular expression"))
+}
+
+/// The regular expression that matches nothing (an empty list).
+const NEVER: &str = r"^[^\s\S]$";
+
+/// The anchored regular expression of `list` (see [`Patterns`]).
+pub fn pattern_regex(list: &[String], fold: bool) -> String {
+    if list.is_empty() {
+        return NEVER.to_string();
     }
-    reach[o.len()][i.len()]
+    let one = |p: &String| {
+        let p = if fold { p.to_ascii_lowercase() } else { p.clone() };
+        regex::escape(&p).replace(r"\*", ".*").replace(r"\?", "[^*?]")
+    };
+    format!("^(?:{})$", list.iter().map(one).collect::<Vec<_>>().join("|"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn globs() {
-        assert!(glob_match("team-*", "team-a"));
-        assert!(!glob_match("team-*", "other"));
-        assert!(glob_match("arn:aws:iam::*:role/ecsop/team-a/*", "arn:aws:iam::123456789012:role/ecsop/team-a/books"));
-        assert!(!glob_match("arn:aws:iam::*:role/ecsop/team-a/*", "arn:aws:iam::123456789012:role/admin"));
-        assert!(glob_match("*", ""));
-        assert!(glob_match("a?c", "abc") && !glob_match("a?c", "ac"));
+    fn covers(patterns: &[&str], value: &str) -> bool {
+        Patterns::new(&patterns.iter().map(|p| p.to_string()).collect::<Vec<_>>(), false).matches(value)
     }
 
     #[test]
-    fn containment() {
-        assert!(contains("*.team-a.example.com", "api.team-a.example.com"));
-        assert!(contains("*.team-a.example.com", "*.team-a.example.com"));
-        assert!(!contains("*.team-a.example.com", "*.example.com"));
-        assert!(contains("/team-a/*", "/team-a/books*"));
-        assert!(!contains("/team-a/*", "/team-a*"), "/team-ab is not under /team-a/");
-        assert!(!contains("/team-a/?", "/team-a/*"));
-        assert!(contains("*", "*"));
-        assert!(!contains("/books", "/books*"));
-        assert_eq!(route_path("GET /team-a/{proxy+}"), "/team-a/*");
-        assert!(contains("/team-a/*", &route_path("ANY /team-a/{proxy+}")));
-        assert!(!contains("/team-a/*", &route_path("GET /team-b/{id}")));
+    fn values() {
+        assert!(covers(&["team-*"], "team-a"));
+        assert!(!covers(&["team-*"], "other"));
+        assert!(covers(
+            &["x", "arn:aws:iam::*:role/ecsop/team-a/*"],
+            "arn:aws:iam::123456789012:role/ecsop/team-a/books"
+        ));
+        assert!(!covers(&["arn:aws:iam::*:role/ecsop/team-a/*"], "arn:aws:iam::123456789012:role/admin"));
+        assert!(covers(&["*"], ""));
+        assert!(covers(&["a?c"], "abc") && !covers(&["a?c"], "ac"));
+        assert!(!covers(&[], "anything"), "an empty list allows nothing");
+        assert!(covers(&["a.b"], "a.b") && !covers(&["a.b"], "axb"), "regex characters are themselves");
+    }
+
+    #[test]
+    fn claims_with_wildcards_are_covered_only_when_every_string_they_stand_for_is() {
+        assert!(covers(&["*.team-a.example.com"], "api.team-a.example.com"));
+        assert!(covers(&["*.team-a.example.com"], "*.team-a.example.com"));
+        assert!(!covers(&["*.team-a.example.com"], "*.example.com"));
+        assert!(covers(&["/team-a/*"], "/team-a/books*"));
+        assert!(!covers(&["/team-a/*"], "/team-a*"), "/team-ab is not under /team-a/");
+        assert!(!covers(&["/team-a/?"], "/team-a/*"));
+        assert!(!covers(&["/team-a/?"], "/team-a/?"), "a ? stands for any character");
+        assert!(covers(&["*"], "*"));
+        assert!(!covers(&["/books"], "/books*"));
+        assert!(
+            Patterns::new(&["*.Team-A.example.com".into()], true).matches("API.team-a.example.COM"),
+            "hosts fold case"
+        );
+        assert!(covers(&["/team-a/*"], route_path("ANY /team-a/{proxy+}")));
+        assert!(!covers(&["/team-a/*"], route_path("GET /team-b/{id}")));
+        assert!(!covers(&["/team-a/*"], route_path("$default")) && covers(&["$default"], route_path("$default")));
     }
 }
