@@ -198,8 +198,11 @@ impl TenancyPolicy {
                 lb.https_redirect.as_ref().map(|r| (r.listener_arn.as_str(), "spec.loadBalancer.httpsRedirect")),
             );
             for (arn, path) in listeners {
-                let grants: Vec<&ListenerGrant> =
-                    tenant.listeners.iter().filter(|g| Patterns::new(&[g.arn.clone()], false).matches(arn)).collect();
+                let grants: Vec<&ListenerGrant> = tenant
+                    .listeners
+                    .iter()
+                    .filter(|g| Patterns::new(std::slice::from_ref(&g.arn), false).matches(arn))
+                    .collect();
                 if grants.is_empty() {
                     errors.push(violation(
                         &format!("{path}.listenerArn"),
@@ -238,8 +241,11 @@ impl TenancyPolicy {
             }
         }
         if let Some(g) = &spec.api_gateway {
-            let grants: Vec<&HttpApiGrant> =
-                tenant.http_apis.iter().filter(|a| Patterns::new(&[a.id.clone()], false).matches(&g.api_id)).collect();
+            let grants: Vec<&HttpApiGrant> = tenant
+                .http_apis
+                .iter()
+                .filter(|a| Patterns::new(std::slice::from_ref(&a.id), false).matches(&g.api_id))
+                .collect();
             if grants.is_empty() {
                 errors.push(violation(
                     "spec.apiGateway.apiId",
