@@ -211,7 +211,8 @@ const VARIANTS: &[(&str, &str)] = &[
         "scoped",
         "watch: {namespace: team-a, selector: 'team=payments'}\nleaderElection: {enabled: true, leaseName: payments-leader}\n\
          region: eu-west-1\naws: {endpointUrl: 'http://moto:5000', credentialsSecret: ecsop-aws}\n\
-         extraEnv: [{name: AWS_MAX_ATTEMPTS, value: '5'}]\n",
+         extraEnv: [{name: AWS_MAX_ATTEMPTS, value: '5'}]\n\
+         tenancy: {admission: false, tenants: [{name: payments, namespaces: [team-a], clusters: ['*']}]}\n",
     ),
     ("scoped-single", "watch: {namespace: team-b}\n"),
     (
@@ -221,6 +222,7 @@ const VARIANTS: &[(&str, &str)] = &[
          serviceAccount: {annotations: {eks.amazonaws.com/role-arn: 'arn:aws:iam::123456789012:role/ecsop'}}\n",
     ),
     ("two-writers", "replicas: 2\nleaderElection: {enabled: false}\n"),
+    ("tenancy", TENANCY_VALUES),
     // Refused by values.schema.json.
     ("invalid-values", "logFormat: xml\nconcurrency: 0\nresync: soon\n"),
 ];
@@ -1162,4 +1164,282 @@ fn iam_policy_allows_exactly_the_adapters_operations_with_tag_conditions() {
     for a in UNCONDITIONED_WRITES {
         assert!(doc.contains(a), "deploy/iam-policy.md does not explain why {a} has no tag condition");
     }
+}
+
+// ---- the tenancy policy ---------------------------------------------------------------------------
+
+/// Two tenants, with every kind of grant; patterns with regex characters and wildcards.
+const TENANCY_VALUES: &str = "tenancy:
+  admission: true
+  tenants:
+    - name: team-a
+      namespaces: [team-a, team-a-*]
+      regions: [us-east-1]
+      clusters: [api-cluster]
+      subnets: ['subnet-*']
+      securityGroups: [sg-0123456789abcdef0]
+      taskRoles: ['arn:aws:iam::123456789012:role/tenants/team-a/*']
+      executionRoles: ['arn:aws:iam::123456789012:role/tenants/team-a/*']
+      secrets: ['arn:aws:secretsmanager:us-east-1:123456789012:secret:team-a/*']
+      logGroups: ['/ecs/team-a/*']
+      repositories: [books-api, 'team-a/*']
+      promotionRepositories: ['team-a/*']
+      serviceDiscoveryNamespaces: [ns-abcdefgh12345678]
+      listeners:
+        - arn: 'arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/api-alb/*'
+          hosts: ['*.Team-A.example.com', books.example.com]
+          paths: ['/books*', '/team-a/*']
+      httpApis:
+        - id: a1b2c3d4e5
+          routes: ['/api/v1/books*', '/team-a/*']
+    - name: everything-for-platform
+      namespaces: [platform]
+      regions: ['*']
+      clusters: ['*']
+      subnets: ['*']
+      securityGroups: ['*']
+      repositories: ['*']
+      listeners: [{arn: '*', hosts: ['*'], paths: ['*']}]
+";
+
+fn yaml_to_json(v: &Yaml) -> Json {
+    serde_json::to_value(v).expect("YAML as JSON")
+}
+
+/// ApiDeployments to judge: `tests/valid.yaml` in `namespace`, changed by `change`.
+fn tenancy_case(namespace: &str, change: impl FnOnce(&mut Json)) -> Json {
+    let mut v: Json = serde_yaml::from_str(include_str!("valid.yaml")).expect("valid.yaml");
+    v["metadata"]["namespace"] = namespace.into();
+    v["spec"]["image"]["repository"] = "books-api".into();
+    v["spec"].as_object_mut().expect("spec").remove("ecr");
+    let c = &mut v["spec"]["container"];
+    c["taskRoleArn"] = "arn:aws:iam::123456789012:role/tenants/team-a/books".into();
+    c["executionRoleArn"] = "arn:aws:iam::123456789012:role/tenants/team-a/exec".into();
+    c["secrets"] =
+        serde_json::json!({"DATABASE_URL": "arn:aws:secretsmanager:us-east-1:123456789012:secret:team-a/db-url"});
+    c["logGroup"] = "/ecs/team-a/books".into();
+    v["spec"]["service"]["subnets"] = serde_json::json!(["subnet-0a1b2c3d", "subnet-4e5f6a7b"]);
+    v["spec"]["service"]["securityGroups"] = serde_json::json!(["sg-0123456789abcdef0"]);
+    change(&mut v);
+    v
+}
+
+#[test]
+fn the_tenancy_policy_is_rendered_for_ecsop_and_for_admission_and_both_judge_alike() {
+    use ecsop::api::tenancy::TenancyPolicy;
+    use kube_cel::{AdmissionRequest, VapEvaluator, VapExpression};
+    use serde_json::json;
+
+    let r = rendered("tenancy");
+    assert!(r.fails.is_empty(), "{:?}", r.fails);
+    let cm = r
+        .of_kind("ConfigMap")
+        .into_iter()
+        .find(|c| str_at(c, &["metadata", "name"]).is_some_and(|n| n.ends_with("-tenancy")));
+    let cm = yaml_to_json(&cm.expect("the tenancy ConfigMap"));
+    let data: BTreeMap<String, String> = serde_json::from_value(cm["data"].clone()).expect("string data");
+
+    // ecsop's copy is the values' tenants; the admission parameters are what ecsop itself derives from it.
+    let policy: TenancyPolicy = serde_yaml::from_str(&data["tenancy.yaml"]).expect("tenancy.yaml");
+    assert_eq!(policy.tenants.len(), 2);
+    let mut expected = policy.admission_params();
+    expected.insert("tenancy.yaml".into(), data["tenancy.yaml"].clone());
+    assert_eq!(data, expected, "the chart's regular expressions differ from ecsop's");
+
+    // The operator reads the file; a new policy rolls the pods.
+    let deployment = r.one("Deployment");
+    assert_eq!(env_value(&deployment, "ECSOP_TENANCY_POLICY").as_deref(), Some("/etc/ecsop/tenancy/tenancy.yaml"));
+    let pod = yaml_to_json(&deployment)["spec"]["template"].clone();
+    assert!(pod["metadata"]["annotations"]["ecsop.io/tenancy-checksum"].is_string(), "{pod:#}");
+    assert_eq!(
+        pod["spec"]["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .filter(|v| v["configMap"]["name"] == cm["metadata"]["name"])
+            .count(),
+        1
+    );
+
+    // The admission policy reads that ConfigMap.
+    let vap = yaml_to_json(&r.one("ValidatingAdmissionPolicy"));
+    let binding = yaml_to_json(&r.one("ValidatingAdmissionPolicyBinding"));
+    assert_eq!(binding["spec"]["paramRef"]["name"], cm["metadata"]["name"]);
+    assert_eq!(binding["spec"]["validationActions"], json!(["Deny"]));
+    assert_eq!(vap["spec"]["paramKind"], json!({"apiVersion": "v1", "kind": "ConfigMap"}));
+    let validations: Vec<VapExpression> = vap["spec"]["validations"]
+        .as_array()
+        .expect("validations")
+        .iter()
+        .map(|v| VapExpression {
+            expression: v["expression"].as_str().expect("expression").into(),
+            message: v["message"].as_str().map(str::to_string),
+            message_expression: None,
+        })
+        .collect();
+
+    let role = |r: &str| format!("arn:aws:iam::123456789012:role/tenants/{r}");
+    let cases: Vec<(&str, bool, Json)> = vec![
+        ("team-a, as valid.yaml names things", true, tenancy_case("team-a", |_| {})),
+        ("team-a-payments matches team-a-*", true, tenancy_case("team-a-payments", |_| {})),
+        ("a namespace of no tenant", false, tenancy_case("team-z", |_| {})),
+        (
+            "the platform may use everything",
+            true,
+            tenancy_case("platform", |v| {
+                v["spec"]["image"]["repository"] = "anything".into();
+                let container = v["spec"]["container"].as_object_mut().expect("container");
+                for field in ["secrets", "taskRoleArn", "executionRoleArn", "logGroup"] {
+                    container.remove(field);
+                }
+                v["spec"]["service"].as_object_mut().expect("service").remove("serviceDiscovery");
+            }),
+        ),
+        (
+            "another team's task role",
+            false,
+            tenancy_case("team-a", |v| v["spec"]["container"]["taskRoleArn"] = role("team-b/admin").into()),
+        ),
+        (
+            "its own task role",
+            true,
+            tenancy_case("team-a", |v| v["spec"]["container"]["taskRoleArn"] = role("team-a/books").into()),
+        ),
+        (
+            "another team's secret",
+            false,
+            tenancy_case("team-a", |v| {
+                v["spec"]["container"]["secrets"] =
+                    json!({"DB": "arn:aws:secretsmanager:us-east-1:123456789012:secret:team-b/db"});
+            }),
+        ),
+        ("another cluster", false, tenancy_case("team-a", |v| v["spec"]["cluster"] = "payments".into())),
+        ("another region", false, tenancy_case("team-a", |v| v["spec"]["region"] = "eu-west-1".into())),
+        (
+            "a security group not granted",
+            false,
+            tenancy_case("team-a", |v| v["spec"]["service"]["securityGroups"] = json!(["sg-ffffffffffffffff0"])),
+        ),
+        (
+            "a host under its domain (the pattern in capitals)",
+            true,
+            tenancy_case("team-a", |v| v["spec"]["loadBalancer"]["hosts"] = json!(["api.team-a.example.com"])),
+        ),
+        (
+            "a wider host",
+            false,
+            tenancy_case("team-a", |v| v["spec"]["loadBalancer"]["hosts"] = json!(["*.example.com"])),
+        ),
+        (
+            "no host condition claims every host",
+            false,
+            tenancy_case("team-a", |v| v["spec"]["loadBalancer"]["hosts"] = json!([])),
+        ),
+        (
+            "a path outside its prefixes",
+            false,
+            tenancy_case("team-a", |v| v["spec"]["loadBalancer"]["paths"] = json!(["/movies*"])),
+        ),
+        (
+            "a path inside",
+            true,
+            tenancy_case("team-a", |v| v["spec"]["loadBalancer"]["paths"] = json!(["/team-a/v2/*"])),
+        ),
+        (
+            "another listener",
+            false,
+            tenancy_case("team-a", |v| {
+                v["spec"]["loadBalancer"]["listenerArn"] = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/other/50dc6c495c0c9188/f2f7dc8efc522ab2".into();
+            }),
+        ),
+        (
+            "a promotion in its own repository",
+            true,
+            tenancy_case("team-a", |v| {
+                v["spec"]["image"]["repository"] = "team-a/books".into();
+                v["spec"]["image"]["promotionTag"] = "prod-current".into();
+            }),
+        ),
+        (
+            "a promotion in a shared repository",
+            false,
+            tenancy_case("team-a", |v| v["spec"]["image"]["promotionTag"] = "prod-current".into()),
+        ),
+        (
+            "a Cloud Map namespace not granted",
+            false,
+            tenancy_case("team-a", |v| {
+                v["spec"]["service"]["serviceDiscovery"]["namespaceId"] = "ns-zzzzzzzzzzzzzzzz".into()
+            }),
+        ),
+        (
+            "an HTTP API route outside its prefixes",
+            false,
+            tenancy_case("team-a", |v| {
+                v["spec"]["apiGateway"] =
+                    json!({"apiId": "a1b2c3d4e5", "vpcLinkId": "vl0a1b2c", "routes": [{"key": "GET /movies/{id}"}]});
+            }),
+        ),
+        (
+            "HTTP API routes inside",
+            true,
+            tenancy_case("team-a", |v| {
+                v["spec"]["apiGateway"] = json!({"apiId": "a1b2c3d4e5", "vpcLinkId": "vl0a1b2c", "routes": [{"key": "ANY /api/v1/books/{proxy+}"}, {"key": "POST /team-a/login"}]});
+            }),
+        ),
+        (
+            "another HTTP API",
+            false,
+            tenancy_case("team-a", |v| {
+                v["spec"]["apiGateway"] =
+                    json!({"apiId": "zzzzzzzzzz", "vpcLinkId": "vl0a1b2c", "routes": [{"key": "GET /team-a/x"}]});
+            }),
+        ),
+        (
+            "a greedy route at the root catches everything",
+            false,
+            tenancy_case("team-a", |v| {
+                v["spec"]["apiGateway"] =
+                    json!({"apiId": "a1b2c3d4e5", "vpcLinkId": "vl0a1b2c", "routes": [{"key": "ANY /{proxy+}"}]});
+            }),
+        ),
+    ];
+    let params = cm.clone();
+    let mut disagreements = Vec::new();
+    for (what, allowed, object) in &cases {
+        let typed = ecsop::api::validate_object(object)
+            .unwrap_or_else(|e| panic!("{what}: the case is not a valid manifest: {e:?}"));
+        let ecsop_says = policy.check(&typed, "us-east-1");
+        let namespace = object["metadata"]["namespace"].as_str().expect("namespace").to_string();
+        let evaluator = VapEvaluator::builder()
+            .object(object.clone())
+            .params(params.clone())
+            .request(AdmissionRequest { operation: "CREATE".into(), namespace, ..Default::default() })
+            .build();
+        let results = evaluator.evaluate(&validations);
+        let broken: Vec<_> = results
+            .iter()
+            .filter(|r| r.message.as_deref().is_some_and(|m| m.contains("error") || m.contains("non-boolean")))
+            .collect();
+        assert!(broken.is_empty(), "{what}: the admission policy's CEL does not evaluate: {broken:#?}");
+        let admission_allows = results.iter().all(|r| r.passed);
+        if ecsop_says.is_ok() != *allowed || admission_allows != *allowed {
+            disagreements.push(format!(
+                "{what}: expected {}, ecsop {:?}, admission {:?}",
+                if *allowed { "allowed" } else { "refused" },
+                ecsop_says.err().map(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>()),
+                results.iter().filter(|r| !r.passed).map(|r| r.message.clone()).collect::<Vec<_>>()
+            ));
+        }
+    }
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+
+    // Admission can be left to ecsop alone (clusters before 1.30), and without tenants nothing is rendered.
+    assert!(rendered("scoped").of_kind("ValidatingAdmissionPolicy").is_empty());
+    assert_eq!(
+        env_value(&rendered("scoped").one("Deployment"), "ECSOP_TENANCY_POLICY").as_deref(),
+        Some("/etc/ecsop/tenancy/tenancy.yaml")
+    );
+    assert!(rendered("default").of_kind("ValidatingAdmissionPolicy").is_empty());
+    assert_eq!(env_value(&rendered("default").one("Deployment"), "ECSOP_TENANCY_POLICY"), None);
 }

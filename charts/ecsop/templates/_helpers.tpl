@@ -73,3 +73,39 @@ true
 {{- define "ecsop.watchNamespace" -}}
 {{- .Values.watch.namespace | default "" -}}
 {{- end -}}
+
+{{/*
+A list of patterns as one anchored regular expression (RE2): `*` any run of characters, `?` one character
+that is not a wildcard, anything else itself; an empty list matches nothing. The same construction as
+`pattern_regex` in operator/src/api/tenancy.rs (a test compares the two). Call with
+(dict "list" LIST "fold" BOOL); fold lower-cases (hosts).
+*/}}
+{{- define "ecsop.globRegex" -}}
+{{- $parts := list -}}
+{{- range (.list | default list) -}}
+{{- $p := ternary (lower .) . $.fold -}}
+{{- $parts = append $parts (regexQuoteMeta $p | replace "\\*" ".*" | replace "\\?" "[^*?]") -}}
+{{- end -}}
+{{- if $parts -}}
+{{- printf "^(?:%s)$" (join "|" $parts) -}}
+{{- else -}}
+{{- "^[^\\s\\S]$" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The indexes of a list, `0,1,2` (empty for none). */}}
+{{- define "ecsop.indexes" -}}
+{{- $out := list -}}
+{{- range $i, $_ := . -}}
+{{- $out = append $out (toString $i) -}}
+{{- end -}}
+{{- join "," $out -}}
+{{- end -}}
+
+{{/*
+CEL: the tenancy ConfigMap's key prefix (`t0`) of the first tenant whose namespaces match the request's
+namespace, or '' when none does. (Keys are letters and digits only: evaluators differ in escaping others.)
+*/}}
+{{- define "ecsop.tenancyPrefix" -}}
+(params.data['tenants'] == '' ? '' : (params.data['tenants'].split(',').filter(i, request.namespace.matches(params.data['t' + i + 'namespaces'])).size() > 0 ? 't' + params.data['tenants'].split(',').filter(i, request.namespace.matches(params.data['t' + i + 'namespaces']))[0] : ''))
+{{- end -}}

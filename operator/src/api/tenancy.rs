@@ -127,6 +127,46 @@ impl TenancyPolicy {
         Ok(policy)
     }
 
+    /// What the chart's admission policy reads from its parameter ConfigMap (`data`, besides the policy
+    /// itself under `tenancy.yaml`): the tenants' indexes (`tenants`: `0,1`), and per tenant `t<i>` each
+    /// list as [`pattern_regex`] (`t0regions`), the listener grants' indexes (`t<i>listeners`) with
+    /// `t<i>l<j>arn`, `hosts`, `paths`, and the HTTP API grants' (`t<i>httpApis`) with `t<i>a<j>id`,
+    /// `routes`. Keys are letters and digits only: CEL evaluators differ in how they escape others.
+    pub fn admission_params(&self) -> std::collections::BTreeMap<String, String> {
+        let mut data = std::collections::BTreeMap::new();
+        let indexes = |n: usize| (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+        data.insert("tenants".to_string(), indexes(self.tenants.len()));
+        for (i, t) in self.tenants.iter().enumerate() {
+            let mut put = |key: String, list: &[String], fold: bool| {
+                data.insert(format!("t{i}{key}"), pattern_regex(list, fold));
+            };
+            put("namespaces".into(), &t.namespaces, false);
+            put("regions".into(), &t.regions, false);
+            put("clusters".into(), &t.clusters, false);
+            put("subnets".into(), &t.subnets, false);
+            put("securityGroups".into(), &t.security_groups, false);
+            put("taskRoles".into(), &t.task_roles, false);
+            put("executionRoles".into(), &t.execution_roles, false);
+            put("secrets".into(), &t.secrets, false);
+            put("logGroups".into(), &t.log_groups, false);
+            put("repositories".into(), &t.repositories, false);
+            put("promotionRepositories".into(), &t.promotion_repositories, false);
+            put("serviceDiscoveryNamespaces".into(), &t.service_discovery_namespaces, false);
+            for (j, g) in t.listeners.iter().enumerate() {
+                put(format!("l{j}arn"), std::slice::from_ref(&g.arn), false);
+                put(format!("l{j}hosts"), &g.hosts, true);
+                put(format!("l{j}paths"), &g.paths, false);
+            }
+            for (j, a) in t.http_apis.iter().enumerate() {
+                put(format!("a{j}id"), std::slice::from_ref(&a.id), false);
+                put(format!("a{j}routes"), &a.routes, false);
+            }
+            data.insert(format!("t{i}listeners"), indexes(t.listeners.len()));
+            data.insert(format!("t{i}httpApis"), indexes(t.http_apis.len()));
+        }
+        data
+    }
+
     /// The entry that applies to `namespace`, with its index.
     pub fn tenant(&self, namespace: &str) -> Option<(usize, &Tenant)> {
         self.tenants.iter().enumerate().find(|(_, t)| Patterns::new(&t.namespaces, false).matches(namespace))
@@ -315,6 +355,18 @@ fn never() -> regex::Regex {
 /// The regular expression that matches nothing (an empty list).
 const NEVER: &str = r"^[^\s\S]$";
 
+/// Go's `regexp.QuoteMeta` (Helm's `regexQuoteMeta`): a backslash before each of `\.+*?()|[]{}^$`.
+fn quote_meta(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if r"\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The anchored regular expression of `list` (see [`Patterns`]).
 pub fn pattern_regex(list: &[String], fold: bool) -> String {
     if list.is_empty() {
@@ -322,7 +374,7 @@ pub fn pattern_regex(list: &[String], fold: bool) -> String {
     }
     let one = |p: &String| {
         let p = if fold { p.to_ascii_lowercase() } else { p.clone() };
-        regex::escape(&p).replace(r"\*", ".*").replace(r"\?", "[^*?]")
+        quote_meta(&p).replace(r"\*", ".*").replace(r"\?", "[^*?]")
     };
     format!("^(?:{})$", list.iter().map(one).collect::<Vec<_>>().join("|"))
 }
