@@ -1112,8 +1112,11 @@ fn iam_policy_allows_exactly_the_adapters_operations_with_tag_conditions() {
         for a in &actions {
             assert!(!a.contains('*'), "{sid}: wildcard action {a}");
             allowed.insert(a.clone());
+            // Tagging on create: ECS and ELB say so in a condition key; ECR, CloudWatch and Cloud Map have
+            // none, and Cloud Map's tagging has no resource-level permissions (deploy/iam-policy.md).
             let tag_on_create = cond["StringEquals"].get("ecs:CreateAction").is_some()
-                || cond["StringEquals"].get("elasticloadbalancing:CreateAction").is_some();
+                || cond["StringEquals"].get("elasticloadbalancing:CreateAction").is_some()
+                || ["TagOnCreate", "CloudMapTag"].contains(&sid);
             if is_read(a) {
                 continue;
             } else if is_create(a) {
@@ -1126,8 +1129,12 @@ fn iam_policy_allows_exactly_the_adapters_operations_with_tag_conditions() {
                     managed_by(cond, "aws:RequestTag/ecsop.io/managed-by"),
                     "{sid}: tagging on create must require the ownership tag"
                 );
+            } else if a == "servicediscovery:UntagResource" {
+                // No resource-level permissions and no resource tag: only which tags (below).
+                assert_eq!(s["Resource"], "*", "{sid}");
             } else if a == "iam:PassRole" {
                 assert_eq!(cond["StringEquals"]["iam:PassedToService"], "ecs-tasks.amazonaws.com", "{sid}");
+                assert_eq!(s["Resource"], "arn:aws:iam::*:role/ecsop/*", "{sid}: only roles under the path /ecsop/");
             } else if a == "iam:CreateServiceLinkedRole" {
                 assert_eq!(cond["StringEquals"]["iam:AWSServiceName"], "ecs.application-autoscaling.amazonaws.com");
             } else if UNCONDITIONED_WRITES.contains(&a.as_str()) {
