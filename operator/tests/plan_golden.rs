@@ -9,45 +9,19 @@
 //! recorded files is then part of the change's review.
 
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::Utc;
 use ecsop::api::{ApiDeployment, DeletionPolicy};
-use ecsop::aws::ImageScan;
 use ecsop::cli::render;
 use ecsop::engine::act::Quiet;
 use ecsop::engine::vocabulary::Phase;
 use ecsop::engine::{Engine, Options};
-use ecsop_testkit::fake::FakeAws;
 
-const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+mod support;
+use support::examples::{account, manifests, push};
+
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden");
-
-fn digest(n: u8) -> String {
-    format!("sha256:{}", format!("{n:02x}").repeat(32))
-}
-
-/// A fresh in-memory account with the pieces the examples assume, and the manifest pointed at them.
-fn world(manifest: &Path) -> (FakeAws, Engine, ApiDeployment) {
-    let fake = FakeAws::new();
-    let http = fake.create_listener();
-    let https = fake.create_listener();
-    let namespace = fake.create_namespace("svc.local");
-    let api = fake.create_http_api();
-    let listener = |id: &str| format!("arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/api-alb/{id}");
-    let text = std::fs::read_to_string(manifest)
-        .expect("read manifest")
-        .replace(&listener("0aaaaaaaaaaaaaa1/0aaaaaaaaaaaaa80"), &http)
-        .replace(&listener("0aaaaaaaaaaaaaa1/0aaaaaaaaaaa443"), &https)
-        .replace(&listener("50dc6c495c0c9188/f2f7dc8efc522ab2"), &http)
-        .replace("ns-aaaaaaaaaaaaaaaa", &namespace)
-        .replace("ns-abcdefgh12345678", &namespace)
-        .replace("a1b2c3d4e5", &api);
-    let value: serde_json::Value = serde_yaml::from_str(&text).expect("yaml");
-    let resource = ecsop::api::validate_object(&value).unwrap_or_else(|e| panic!("{}: {e:?}", manifest.display()));
-    let engine = Engine::new(fake.clients(), "us-east-1");
-    (fake, engine, resource)
-}
 
 /// `ecsop diff` of `resource` now, and the create-stage actions as JSON when `json` is set.
 async fn diff(engine: &Engine, resource: &ApiDeployment, out: &mut String, title: &str, json: bool) {
@@ -67,17 +41,6 @@ async fn diff(engine: &Engine, resource: &ApiDeployment, out: &mut String, title
 async fn apply(engine: &Engine, resource: &ApiDeployment) -> ecsop::engine::Reconciled {
     let target = engine.target(resource);
     engine.reconcile(&target, Options::default(), &Quiet, Utc::now()).await.expect("apply")
-}
-
-/// Push the manifest's image (a tag, or the digest it names) so that it resolves.
-fn push(fake: &FakeAws, resource: &ApiDeployment, n: u8) -> String {
-    let image = &resource.spec.image;
-    let d = image.digest.clone().unwrap_or_else(|| digest(n));
-    fake.push_image(&image.repository, image.tag.as_deref().unwrap_or("pinned"), &d);
-    if image.scan_gate.is_some() {
-        fake.set_scan(&image.repository, &d, ImageScan::Complete(Default::default()));
-    }
-    d
 }
 
 /// Every part the manifest has, changed: a new image, an environment variable, the replica count
@@ -112,7 +75,8 @@ fn changed(resource: &ApiDeployment) -> ApiDeployment {
 }
 
 async fn lifecycle(manifest: &Path) -> String {
-    let (fake, engine, resource) = world(manifest);
+    let (fake, resource) = account(manifest);
+    let engine = Engine::new(fake.clients(), "us-east-1");
     let mut out = String::new();
     diff(&engine, &resource, &mut out, "empty account", false).await;
     apply(&engine, &resource).await;
@@ -150,27 +114,6 @@ async fn lifecycle(manifest: &Path) -> String {
         out.push_str(&render::teardown(&target.names.owner(), &actions));
     }
     out
-}
-
-fn manifests() -> Vec<(String, PathBuf)> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(EXAMPLES).expect("examples") {
-        let dir = entry.expect("entry").path();
-        let Some(example) = dir.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
-        if !dir.is_dir() || example == "local" {
-            continue;
-        }
-        for file in std::fs::read_dir(&dir).expect("example dir") {
-            let path = file.expect("file").path();
-            if path.extension().is_some_and(|e| e == "yaml") {
-                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-                found.push((format!("{example}-{stem}"), path.clone()));
-            }
-        }
-    }
-    found.push(("valid".into(), Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/valid.yaml")));
-    found.sort();
-    found
 }
 
 #[tokio::test]

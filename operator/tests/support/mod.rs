@@ -3,6 +3,7 @@
 
 pub mod corpus;
 pub mod deploy;
+pub mod examples;
 
 use std::time::Duration;
 
