@@ -193,5 +193,9 @@ process.stdout.write(JSON.stringify({ results }, null, 2) + '\n')
 
 const refused = results.filter((r) => r.decision === null)
 if (refused.length > 0) {
-  fail(1, `${refused.length} request(s) not evaluated: ${refused.map((r) => `${r.id} (${r.errors[0]})`).join('; ')}`)
+  // Not process.exit(): stdout to a pipe is written asynchronously, and exiting now would cut it short.
+  process.stderr.write(
+    `simulate.mjs: ${refused.length} request(s) not evaluated: ${refused.map((r) => `${r.id} (${r.errors[0]})`).join('; ')}\n`
+  )
+  process.exitCode = 1
 }

@@ -24,6 +24,7 @@
 mod apigateway;
 pub mod fake;
 mod fixture;
+pub mod iam;
 mod images;
 mod kube;
 mod outage;
