@@ -513,8 +513,8 @@ async fn an_apideployment_outside_its_namespaces_tenancy_policy_is_stalled_witho
     env.push("team-api", "v1").await;
     let policy = format!(
         "tenants:\n  - name: test\n    namespaces: [{NS}]\n    regions: [\"*\"]\n    clusters: [{CLUSTER}]\n    subnets: [\"*\"]\n    \
-         securityGroups: [\"*\"]\n    repositories: [team-api]\n    taskRoles: [\"arn:aws:iam::*:role/tenants/{NS}/*\"]\n    \
-         listeners:\n      - arn: \"*\"\n        paths: [\"/mine*\"]\n        hosts: [\"*\"]\n"
+         securityGroups: [\"*\"]\n    serviceDiscoveryNamespaces: [\"*\"]\n    repositories: [team-api]\n    taskRoles: [\"arn:aws:iam::*:role/tenants/{NS}/*\"]\n    \
+         listeners:\n      - arn: \"*\"\n        paths: [\"/mine*\"]\n        hosts: [\"*.mine.example.com\"]\n"
     );
     let policy_path = env.write("tenancy.yaml", &policy);
     let op = Operator::start(&env, &fake, "ecsop", &["--tenancy-policy", policy_path.to_str().expect("utf-8")]);
@@ -523,6 +523,7 @@ async fn an_apideployment_outside_its_namespaces_tenancy_policy_is_stalled_witho
     // Another team's task role: Stalled, PolicyViolation naming the field, and AWS untouched.
     env.account.clear_calls().await.expect("clear");
     let mut foreign = manifest(&env, "mine", "team-api", "v1");
+    foreign["spec"]["loadBalancer"]["hosts"] = serde_json::json!(["api.mine.example.com"]);
     foreign["spec"]["container"]["taskRoleArn"] = "arn:aws:iam::123456789012:role/tenants/other/admin".into();
     fake.create(foreign).expect("create");
     let obj = wait_object(&fake, "mine", "Stalled=PolicyViolation", long, &[&op], |o| {
@@ -535,6 +536,37 @@ async fn an_apideployment_outside_its_namespaces_tenancy_policy_is_stalled_witho
         .map(|c| c["message"].to_string());
     assert!(message.as_deref().is_some_and(|m| m.contains("spec.container.taskRoleArn")), "{message:?}");
     wait_event(&fake, "PolicyViolation", &[&op], |e| e["type"] == "Warning").await;
+    // The other kinds, each in an ApiDeployment of its own: a secret, a host, an HTTP API route, a
+    // promotion in a repository the namespace may not move tags in.
+    let others: [(&str, &str, fn(&mut Value)); 4] = [
+        ("secret", "spec.container.secrets.DB", |v| {
+            v["spec"]["container"]["secrets"] =
+                serde_json::json!({"DB": "arn:aws:secretsmanager:us-east-1:123456789012:secret:other/db"});
+        }),
+        ("host", "spec.loadBalancer.hosts", |v| {
+            v["spec"]["loadBalancer"]["hosts"] = serde_json::json!(["*.example.com"])
+        }),
+        ("route", "spec.apiGateway", |v| {
+            v["spec"]["service"]["serviceDiscovery"] =
+                serde_json::json!({"namespaceId": "ns-abcdefgh12345678", "dnsRecordType": "SRV"});
+            v["spec"]["apiGateway"] = serde_json::json!({"apiId": "a1b2c3d4e5", "vpcLinkId": "vl0a1b2c", "routes": [{"key": "GET /other/{id}"}]});
+        }),
+        ("promotion", "spec.image.promotionTag", |v| v["spec"]["image"]["promotionTag"] = "prod-current".into()),
+    ];
+    for (what, field, change) in others {
+        let name = format!("mine-{what}");
+        let mut obj = manifest(&env, &name, "team-api", "v1");
+        obj["spec"]["loadBalancer"]["paths"] = serde_json::json!([format!("/mine-{what}*")]);
+        obj["spec"]["loadBalancer"]["hosts"] = serde_json::json!(["api.mine.example.com"]);
+        change(&mut obj);
+        fake.create(obj).expect("create");
+        let obj = wait_object(&fake, &name, "Stalled=PolicyViolation", long, &[&op], |o| {
+            condition(o, "Stalled") == Some(("True".into(), "PolicyViolation".into()))
+        })
+        .await;
+        let text = obj["status"].to_string();
+        assert!(text.contains(field), "{what}: names {field}: {text}");
+    }
     assert_eq!(env.writes().await, Vec::<String>::new(), "no AWS write\n{}", op.log());
 
     // Fixed within the policy: deployed.
