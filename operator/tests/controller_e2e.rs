@@ -538,7 +538,8 @@ async fn an_apideployment_outside_its_namespaces_tenancy_policy_is_stalled_witho
     wait_event(&fake, "PolicyViolation", &[&op], |e| e["type"] == "Warning").await;
     // The other kinds, each in an ApiDeployment of its own: a secret, a host, an HTTP API route, a
     // promotion in a repository the namespace may not move tags in.
-    let others: [(&str, &str, fn(&mut Value)); 4] = [
+    type Case = (&'static str, &'static str, fn(&mut Value));
+    let others: [Case; 4] = [
         ("secret", "spec.container.secrets.DB", |v| {
             v["spec"]["container"]["secrets"] =
                 serde_json::json!({"DB": "arn:aws:secretsmanager:us-east-1:123456789012:secret:other/db"});
