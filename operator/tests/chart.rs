@@ -1180,7 +1180,11 @@ fn iam_policy_allows_exactly_the_adapters_operations_with_tag_conditions() {
     };
     let unsimulated = [
         ("elasticloadbalancing:AddTags", "arn:aws:elasticloadbalancing:*:*:targetgroup/*/*", Some("CreateTargetGroup")),
-        ("elasticloadbalancing:AddTags", "arn:aws:elasticloadbalancing:*:*:listener-rule/app/*/*/*/*", Some("CreateRule")),
+        (
+            "elasticloadbalancing:AddTags",
+            "arn:aws:elasticloadbalancing:*:*:listener-rule/app/*/*/*/*",
+            Some("CreateRule"),
+        ),
         ("apigateway:GET", "arn:aws:apigateway:*::/apis/*/stages/*", None),
         ("apigateway:POST", "arn:aws:apigateway:*::/apis/*/deployments", None),
         ("apigateway:POST", "arn:aws:apigateway:*::/apis/*/integrations", None),
@@ -1188,7 +1192,10 @@ fn iam_policy_allows_exactly_the_adapters_operations_with_tag_conditions() {
         ("apigateway:DELETE", "arn:aws:apigateway:*::/apis/*/authorizers/*", None),
     ];
     for (action, resource, create_action) in unsimulated {
-        assert!(grants(action, resource, create_action), "no statement grants {action} on {resource} ({create_action:?})");
+        assert!(
+            grants(action, resource, create_action),
+            "no statement grants {action} on {resource} ({create_action:?})"
+        );
     }
 
     // Each write that cannot be tag-conditioned is explained.
