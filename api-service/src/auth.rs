@@ -277,7 +277,15 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let value = parts.headers.get(header::AUTHORIZATION).ok_or(ApiError::Unauthorized("missing bearer token"))?;
+        Self::from_headers(&parts.headers, state)?.ok_or(ApiError::Unauthorized("missing bearer token"))
+    }
+}
+
+impl AuthUser {
+    /// The user a request's bearer token names: `None` without an `Authorization` header, 401 when the
+    /// header or the token is not valid.
+    pub fn from_headers(headers: &axum::http::HeaderMap, state: &AppState) -> Result<Option<Self>, ApiError> {
+        let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
         let value = value.to_str().map_err(|_| ApiError::Unauthorized("malformed authorization header"))?;
         let token = match value.split_once(' ') {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
@@ -285,7 +293,31 @@ impl FromRequestParts<AppState> for AuthUser {
         };
         let claims = state.jwt.verify(token)?;
         let id = claims.sub.parse().map_err(|_| ApiError::Unauthorized("invalid or expired token"))?;
-        Ok(Self { id, username: claims.name })
+        Ok(Some(Self { id, username: claims.name }))
+    }
+}
+
+impl AuthUser {
+    /// Whether the user is an admin: named in `ADMIN_USERS`, or granted the role (`api-service admin`).
+    /// A token of a user that no longer exists is refused.
+    pub async fn is_admin(&self, state: &AppState) -> Result<bool, ApiError> {
+        if state.config.admin_users.iter().any(|a| a.eq_ignore_ascii_case(&self.username)) {
+            return Ok(true);
+        }
+        match state.db.role(self.id).await? {
+            Some(role) => Ok(role == "admin"),
+            None => Err(ApiError::Unauthorized("invalid or expired token")),
+        }
+    }
+
+    /// Allow a change of a row `owner` created: its owner may, and admins may (rows from before owners
+    /// were recorded have none: only admins). 403 otherwise.
+    pub async fn may_change(&self, state: &AppState, owner: Option<i64>) -> Result<(), ApiError> {
+        if owner == Some(self.id) || self.is_admin(state).await? {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("only its owner or an admin may change this"))
+        }
     }
 }
 

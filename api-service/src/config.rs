@@ -55,12 +55,33 @@ pub struct Cli {
 }
 
 /// Subcommands of the binary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Serve the API (the default).
     Serve,
     /// GET http://127.0.0.1:$PORT/healthz and exit 0 when it answers 200, else 1 (container health check).
     Healthcheck,
+    /// Grant or revoke the admin role in the database (`DATABASE_URL`); the API itself never does.
+    Admin {
+        /// What to do.
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+/// `api-service admin ...`.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum AdminAction {
+    /// Make a registered user an admin.
+    Grant {
+        /// The username.
+        username: String,
+    },
+    /// Make an admin a plain user again.
+    Revoke {
+        /// The username.
+        username: String,
+    },
 }
 
 /// Where the service runs; production refuses insecure defaults.
@@ -154,6 +175,33 @@ pub struct Config {
     /// Log format (`RUST_LOG` sets the filter).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Usernames that are admins (may change and delete every book and movie, and register users when
+    /// registration is closed), comma-separated. Also grantable with `api-service admin grant USER`.
+    #[arg(long, env = "ADMIN_USERS", value_delimiter = ',', value_parser = non_empty_trimmed)]
+    pub admin_users: Vec<String>,
+    /// Who may register: `open` (anyone), `closed` (only admins create users), or `invitation` (anyone
+    /// who sends `REGISTRATION_INVITATION_TOKEN` as `invitation`).
+    #[arg(long, env = "REGISTRATION", value_enum, default_value = "open")]
+    pub registration: Registration,
+    /// The service is reached over TLS (an HTTPS listener or API Gateway in front): answers carry
+    /// `Strict-Transport-Security`.
+    #[arg(long, env = "BEHIND_TLS", default_value_t = false, action = ArgAction::Set,
+          value_parser = BoolishValueParser::new())]
+    pub behind_tls: bool,
+    /// The invitation token `REGISTRATION=invitation` asks for.
+    #[arg(long, env = "REGISTRATION_INVITATION_TOKEN", hide_env_values = true)]
+    pub registration_invitation_token: Option<Secret>,
+}
+
+/// Who may register (`REGISTRATION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Registration {
+    /// Anyone.
+    Open,
+    /// Only admins create users.
+    Closed,
+    /// Whoever holds the invitation token.
+    Invitation,
 }
 
 impl Config {
@@ -196,6 +244,13 @@ impl Config {
         }
         if self.request_timeout_secs == 0 {
             return Err(Error::Config("REQUEST_TIMEOUT_SECS must be at least 1".into()));
+        }
+        if self.registration == Registration::Invitation
+            && self.registration_invitation_token.as_ref().is_none_or(|t| t.expose().len() < 16)
+        {
+            return Err(Error::Config(
+                "REGISTRATION=invitation needs REGISTRATION_INVITATION_TOKEN of at least 16 characters".into(),
+            ));
         }
         Ok(())
     }

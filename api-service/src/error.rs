@@ -56,6 +56,9 @@ pub enum ApiError {
     /// 401: login failed (same answer for an unknown user and a wrong password).
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// 403: authenticated, but not allowed to do this (another user's row, closed registration).
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// 404: the resource does not exist.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -94,6 +97,7 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized(_) | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -112,6 +116,7 @@ impl ApiError {
             Self::Validation(_) => "validation_failed",
             Self::Unauthorized(_) => "unauthorized",
             Self::InvalidCredentials => "invalid_credentials",
+            Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge(_) => "payload_too_large",

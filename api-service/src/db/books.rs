@@ -81,10 +81,10 @@ impl Db {
     }
 
     /// Inserts a book; 409 on a duplicate ISBN.
-    pub async fn create_book(&self, book: &BookFields) -> Result<Book, ApiError> {
+    pub async fn create_book(&self, book: &BookFields, owner: i64) -> Result<Book, ApiError> {
         let sql = format!(
-            "INSERT INTO books (title, author, isbn, published_year, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5) RETURNING {COLUMNS}"
+            "INSERT INTO books (title, author, isbn, published_year, created_at, updated_at, owner_id) \
+             VALUES ($1, $2, $3, $4, $5, $5, $6) RETURNING {COLUMNS}"
         );
         sqlx::query_as(&sql)
             .bind(&book.title)
@@ -92,6 +92,7 @@ impl Db {
             .bind(&book.isbn)
             .bind(book.published_year)
             .bind(now())
+            .bind(owner)
             .fetch_one(self.pool())
             .await
             .map_err(|e| conflict_or(e, DUPLICATE))
@@ -114,6 +115,13 @@ impl Db {
             .await
             .map_err(|e| conflict_or(e, DUPLICATE))?
             .ok_or(ApiError::NotFound("book"))
+    }
+
+    /// Who created the book (`None` for rows from before owners were recorded); 404 when missing.
+    pub async fn book_owner(&self, id: i64) -> Result<Option<i64>, ApiError> {
+        let row: Option<(Option<i64>,)> =
+            sqlx::query_as("SELECT owner_id FROM books WHERE id = $1").bind(id).fetch_optional(self.pool()).await?;
+        row.map(|(owner,)| owner).ok_or(ApiError::NotFound("book"))
     }
 
     /// Deletes a book; 404 when missing.

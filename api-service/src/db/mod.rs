@@ -214,8 +214,9 @@ mod tests {
         assert!(memory.sqlite_reads().is_none());
         let mut answers = Vec::new();
         for db in [&file, &memory] {
+            let owner = db.create_user("owner", "owner@example.org", "not-a-hash").await.unwrap().id;
             for n in 0..5 {
-                db.create_book(&book(n)).await.unwrap();
+                db.create_book(&book(n), owner).await.unwrap();
             }
             let page = db.list_books(Page { limit: 2, offset: 3 }).await.unwrap();
             let one = db.get_book(page[0].id).await.unwrap();

@@ -82,10 +82,10 @@ impl Db {
     }
 
     /// Inserts a movie; 409 on a duplicate title and year.
-    pub async fn create_movie(&self, movie: &MovieFields) -> Result<Movie, ApiError> {
+    pub async fn create_movie(&self, movie: &MovieFields, owner: i64) -> Result<Movie, ApiError> {
         let sql = format!(
-            "INSERT INTO movies (title, year, director, genre, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5) RETURNING {COLUMNS}"
+            "INSERT INTO movies (title, year, director, genre, created_at, updated_at, owner_id) \
+             VALUES ($1, $2, $3, $4, $5, $5, $6) RETURNING {COLUMNS}"
         );
         sqlx::query_as(&sql)
             .bind(&movie.title)
@@ -93,6 +93,7 @@ impl Db {
             .bind(&movie.director)
             .bind(&movie.genre)
             .bind(now())
+            .bind(owner)
             .fetch_one(self.pool())
             .await
             .map_err(|e| conflict_or(e, DUPLICATE))
@@ -115,6 +116,13 @@ impl Db {
             .await
             .map_err(|e| conflict_or(e, DUPLICATE))?
             .ok_or(ApiError::NotFound("movie"))
+    }
+
+    /// Who created the movie (`None` for rows from before owners were recorded); 404 when missing.
+    pub async fn movie_owner(&self, id: i64) -> Result<Option<i64>, ApiError> {
+        let row: Option<(Option<i64>,)> =
+            sqlx::query_as("SELECT owner_id FROM movies WHERE id = $1").bind(id).fetch_optional(self.pool()).await?;
+        row.map(|(owner,)| owner).ok_or(ApiError::NotFound("movie"))
     }
 
     /// Deletes a movie; 404 when missing.

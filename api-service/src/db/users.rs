@@ -30,6 +30,10 @@ pub struct Credentials {
     pub password_hash: String,
 }
 
+/// The answer to a registration whose username or e-mail address is taken: the same for both, so that
+/// it does not tell which one exists.
+pub const REGISTRATION_CONFLICT: &str = "this username or e-mail address cannot be registered";
+
 impl Db {
     /// Inserts a user; 409 when the username or e-mail address is taken.
     pub async fn create_user(&self, username: &str, email: &str, password_hash: &str) -> Result<User, ApiError> {
@@ -43,7 +47,24 @@ impl Db {
         .bind(now())
         .fetch_one(self.pool())
         .await
-        .map_err(|e| conflict_or(e, "username or email already registered"))
+        .map_err(|e| conflict_or(e, REGISTRATION_CONFLICT))
+    }
+
+    /// The role of a user (`user` or `admin`); `None` when the user no longer exists.
+    pub async fn role(&self, id: i64) -> Result<Option<String>, ApiError> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT role FROM users WHERE id = $1").bind(id).fetch_optional(self.pool()).await?;
+        Ok(row.map(|(role,)| role))
+    }
+
+    /// Sets a user's role (`api-service admin`); false when there is no such user.
+    pub async fn set_role(&self, username: &str, role: &str) -> Result<bool, ApiError> {
+        let done = sqlx::query("UPDATE users SET role = $1 WHERE username = $2")
+            .bind(role)
+            .bind(username)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// The credentials of the user with this username or e-mail address, if any.

@@ -92,10 +92,10 @@ pub async fn read(State(state): State<AppState>, Path(id): Path<i64>) -> Result<
 /// `POST /api/v1/books`: 201 with a `Location` header.
 pub async fn create(
     State(state): State<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     Json(input): Json<BookInput>,
 ) -> Result<(StatusCode, HeaderMap, Json<Book>), ApiError> {
-    let book = state.db.create_book(&input.validate()?).await?;
+    let book = state.db.create_book(&input.validate()?, user.id).await?;
     let mut headers = HeaderMap::new();
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/books/{}", book.id)) {
         headers.insert(header::LOCATION, location);
@@ -106,19 +106,22 @@ pub async fn create(
 /// `PUT /api/v1/books/{id}`: replaces every field.
 pub async fn update(
     State(state): State<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     Path(id): Path<i64>,
     Json(input): Json<BookInput>,
 ) -> Result<Json<Book>, ApiError> {
-    Ok(Json(state.db.update_book(id, &input.validate()?).await?))
+    let fields = input.validate()?;
+    user.may_change(&state, state.db.book_owner(id).await?).await?;
+    Ok(Json(state.db.update_book(id, &fields).await?))
 }
 
 /// `DELETE /api/v1/books/{id}`: 204.
 pub async fn delete(
     State(state): State<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
+    user.may_change(&state, state.db.book_owner(id).await?).await?;
     state.db.delete_book(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -65,10 +65,10 @@ pub async fn read(State(state): State<AppState>, Path(id): Path<i64>) -> Result<
 /// `POST /api/v1/movies`: 201 with a `Location` header.
 pub async fn create(
     State(state): State<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     Json(input): Json<MovieInput>,
 ) -> Result<(StatusCode, HeaderMap, Json<Movie>), ApiError> {
-    let movie = state.db.create_movie(&input.validate()?).await?;
+    let movie = state.db.create_movie(&input.validate()?, user.id).await?;
     let mut headers = HeaderMap::new();
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/movies/{}", movie.id)) {
         headers.insert(header::LOCATION, location);
@@ -79,19 +79,22 @@ pub async fn create(
 /// `PUT /api/v1/movies/{id}`: replaces every field.
 pub async fn update(
     State(state): State<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     Path(id): Path<i64>,
     Json(input): Json<MovieInput>,
 ) -> Result<Json<Movie>, ApiError> {
-    Ok(Json(state.db.update_movie(id, &input.validate()?).await?))
+    let fields = input.validate()?;
+    user.may_change(&state, state.db.movie_owner(id).await?).await?;
+    Ok(Json(state.db.update_movie(id, &fields).await?))
 }
 
 /// `DELETE /api/v1/movies/{id}`: 204.
 pub async fn delete(
     State(state): State<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
+    user.may_change(&state, state.db.movie_owner(id).await?).await?;
     state.db.delete_movie(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,11 +1,15 @@
 //! `POST /api/v1/users` (register) and `POST /api/v1/auth/login` (the users of reference system 004 and
 //! the authorizer of reference system 001, see examples/README.md).
 
-use axum::{extract::State, http::StatusCode};
+use axum::{
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+};
 use serde::Deserialize;
 
 use crate::{
-    auth::IssuedToken,
+    auth::{AuthUser, IssuedToken},
+    config::Registration,
     db::users::User,
     error::{ApiError, Json},
     startup::AppState,
@@ -26,6 +30,9 @@ pub struct RegisterInput {
     pub email: String,
     /// 8 to 128 characters.
     pub password: String,
+    /// The invitation token, when registration is by invitation (`REGISTRATION=invitation`).
+    #[serde(default)]
+    pub invitation: Option<String>,
 }
 
 /// Login request.
@@ -83,8 +90,10 @@ fn validate_password(password: &str) -> Result<(), ApiError> {
 /// `POST /api/v1/users`: 201 with the user (never the hash); 409 when the username or e-mail is taken.
 pub async fn register(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Json(input): Json<RegisterInput>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
+    may_register(&state, &headers, input.invitation.as_deref()).await?;
     let username = validate_username(&input.username)?;
     let email = validate_email(&input.email)?;
     validate_password(&input.password)?;
@@ -94,12 +103,38 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(user)))
 }
 
+/// Whether this registration may go ahead (`REGISTRATION`): always when open; with the invitation token
+/// when by invitation; and, whatever the mode, when an admin registers someone. 403 otherwise.
+async fn may_register(state: &AppState, headers: &HeaderMap, invitation: Option<&str>) -> Result<(), ApiError> {
+    let invited = || match (&state.config.registration_invitation_token, invitation) {
+        (Some(token), Some(given)) => constant_time_eq(token.expose().as_bytes(), given.as_bytes()),
+        _ => false,
+    };
+    match state.config.registration {
+        Registration::Open => return Ok(()),
+        Registration::Invitation if invited() => return Ok(()),
+        Registration::Invitation | Registration::Closed => {}
+    }
+    match AuthUser::from_headers(headers, state)? {
+        Some(admin) if admin.is_admin(state).await? => Ok(()),
+        _ => Err(ApiError::Forbidden(match state.config.registration {
+            Registration::Invitation => "registration needs a valid invitation",
+            _ => "registration is closed: an admin creates users",
+        })),
+    }
+}
+
+/// Compares without an early exit, so the time taken does not tell how much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// `POST /api/v1/auth/login`: a signed HS256 access token. Unknown users and wrong passwords get the
 /// same 401 `invalid_credentials`, after the same amount of hashing work.
 pub async fn login(
     State(state): State<AppState>,
     Json(input): Json<LoginInput>,
-) -> Result<Json<IssuedToken>, ApiError> {
+) -> Result<([(header::HeaderName, &'static str); 2], Json<IssuedToken>), ApiError> {
     if input.password.chars().count() > MAX_PASSWORD || input.username.len() > 254 {
         return Err(ApiError::InvalidCredentials);
     }
@@ -111,7 +146,11 @@ pub async fn login(
     };
     let valid = state.passwords.verify(input.password, hash).await?;
     match user {
-        Some((id, username)) if valid => Ok(Json(state.jwt.issue(id, &username)?)),
+        // A token is a credential: no cache (browser, proxy) may keep it.
+        Some((id, username)) if valid => Ok((
+            [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")],
+            Json(state.jwt.issue(id, &username)?),
+        )),
         _ => Err(ApiError::InvalidCredentials),
     }
 }

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod authorization;
 mod books;
 mod factorial;
 mod health;
