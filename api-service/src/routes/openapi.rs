@@ -80,13 +80,15 @@ fn crud(tag: &str, item: &str, input: &str, conflict: &str) -> (Value, Value) {
             "security": secured, "requestBody": body(input),
             "responses": {
                 "200": ok("Updated", schema(item)), "400": error("Malformed JSON or id"), "401": error("Missing or invalid token"),
+                "403": error("Not its owner and not an admin"),
                 "404": error("Not found"), "409": error(conflict), "422": error("Invalid fields")
             }
         },
         "delete": {
             "tags": [tag], "summary": format!("Delete a {}", item.to_lowercase()), "operationId": format!("delete_{tag}"),
             "security": secured,
-            "responses": {"204": {"description": "Deleted"}, "401": error("Missing or invalid token"), "404": error("Not found")}
+            "responses": {"204": {"description": "Deleted"}, "401": error("Missing or invalid token"),
+                "403": error("Not its owner and not an admin"), "404": error("Not found")}
         }
     });
     (collection, single)
@@ -124,7 +126,10 @@ pub fn document() -> Value {
             "/api/v1/users": {"post": {"tags": ["users"], "summary": "Register", "operationId": "register",
                 "requestBody": body("RegisterInput"),
                 "responses": {"201": ok("Registered", schema("User")), "400": error("Malformed JSON"),
-                    "409": error("Username or e-mail taken"), "422": error("Invalid fields")}}},
+                    "401": error("Invalid bearer token (an admin registering someone)"),
+                    "403": error("Registration closed, or no valid invitation"),
+                    "409": error("Username or e-mail cannot be registered (which one is not said)"),
+                    "422": error("Invalid fields")}}},
             "/.well-known/openid-configuration": {"get": {"tags": ["auth"],
                 "summary": "OpenID Connect discovery document (for JWT authorizers such as API Gateway's)",
                 "operationId": "openid_configuration",
@@ -170,7 +175,8 @@ pub fn document() -> Value {
                         "director": {"type": ["string", "null"], "maxLength": 200}, "genre": {"type": ["string", "null"], "maxLength": 50}}},
                 "RegisterInput": {"type": "object", "required": ["username", "email", "password"], "additionalProperties": false,
                     "properties": {"username": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{3,32}$"},
-                        "email": {"type": "string", "format": "email"}, "password": {"type": "string", "minLength": 8, "maxLength": 128}}},
+                        "email": {"type": "string", "format": "email"}, "password": {"type": "string", "minLength": 8, "maxLength": 128},
+                        "invitation": {"type": "string", "description": "The invitation token, when REGISTRATION=invitation"}}},
                 "LoginInput": {"type": "object", "required": ["username", "password"], "additionalProperties": false,
                     "properties": {"username": {"type": "string", "description": "Username or e-mail address"},
                         "password": {"type": "string"}}},
