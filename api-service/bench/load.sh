@@ -151,6 +151,7 @@ tree_rss_kib() { # a process and its children (gunicorn's workers)
 rm -f "$WORK"/rust.db* "$WORK"/flask.db*
 read -r RUST_PID RUST_READY < <(READY_PORT=$RUST_PORT READY_LOG=$WORK/rust.log \
   HOST=127.0.0.1 PORT=$RUST_PORT DATABASE_URL="sqlite://$WORK/rust.db" JWT_SECRET=bench-secret-bench-secret-bench-secret \
+  RATE_LIMITS=false \
       UPLOAD_BUCKET=bench S3_FORCE_PATH_STYLE=true RUST_LOG=warn start_and_time rust "${SERVER[@]}" "$BIN")
 PIDS+=("$RUST_PID")
 read -r FLASK_PID FLASK_READY < <(READY_PORT=$FLASK_PORT READY_LOG=$WORK/flask.log \

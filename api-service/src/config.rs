@@ -188,6 +188,33 @@ pub struct Config {
     #[arg(long, env = "BEHIND_TLS", default_value_t = false, action = ArgAction::Set,
           value_parser = BoolishValueParser::new())]
     pub behind_tls: bool,
+    /// Rate limits on login, registration, factorial and uploads (429 with `Retry-After` over them).
+    #[arg(long, env = "RATE_LIMITS", default_value_t = true, action = ArgAction::Set,
+          value_parser = BoolishValueParser::new())]
+    pub rate_limits: bool,
+    /// The header a trusted proxy appends the client's address to (`x-forwarded-for` behind an ALB or
+    /// API Gateway); its last entry is the client. Unset: the connection's peer address.
+    #[arg(long, env = "TRUSTED_PROXY_HEADER")]
+    pub trusted_proxy_header: Option<String>,
+    /// Logins per client address per minute.
+    #[arg(long, env = "RATE_LIMIT_LOGIN_PER_MINUTE", default_value_t = 20)]
+    pub rate_limit_login_per_minute: u32,
+    /// Registrations per client address per minute.
+    #[arg(long, env = "RATE_LIMIT_REGISTER_PER_MINUTE", default_value_t = 5)]
+    pub rate_limit_register_per_minute: u32,
+    /// Factorials per client address per minute, without a token.
+    #[arg(long, env = "RATE_LIMIT_FACTORIAL_PER_MINUTE", default_value_t = 60)]
+    pub rate_limit_factorial_per_minute: u32,
+    /// Factorials per user per minute, with a token.
+    #[arg(long, env = "RATE_LIMIT_FACTORIAL_USER_PER_MINUTE", default_value_t = 600)]
+    pub rate_limit_factorial_user_per_minute: u32,
+    /// Uploads per client address per minute.
+    #[arg(long, env = "RATE_LIMIT_UPLOADS_PER_MINUTE", default_value_t = 30)]
+    pub rate_limit_uploads_per_minute: u32,
+    /// Failed logins per account per minute; the next one, and any login until the quota has room again,
+    /// gets 429.
+    #[arg(long, env = "LOGIN_FAILURES_PER_MINUTE", default_value_t = 5)]
+    pub login_failures_per_minute: u32,
     /// The invitation token `REGISTRATION=invitation` asks for.
     #[arg(long, env = "REGISTRATION_INVITATION_TOKEN", hide_env_values = true)]
     pub registration_invitation_token: Option<Secret>,

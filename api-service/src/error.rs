@@ -59,6 +59,12 @@ pub enum ApiError {
     /// 403: authenticated, but not allowed to do this (another user's row, closed registration).
     #[error("{0}")]
     Forbidden(&'static str),
+    /// 429: over a rate limit; `Retry-After` says when to come back.
+    #[error("too many requests: try again in {retry_after_secs} s")]
+    TooManyRequests {
+        /// Seconds until a request may succeed.
+        retry_after_secs: u64,
+    },
     /// 404: the resource does not exist.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -98,6 +104,7 @@ impl ApiError {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized(_) | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -117,6 +124,7 @@ impl ApiError {
             Self::Unauthorized(_) => "unauthorized",
             Self::InvalidCredentials => "invalid_credentials",
             Self::Forbidden(_) => "forbidden",
+            Self::TooManyRequests { .. } => "rate_limited",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge(_) => "payload_too_large",
@@ -196,6 +204,9 @@ impl IntoResponse for ApiError {
         };
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Self::TooManyRequests { retry_after_secs } = self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         response
     }

@@ -20,6 +20,7 @@ pub mod envelope;
 pub mod error;
 pub mod factorial;
 pub mod healthcheck;
+pub mod limits;
 pub mod metrics;
 pub mod routes;
 pub mod signing;

@@ -54,6 +54,8 @@ pub struct Shared {
     pub shutting_down: Arc<AtomicBool>,
     /// Bounds CPU-heavy work (large factorials) to one job per CPU.
     pub cpu_permits: Arc<Semaphore>,
+    /// Rate limits.
+    pub limits: Arc<crate::limits::Limits>,
 }
 
 impl AppState {
@@ -81,7 +83,9 @@ impl AppState {
             None => None,
         };
         let cpus = std::thread::available_parallelism().map(usize::from).unwrap_or(2);
+        let limits = Arc::new(crate::limits::Limits::new(&config));
         Ok(Self(Arc::new(Shared {
+            limits,
             config: Arc::new(config),
             db,
             jwt,
@@ -182,7 +186,8 @@ impl Application {
         let db = state.db.clone();
         let app = router(state);
         tracing::info!(addr = %local_addr, "listening on {local_addr}");
-        let serve = axum::serve(listener, app.into_make_service()).with_graceful_shutdown(signal);
+        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(signal);
         let deadline = async move {
             let _ = started_rx.wait_for(|started| *started).await;
             tokio::time::sleep(grace).await;

@@ -139,6 +139,8 @@ pub async fn login(
         return Err(ApiError::InvalidCredentials);
     }
     let login = input.username.trim().to_lowercase();
+    // An account whose failed logins ran out is refused without checking the password.
+    state.limits.account_locked(&login)?;
     let credentials = state.db.find_credentials(&login).await?;
     let (user, hash) = match credentials {
         Some(c) => (Some((c.id, c.username)), Some(c.password_hash)),
@@ -151,7 +153,10 @@ pub async fn login(
             [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")],
             Json(state.jwt.issue(id, &username)?),
         )),
-        _ => Err(ApiError::InvalidCredentials),
+        _ => {
+            state.limits.login_failed(&login)?;
+            Err(ApiError::InvalidCredentials)
+        }
     }
 }
 

@@ -64,6 +64,9 @@ pub fn test_config() -> Config {
     config.body_limit_bytes = 64 * 1024;
     config.request_timeout_secs = 30;
     config.database_max_connections = 5;
+    // The tests of other features make many requests from one address; the limits have tests of their
+    // own (`limits.rs`), which turn them on.
+    config.rate_limits = false;
     config
 }
 

@@ -8,6 +8,7 @@ mod authorization;
 mod books;
 mod factorial;
 mod health;
+mod limits;
 mod movies;
 mod openapi;
 mod props;
