@@ -159,6 +159,11 @@ pub struct Config {
     /// Largest accepted upload in bytes (larger ones get 413).
     #[arg(long, env = "UPLOAD_MAX_BYTES", default_value_t = 10 * 1024 * 1024)]
     pub upload_max_bytes: u64,
+    /// Content types uploads are stored with as given; any other is stored as
+    /// `application/octet-stream` with `Content-Disposition: attachment` (never rendered by a browser).
+    #[arg(long, env = "UPLOAD_CONTENT_TYPES", value_delimiter = ',', value_parser = non_empty_trimmed,
+          default_value = "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain,text/csv,application/json,application/zip")]
+    pub upload_content_types: Vec<String>,
     /// Path-style S3 addressing (`endpoint/bucket/key`), needed by local emulators.
     #[arg(long, env = "S3_FORCE_PATH_STYLE", default_value_t = false, action = ArgAction::Set,
           value_parser = BoolishValueParser::new())]

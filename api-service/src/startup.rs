@@ -56,6 +56,8 @@ pub struct Shared {
     pub cpu_permits: Arc<Semaphore>,
     /// Rate limits.
     pub limits: Arc<crate::limits::Limits>,
+    /// Turns true when shutdown's grace period is over: work still running (uploads) stops then.
+    pub hard_stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -86,6 +88,7 @@ impl AppState {
         let limits = Arc::new(crate::limits::Limits::new(&config));
         Ok(Self(Arc::new(Shared {
             limits,
+            hard_stop: tokio::sync::watch::channel(false).0,
             config: Arc::new(config),
             db,
             jwt,
@@ -184,6 +187,8 @@ impl Application {
             let _ = started_tx.send(true);
         };
         let db = state.db.clone();
+        let storage = state.storage.clone();
+        let hard_stop = state.hard_stop.clone();
         let app = router(state);
         tracing::info!(addr = %local_addr, "listening on {local_addr}");
         let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -195,6 +200,13 @@ impl Application {
         tokio::select! {
             served = serve => served.map_err(|source| Error::Io { context: "serving".into(), source })?,
             () = deadline => tracing::warn!(?grace, "shutdown: in-flight requests did not finish in time"),
+        }
+        // Past the grace period, uploads still running stop (and abort their multipart uploads); those
+        // cut short by a dropped request abort on tasks of their own: let them all finish.
+        let _ = hard_stop.send(true);
+        if let Some(storage) = storage {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            storage.finish_aborts(Duration::from_secs(10)).await;
         }
         db.close().await;
         tracing::info!("shutdown complete");

@@ -30,6 +30,33 @@ pub struct Storage {
     client: Client,
     bucket: String,
     permits: Semaphore,
+    /// Aborts started for uploads whose request was dropped, awaited at shutdown.
+    aborts: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// A multipart upload in progress (`id` once started); dropped before it completed, it aborts the
+/// upload on a task of its own (the request's future is gone) that shutdown waits for.
+struct PendingUpload<'a> {
+    storage: &'a Storage,
+    key: String,
+    id: Option<String>,
+}
+
+impl Drop for PendingUpload<'_> {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let (client, bucket, key) = (self.storage.client.clone(), self.storage.bucket.clone(), self.key.clone());
+        tracing::info!(%key, "upload cut short; aborting its multipart upload");
+        let handle = runtime.spawn(async move {
+            if let Err(e) = client.abort_multipart_upload().bucket(&bucket).key(&key).upload_id(&id).send().await {
+                tracing::warn!(error = ?e, %key, "aborting multipart upload failed");
+            }
+        });
+        let mut aborts = self.storage.aborts.lock().unwrap_or_else(|e| e.into_inner());
+        aborts.retain(|h| !h.is_finished());
+        aborts.push(handle);
+    }
 }
 
 /// A stored object.
@@ -50,7 +77,12 @@ impl Storage {
     /// when `force_path_style`, for emulators).
     pub fn new(sdk_config: &aws_config::SdkConfig, bucket: String, force_path_style: bool) -> Self {
         let s3_config = aws_sdk_s3::config::Builder::from(sdk_config).force_path_style(force_path_style).build();
-        Self { client: Client::from_conf(s3_config), bucket, permits: Semaphore::new(MAX_CONCURRENT_UPLOADS) }
+        Self {
+            client: Client::from_conf(s3_config),
+            bucket,
+            permits: Semaphore::new(MAX_CONCURRENT_UPLOADS),
+            aborts: std::sync::Mutex::default(),
+        }
     }
 
     /// The bucket name.
@@ -63,7 +95,7 @@ impl Storage {
     pub async fn upload<S>(
         &self,
         key: String,
-        content_type: &str,
+        content_type: &StoredType,
         mut body: S,
         max_bytes: u64,
     ) -> Result<Stored, ApiError>
@@ -74,6 +106,9 @@ impl Storage {
         let mut buffer = BytesMut::new();
         let mut size: u64 = 0;
         let mut multipart: Option<Multipart> = None;
+        // Whatever ends this future without completing the upload (an error, the client gone, the request
+        // timeout, shutdown) aborts it: no billable half-upload is left behind.
+        let mut pending = PendingUpload { storage: self, key: key.clone(), id: None };
         let result = async {
             while let Some(chunk) = body.next().await {
                 let chunk = chunk?;
@@ -85,7 +120,9 @@ impl Storage {
                 while buffer.len() >= PART_SIZE {
                     let part = buffer.split_to(PART_SIZE).freeze();
                     if multipart.is_none() {
-                        multipart = Some(self.start(&key, content_type).await?);
+                        let started = self.start(&key, content_type).await?;
+                        pending.id = Some(started.id.clone());
+                        multipart = Some(started);
                     }
                     if let Some(upload) = multipart.as_mut() {
                         self.put_part(&key, upload, part).await?;
@@ -104,34 +141,44 @@ impl Storage {
         }
         .await;
         match result {
-            Ok(()) => Ok(Stored { key, size }),
+            Ok(()) => {
+                pending.id = None;
+                Ok(Stored { key, size })
+            }
             Err(err) => {
-                if let Some(upload) = multipart {
-                    // Leave no billable half-upload behind; a failure here is logged, not returned.
-                    let aborted = self
-                        .client
-                        .abort_multipart_upload()
-                        .bucket(&self.bucket)
-                        .key(&key)
-                        .upload_id(&upload.id)
-                        .send()
-                        .await;
-                    if let Err(e) = aborted {
-                        tracing::warn!(error = ?e, %key, "aborting multipart upload failed");
-                    }
+                if let Some(id) = pending.id.take() {
+                    self.abort(&key, &id).await;
                 }
                 Err(err)
             }
         }
     }
 
-    async fn put_whole(&self, key: &str, content_type: &str, bytes: Bytes) -> Result<(), ApiError> {
+    /// Abort a multipart upload; a failure is logged, not returned.
+    async fn abort(&self, key: &str, id: &str) {
+        let aborted = self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(id).send().await;
+        if let Err(e) = aborted {
+            tracing::warn!(error = ?e, %key, "aborting multipart upload failed");
+        }
+    }
+
+    /// Wait (up to `timeout`) for the aborts of uploads cut short by a dropped request, so that a
+    /// shutdown leaves none pending.
+    pub async fn finish_aborts(&self, timeout: std::time::Duration) {
+        let handles: Vec<_> = std::mem::take(&mut *self.aborts.lock().unwrap_or_else(|e| e.into_inner()));
+        if tokio::time::timeout(timeout, futures::future::join_all(handles)).await.is_err() {
+            tracing::warn!("aborting multipart uploads of dropped requests did not finish in time");
+        }
+    }
+
+    async fn put_whole(&self, key: &str, content_type: &StoredType, bytes: Bytes) -> Result<(), ApiError> {
         let length = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
         self.client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
-            .content_type(content_type)
+            .content_type(&content_type.content_type)
+            .set_content_disposition(content_type.disposition())
             .content_length(length)
             .checksum_algorithm(ChecksumAlgorithm::Crc32)
             .body(ByteStream::from(bytes))
@@ -143,13 +190,14 @@ impl Storage {
         Ok(())
     }
 
-    async fn start(&self, key: &str, content_type: &str) -> Result<Multipart, ApiError> {
+    async fn start(&self, key: &str, content_type: &StoredType) -> Result<Multipart, ApiError> {
         let created = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
-            .content_type(content_type)
+            .content_type(&content_type.content_type)
+            .set_content_disposition(content_type.disposition())
             .checksum_algorithm(ChecksumAlgorithm::Crc32)
             .send()
             .await
@@ -234,6 +282,33 @@ pub fn sanitized_extension(file_name: &str) -> Option<String> {
     Some(ext.to_ascii_lowercase())
 }
 
+/// How an upload is stored: its content type, and whether a browser must download it rather than show
+/// it (`Content-Disposition: attachment`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredType {
+    /// The content type stored.
+    pub content_type: String,
+    /// Stored with `Content-Disposition: attachment`.
+    pub attachment: bool,
+}
+
+impl StoredType {
+    /// The client's content type when `allowed` lists it; any other (`text/html`, `image/svg+xml`: types
+    /// a browser would render or run) is stored as `application/octet-stream`, as an attachment.
+    pub fn of(content_type: Option<&str>, allowed: &[String]) -> StoredType {
+        let given = sanitized_content_type(content_type);
+        if allowed.iter().any(|a| a.eq_ignore_ascii_case(&given)) {
+            StoredType { content_type: given, attachment: false }
+        } else {
+            StoredType { content_type: "application/octet-stream".into(), attachment: true }
+        }
+    }
+
+    fn disposition(&self) -> Option<String> {
+        self.attachment.then(|| "attachment".to_string())
+    }
+}
+
 /// The content type to store: the client's when it is a plain `type/subtype`, else
 /// `application/octet-stream`.
 pub fn sanitized_content_type(content_type: Option<&str>) -> String {
@@ -276,5 +351,18 @@ mod tests {
         assert_eq!(sanitized_content_type(Some("text/html; charset=utf-8")), "application/octet-stream");
         assert_eq!(sanitized_content_type(Some("nonsense")), "application/octet-stream");
         assert_eq!(sanitized_content_type(None), "application/octet-stream");
+        let allowed = vec!["image/png".to_string(), "text/plain".to_string()];
+        assert_eq!(
+            StoredType::of(Some("image/PNG"), &allowed),
+            StoredType { content_type: "image/png".into(), attachment: false }
+        );
+        for risky in ["text/html", "image/svg+xml", "application/javascript"] {
+            let stored = StoredType::of(Some(risky), &allowed);
+            assert_eq!(
+                stored,
+                StoredType { content_type: "application/octet-stream".into(), attachment: true },
+                "{risky}"
+            );
+        }
     }
 }

@@ -20,7 +20,7 @@ use crate::{
     auth::AuthUser,
     error::{ApiError, Json},
     startup::AppState,
-    storage::{object_key, sanitized_content_type},
+    storage::{StoredType, object_key},
 };
 
 /// Room for multipart framing and small extra fields on top of `UPLOAD_MAX_BYTES`.
@@ -82,11 +82,20 @@ pub async fn upload(
             continue;
         }
         let key = object_key(field.file_name());
-        let content_type = sanitized_content_type(field.content_type());
+        let stored_type = StoredType::of(field.content_type(), &state.config.upload_content_types);
         let body = pin!(field.map(|chunk| chunk.map_err(multipart_error)));
-        let stored = storage.upload(key, &content_type, body, state.config.upload_max_bytes).await?;
+        let mut hard_stop = state.hard_stop.subscribe();
+        let stored = tokio::select! {
+            stored = storage.upload(key, &stored_type, body, state.config.upload_max_bytes) => stored?,
+            _ = hard_stop.wait_for(|stop| *stop) => {
+                return Err(ApiError::Unavailable("the service is shutting down".into()));
+            }
+        };
         tracing::info!(key = %stored.key, size = stored.size, "upload stored");
-        return Ok((StatusCode::CREATED, Json(UploadResponse { key: stored.key, size: stored.size, content_type })));
+        return Ok((
+            StatusCode::CREATED,
+            Json(UploadResponse { key: stored.key, size: stored.size, content_type: stored_type.content_type }),
+        ));
     }
     Err(ApiError::Validation("multipart field `file` is required".into()))
 }
