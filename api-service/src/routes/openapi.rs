@@ -81,7 +81,8 @@ fn crud(tag: &str, item: &str, input: &str, conflict: &str) -> (Value, Value) {
             "responses": {
                 "200": ok("Updated", schema(item)), "400": error("Malformed JSON or id"), "401": error("Missing or invalid token"),
                 "403": error("Not its owner and not an admin"),
-                "404": error("Not found"), "409": error(conflict), "422": error("Invalid fields")
+                "404": error("Not found"), "409": error(conflict), "413": error("Body too large"), "415": error("Not JSON"),
+                "422": error("Invalid fields")
             }
         },
         "delete": {
@@ -131,7 +132,7 @@ pub fn document() -> Value {
                     "403": error("Registration closed, or no valid invitation"),
                     "429": error("Over the registration rate limit; see Retry-After"),
                     "409": error("Username or e-mail cannot be registered (which one is not said)"),
-                    "422": error("Invalid fields")}}},
+                    "413": error("Body too large"), "415": error("Not JSON"), "422": error("Invalid fields")}}},
             "/.well-known/openid-configuration": {"get": {"tags": ["auth"],
                 "summary": "OpenID Connect discovery document (for JWT authorizers such as API Gateway's)",
                 "operationId": "openid_configuration",
@@ -144,7 +145,8 @@ pub fn document() -> Value {
                 "summary": "Log in: a JWT bearer token (HS256, or ES256/RS256 with JWT_SIGNING_KEY)",
                 "operationId": "login", "requestBody": body("LoginInput"),
                 "responses": {"200": ok("Token", schema("Token")), "400": error("Malformed JSON"),
-                    "401": error("Invalid credentials"), "422": error("Missing fields"),
+                    "401": error("Invalid credentials"), "413": error("Body too large"), "415": error("Not JSON"),
+                    "422": error("Missing fields"),
                     "429": error("Over the login rate limit, or too many failed logins for the account; see Retry-After")}}},
             "/api/v1/uploads": {"post": {"tags": ["uploads"], "summary": "Upload a file to S3 (streamed)",
                 "operationId": "upload", "security": [{"bearer": []}],

@@ -16,7 +16,27 @@ struct Harness {
     runtime: tokio::runtime::Runtime,
     router: Router,
     token: String,
+    /// The service's own OpenAPI document.
+    openapi: serde_json::Value,
     _dir: tempfile::TempDir,
+}
+
+/// The statuses the OpenAPI document allows for `method` on `path` (a concrete path, matched against its
+/// templates): a documented operation's responses; 405 for an undocumented method on a documented
+/// path; 404 for an undocumented path.
+fn documented(openapi: &serde_json::Value, method: &Method, path: &str) -> Vec<String> {
+    let paths = openapi["paths"].as_object().expect("paths");
+    let matches = |template: &str| {
+        let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+        t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| (t.starts_with('{') && !p.is_empty()) || t == p)
+    };
+    match paths.iter().find(|(template, _)| matches(template)) {
+        None => vec!["404".into()],
+        Some((_, item)) => match item.get(method.as_str().to_ascii_lowercase()) {
+            Some(operation) => operation["responses"].as_object().expect("responses").keys().cloned().collect(),
+            None => vec!["405".into()],
+        },
+    }
 }
 
 fn harness() -> &'static Harness {
@@ -37,13 +57,21 @@ fn harness() -> &'static Harness {
             let s3 = aws_sdk_s3::Client::from_conf(
                 aws_sdk_s3::config::Builder::from(&sdk_config).force_path_style(true).build(),
             );
-            s3.create_bucket().bucket("props").send().await.expect("bucket created");
-            config.upload_bucket = Some("props".into());
+            // Bucket names are global in S3 (and in moto, whose server outlives one test run).
+            let bucket = format!("props-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+            s3.create_bucket().bucket(&bucket).send().await.expect("bucket created");
+            config.upload_bucket = Some(bucket);
             AppState::new(config, Some(sdk_config)).await.unwrap()
         });
         let keys = api_service::auth::JwtKeys::new(JWT_SECRET.as_bytes(), 3600);
         let token = keys.issue(1, "prop").unwrap().access_token;
-        Harness { router: router(state), runtime, token, _dir: dir }
+        let router = router(state);
+        let openapi = runtime.block_on(async {
+            let request = Request::builder().uri("/openapi.json").body(Body::empty()).unwrap();
+            let response = router.clone().oneshot(request).await.unwrap();
+            serde_json::from_slice(&to_bytes(response.into_body(), usize::MAX).await.unwrap()).expect("OpenAPI JSON")
+        });
+        Harness { router, runtime, token, openapi, _dir: dir }
     })
 }
 
@@ -72,6 +100,14 @@ fn check(
         (status, to_bytes(response.into_body(), usize::MAX).await.unwrap())
     });
     prop_assert!(!status.is_server_error(), "{method} {uri} -> {status}: {}", String::from_utf8_lossy(&bytes));
+    // Every answer is one the OpenAPI document describes for that operation.
+    let path = uri.split('?').next().unwrap_or(uri);
+    let allowed = documented(&h.openapi, &method, path);
+    prop_assert!(
+        allowed.iter().any(|s| s == status.as_str()),
+        "{method} {uri} -> {status}, which the OpenAPI document does not describe ({allowed:?}): {}",
+        String::from_utf8_lossy(&bytes)
+    );
     if status.is_client_error() {
         let body: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| TestCaseError::fail(format!("{method} {uri} -> {status}: not JSON ({e})")))?;
