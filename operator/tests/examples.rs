@@ -315,7 +315,9 @@ async fn seed_002_https_with_redirect_scan_gate_and_promotion() {
     let out = env.ecsop(&["apply", "-f", d.path()]);
     assert!(text(&out).contains("ImageScanInProgress"), "{}", text(&out));
     env.account.set_scan("factorial-api", &bad, "COMPLETE", &[("LOW", 4)]).await.expect("scan");
-    let (out, _) = env.apply_and_drive(&d.path, d.names.service(), None, &complete(), &[]).await;
+    // The harness drives the deployment of another revision than the one running (not the finished one).
+    let running = current_revision(&env, &d).await;
+    let (out, _) = env.apply_and_drive(&d.path, d.names.service(), Some(&running), &complete(), &[]).await;
     assert!(out.status.success(), "{}", text(&out));
     assert!(running_image(&env, &d).await.ends_with(&bad));
     assert_eq!(
@@ -373,13 +375,21 @@ async fn seed_003_alarms_notify_and_roll_back_a_rollout() {
     env.push("api-livros", "1.1").await;
     let yaml = std::fs::read_to_string(&d.path).expect("read").replace("tag: \"1.0\"", "tag: \"1.1\"");
     std::fs::write(&d.path, yaml).expect("write");
-    let (out, _) = env.apply_and_drive(&d.path, "books-api", None, &complete(), &[]).await;
+    let running = current_revision(&env, &d).await;
+    let (out, _) = env.apply_and_drive(&d.path, "books-api", Some(&running), &complete(), &[]).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("RolledBack"), "{}", text(&out));
     assert!(text(&out).contains("alarm"), "the reason names the alarm: {}", text(&out));
     assert!(running_image(&env, &d).await.ends_with(&first), "ECS went back to the first image");
 
     delete_and_check_empty(&env, &d, &[&env.net.listener_arn], None).await;
+}
+
+/// The task definition the service runs now.
+async fn current_revision(env: &Env, d: &Deployment<'_>) -> String {
+    let clients = env.clients().await;
+    let service = clients.ecs.service(d.cluster, d.names.service()).await.expect("service").expect("exists");
+    service.task_definition
 }
 
 fn namespace_id(env: &Env) -> String {
