@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::{ApiDeployment, FieldError, RuleSource};
 
 /// The policy file.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TenancyPolicy {
     /// One entry per tenant; the first whose `namespaces` match an ApiDeployment's namespace applies.
@@ -25,7 +25,7 @@ pub struct TenancyPolicy {
 }
 
 /// What the ApiDeployments of some namespaces may use.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Tenant {
     /// A name for messages (`team-a`).
@@ -73,6 +73,67 @@ pub struct Tenant {
     /// API Gateway HTTP APIs, each with the route paths the tenant may claim on it.
     #[serde(default)]
     pub http_apis: Vec<HttpApiGrant>,
+    /// The lists above as regular expressions, compiled on first use (every reconcile checks).
+    #[serde(skip)]
+    compiled: std::sync::OnceLock<Compiled>,
+}
+
+/// A tenant's patterns, compiled.
+#[derive(Debug, Clone)]
+struct Compiled {
+    /// By field name (`taskRoles`).
+    lists: std::collections::BTreeMap<&'static str, Patterns>,
+    /// Per listener grant: ARN, hosts, paths.
+    listeners: Vec<[Patterns; 3]>,
+    /// Per HTTP API grant: id, routes.
+    http_apis: Vec<[Patterns; 2]>,
+}
+
+impl Tenant {
+    /// The lists of plain values by field name, with whether they compare in lower case: what both the
+    /// check and the admission parameters go through.
+    fn lists(&self) -> [(&'static str, &[String], bool); 12] {
+        [
+            ("namespaces", &self.namespaces, false),
+            ("regions", &self.regions, false),
+            ("clusters", &self.clusters, false),
+            ("subnets", &self.subnets, false),
+            ("securityGroups", &self.security_groups, false),
+            ("taskRoles", &self.task_roles, false),
+            ("executionRoles", &self.execution_roles, false),
+            ("secrets", &self.secrets, false),
+            ("logGroups", &self.log_groups, false),
+            ("repositories", &self.repositories, false),
+            ("promotionRepositories", &self.promotion_repositories, false),
+            ("serviceDiscoveryNamespaces", &self.service_discovery_namespaces, false),
+        ]
+    }
+
+    fn compiled(&self) -> &Compiled {
+        self.compiled.get_or_init(|| Compiled {
+            lists: self.lists().into_iter().map(|(field, list, fold)| (field, Patterns::new(list, fold))).collect(),
+            listeners: self
+                .listeners
+                .iter()
+                .map(|g| {
+                    [
+                        Patterns::new(std::slice::from_ref(&g.arn), false),
+                        Patterns::new(&g.hosts, true),
+                        Patterns::new(&g.paths, false),
+                    ]
+                })
+                .collect(),
+            http_apis: self
+                .http_apis
+                .iter()
+                .map(|a| [Patterns::new(std::slice::from_ref(&a.id), false), Patterns::new(&a.routes, false)])
+                .collect(),
+        })
+    }
+
+    fn list(&self, field: &str) -> &Patterns {
+        &self.compiled().lists[field]
+    }
 }
 
 /// A listener a tenant may route from.
@@ -140,18 +201,9 @@ impl TenancyPolicy {
             let mut put = |key: String, list: &[String], fold: bool| {
                 data.insert(format!("t{i}{key}"), pattern_regex(list, fold));
             };
-            put("namespaces".into(), &t.namespaces, false);
-            put("regions".into(), &t.regions, false);
-            put("clusters".into(), &t.clusters, false);
-            put("subnets".into(), &t.subnets, false);
-            put("securityGroups".into(), &t.security_groups, false);
-            put("taskRoles".into(), &t.task_roles, false);
-            put("executionRoles".into(), &t.execution_roles, false);
-            put("secrets".into(), &t.secrets, false);
-            put("logGroups".into(), &t.log_groups, false);
-            put("repositories".into(), &t.repositories, false);
-            put("promotionRepositories".into(), &t.promotion_repositories, false);
-            put("serviceDiscoveryNamespaces".into(), &t.service_discovery_namespaces, false);
+            for (field, list, fold) in t.lists() {
+                put(field.into(), list, fold);
+            }
             for (j, g) in t.listeners.iter().enumerate() {
                 put(format!("l{j}arn"), std::slice::from_ref(&g.arn), false);
                 put(format!("l{j}hosts"), &g.hosts, true);
@@ -169,7 +221,7 @@ impl TenancyPolicy {
 
     /// The entry that applies to `namespace`, with its index.
     pub fn tenant(&self, namespace: &str) -> Option<(usize, &Tenant)> {
-        self.tenants.iter().enumerate().find(|(_, t)| Patterns::new(&t.namespaces, false).matches(namespace))
+        self.tenants.iter().enumerate().find(|(_, t)| t.list("namespaces").matches(namespace))
     }
 
     /// Check `resource` (in `default_region` unless its spec names one) against the policy: every field
@@ -185,63 +237,55 @@ impl TenancyPolicy {
         };
         let who = tenant.name.clone().unwrap_or_else(|| format!("tenants[{index}]"));
         let mut errors = Vec::new();
-        let mut allow = |path: &str, value: &str, list: &[String], field: &str| {
-            if !Patterns::new(list, false).matches(value) {
+        let mut allow = |path: &str, value: &str, field: &str| {
+            let patterns = tenant.list(field);
+            if !patterns.matches(value) {
                 errors.push(violation(
                     path,
-                    format!("{value} is not allowed for namespace {namespace} ({who} {field}: {})", shown(list)),
+                    format!("{value} is not allowed for namespace {namespace} ({who} {field}: {})", shown(&patterns.2)),
                     &format!("tenants[{index}].{field}"),
                 ));
             }
         };
         let spec = &resource.spec;
-        allow("spec.region", spec.region.as_deref().unwrap_or(default_region), &tenant.regions, "regions");
-        allow("spec.cluster", &spec.cluster, &tenant.clusters, "clusters");
+        allow("spec.region", spec.region.as_deref().unwrap_or(default_region), "regions");
+        allow("spec.cluster", &spec.cluster, "clusters");
         for (i, s) in spec.service.subnets.iter().enumerate() {
-            allow(&format!("spec.service.subnets[{i}]"), s, &tenant.subnets, "subnets");
+            allow(&format!("spec.service.subnets[{i}]"), s, "subnets");
         }
         for (i, s) in spec.service.security_groups.iter().enumerate() {
-            allow(&format!("spec.service.securityGroups[{i}]"), s, &tenant.security_groups, "securityGroups");
+            allow(&format!("spec.service.securityGroups[{i}]"), s, "securityGroups");
         }
         let c = &spec.container;
         if let Some(role) = &c.task_role_arn {
-            allow("spec.container.taskRoleArn", role, &tenant.task_roles, "taskRoles");
+            allow("spec.container.taskRoleArn", role, "taskRoles");
         }
         if let Some(role) = &c.execution_role_arn {
-            allow("spec.container.executionRoleArn", role, &tenant.execution_roles, "executionRoles");
+            allow("spec.container.executionRoleArn", role, "executionRoles");
         }
         for (name, arn) in &c.secrets {
-            allow(&format!("spec.container.secrets.{name}"), arn, &tenant.secrets, "secrets");
+            allow(&format!("spec.container.secrets.{name}"), arn, "secrets");
         }
         if let Some(group) = &c.log_group {
-            allow("spec.container.logGroup", group, &tenant.log_groups, "logGroups");
+            allow("spec.container.logGroup", group, "logGroups");
         }
-        allow("spec.image.repository", &spec.image.repository, &tenant.repositories, "repositories");
+        allow("spec.image.repository", &spec.image.repository, "repositories");
         if spec.image.promotion_tag.is_some() {
-            allow(
-                "spec.image.promotionTag",
-                &spec.image.repository,
-                &tenant.promotion_repositories,
-                "promotionRepositories",
-            );
+            allow("spec.image.promotionTag", &spec.image.repository, "promotionRepositories");
         }
         if let Some(sd) = &spec.service.service_discovery {
-            allow(
-                "spec.service.serviceDiscovery.namespaceId",
-                &sd.namespace_id,
-                &tenant.service_discovery_namespaces,
-                "serviceDiscoveryNamespaces",
-            );
+            allow("spec.service.serviceDiscovery.namespaceId", &sd.namespace_id, "serviceDiscoveryNamespaces");
         }
         if let Some(lb) = &spec.load_balancer {
             let listeners = [(lb.listener_arn.as_str(), "spec.loadBalancer")].into_iter().chain(
                 lb.https_redirect.as_ref().map(|r| (r.listener_arn.as_str(), "spec.loadBalancer.httpsRedirect")),
             );
             for (arn, path) in listeners {
-                let grants: Vec<&ListenerGrant> = tenant
+                let grants: Vec<(&ListenerGrant, &[Patterns; 3])> = tenant
                     .listeners
                     .iter()
-                    .filter(|g| Patterns::new(std::slice::from_ref(&g.arn), false).matches(arn))
+                    .zip(&tenant.compiled().listeners)
+                    .filter(|(_, [grant_arn, _, _])| grant_arn.matches(arn))
                     .collect();
                 if grants.is_empty() {
                     errors.push(violation(
@@ -258,14 +302,14 @@ impl TenancyPolicy {
                 let everything = vec!["*".to_string()];
                 let hosts = if lb.hosts.is_empty() { &everything } else { &lb.hosts };
                 let paths = if lb.paths.is_empty() { &everything } else { &lb.paths };
-                let hosts_fit = |g: &ListenerGrant| hosts.iter().all(|c| Patterns::new(&g.hosts, true).matches(c));
-                let paths_fit = |g: &ListenerGrant| paths.iter().all(|c| Patterns::new(&g.paths, false).matches(c));
-                if !grants.iter().any(|g| hosts_fit(g) && paths_fit(g)) {
+                let hosts_fit = |[_, h, _]: &[Patterns; 3]| hosts.iter().all(|c| h.matches(c));
+                let paths_fit = |[_, _, p]: &[Patterns; 3]| paths.iter().all(|c| p.matches(c));
+                if !grants.iter().any(|(_, c)| hosts_fit(c) && paths_fit(c)) {
                     let allowed: Vec<String> = grants
                         .iter()
-                        .map(|g| format!("hosts [{}] paths [{}]", shown(&g.hosts), shown(&g.paths)))
+                        .map(|(g, _)| format!("hosts [{}] paths [{}]", shown(&g.hosts), shown(&g.paths)))
                         .collect();
-                    let field = if grants.iter().any(|g| hosts_fit(g)) { "paths" } else { "hosts" };
+                    let field = if grants.iter().any(|(_, c)| hosts_fit(c)) { "paths" } else { "hosts" };
                     errors.push(violation(
                         &format!("spec.loadBalancer.{field}"),
                         format!(
@@ -281,10 +325,11 @@ impl TenancyPolicy {
             }
         }
         if let Some(g) = &spec.api_gateway {
-            let grants: Vec<&HttpApiGrant> = tenant
+            let grants: Vec<(&HttpApiGrant, &[Patterns; 2])> = tenant
                 .http_apis
                 .iter()
-                .filter(|a| Patterns::new(std::slice::from_ref(&a.id), false).matches(&g.api_id))
+                .zip(&tenant.compiled().http_apis)
+                .filter(|(_, [id, _])| id.matches(&g.api_id))
                 .collect();
             if grants.is_empty() {
                 errors.push(violation(
@@ -295,8 +340,8 @@ impl TenancyPolicy {
             } else {
                 for (i, route) in g.routes.iter().enumerate() {
                     let path = route_path(&route.key);
-                    if !grants.iter().any(|a| Patterns::new(&a.routes, false).matches(path)) {
-                        let allowed: Vec<String> = grants.iter().flat_map(|a| a.routes.clone()).collect();
+                    if !grants.iter().any(|(_, [_, routes])| routes.matches(path)) {
+                        let allowed: Vec<String> = grants.iter().flat_map(|(a, _)| a.routes.clone()).collect();
                         errors.push(violation(
                             &format!("spec.apiGateway.routes[{i}].key"),
                             format!(
@@ -335,12 +380,13 @@ fn route_path(key: &str) -> &str {
 /// else itself. A value that holds wildcards (a claimed host or path) thus matches only when every string
 /// it stands for does: `*.team-a.example.com` covers `api.team-a.example.com` and `*.team-a.example.com`,
 /// not `*.example.com`. An empty list matches nothing. `fold`: hosts, compared in lower case.
-pub struct Patterns(regex::Regex, bool);
+#[derive(Debug, Clone)]
+pub struct Patterns(regex::Regex, bool, Vec<String>);
 
 impl Patterns {
     /// The patterns `list`.
     pub fn new(list: &[String], fold: bool) -> Patterns {
-        Patterns(regex::Regex::new(&pattern_regex(list, fold)).unwrap_or_else(|_| never()), fold)
+        Patterns(regex::Regex::new(&pattern_regex(list, fold)).unwrap_or_else(|_| never()), fold, list.to_vec())
     }
     /// Whether `value` is covered.
     pub fn matches(&self, value: &str) -> bool {
