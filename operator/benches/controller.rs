@@ -139,7 +139,7 @@ impl Bench {
         let ecs = Arc::new(TimedEcs { inner: clients.ecs.clone(), updated_at: Mutex::new(None) });
         clients.ecs = ecs.clone();
         let object = Arc::new(Mutex::new(object));
-        let ctx = Context::new(
+        let ctx = Arc::new(Context::new(
             instant_api(object.clone()),
             Engines::Fixed(Engine::new(clients, "us-east-1")),
             Arc::new(Metrics::default()),
@@ -147,7 +147,7 @@ impl Bench {
             "ecsop".into(),
             // deep_every large: the steady state takes the fast path, as a periodic resync does.
             Timing { deep_every: 1_000_000, ..Timing::default() },
-        );
+        ));
         Bench { fake, ecs, object, ctx }
     }
 

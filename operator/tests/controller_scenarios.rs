@@ -151,7 +151,7 @@ impl Scenario {
     }
 
     fn context(&self, client: kube::Client) -> Arc<Context> {
-        Context::new(
+        Arc::new(Context::new(
             client,
             Engines::Fixed(Engine::new(self.fake.clients(), "us-east-1")),
             self.metrics.clone(),
@@ -163,7 +163,7 @@ impl Scenario {
                 deep_every: 1,
                 delete_wait: Duration::from_secs(5),
             },
-        )
+        ))
     }
 
     /// Run one reconcile of the current object; returns the verifier and the result.

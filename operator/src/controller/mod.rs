@@ -125,7 +125,7 @@ pub struct Context {
 }
 
 impl Context {
-    /// A context.
+    /// A context, without a tenancy policy.
     pub fn new(
         client: kube::Client,
         engines: Engines,
@@ -133,21 +133,8 @@ impl Context {
         leader: LeaderState,
         reporter: Reporter,
         timing: Timing,
-    ) -> Arc<Context> {
-        Self::with_tenancy(client, engines, metrics, leader, reporter, timing, None)
-    }
-
-    /// A context whose ApiDeployments are checked against `tenancy` before any AWS call.
-    pub fn with_tenancy(
-        client: kube::Client,
-        engines: Engines,
-        metrics: Arc<Metrics>,
-        leader: LeaderState,
-        reporter: Reporter,
-        timing: Timing,
-        tenancy: Option<TenancyPolicy>,
-    ) -> Arc<Context> {
-        Arc::new(Context { client, engines, metrics, leader, reporter, timing, tenancy, reconciles: Mutex::default() })
+    ) -> Context {
+        Context { client, engines, metrics, leader, reporter, timing, tenancy: None, reconciles: Mutex::default() }
     }
 
     /// Whether this reconcile of `key` reads AWS deeply: the first one and every `deep_every`-th after.
@@ -277,15 +264,10 @@ pub async fn run_until(
         instance: config.leader_election.as_ref().map(|(_, l)| l.identity.clone()),
     };
     let stepping_down = leader.clone();
-    let ctx = Context::with_tenancy(
-        client,
-        engines,
-        metrics,
-        leader,
-        reporter,
-        config.timing.clone(),
-        config.tenancy.clone(),
-    );
+    let ctx = Arc::new(Context {
+        tenancy: config.tenancy.clone(),
+        ..Context::new(client, engines, metrics, leader, reporter, config.timing.clone())
+    });
     let probe = api.clone();
     let meta_api: Api<PartialObjectMeta<ApiDeployment>> = match &config.namespace {
         Some(ns) => Api::namespaced(probe.clone().into_client(), ns),

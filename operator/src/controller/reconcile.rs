@@ -107,6 +107,28 @@ pub fn backoff(error: &Error) -> Duration {
     }
 }
 
+/// Report `obj` Stalled for `reason`: the status, a Warning event when the condition is new (so a
+/// resync does not repeat it), and Ready=False in the metrics.
+async fn stall(
+    api: &Api<ApiDeployment>,
+    obj: &ApiDeployment,
+    ctx: &Context,
+    recorder: &Recorder,
+    reason: &str,
+    action: &str,
+    message: &str,
+) -> Result<(), Error> {
+    let previous = obj.status.clone();
+    let status = stalled_status(&previous, obj.metadata.generation, reason, message);
+    patch_status(api, obj, &status).await?;
+    if transitioned(previous.as_ref(), &status) {
+        publish(recorder, &obj.object_ref(&()), EventType::Warning, reason, action, message).await;
+    }
+    let key = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
+    ctx.metrics.set_ready(&key, Some("False"));
+    Ok(())
+}
+
 async fn apply(obj: Arc<ApiDeployment>, api: &Api<ApiDeployment>, ctx: &Context) -> Result<Requeue, Error> {
     let key = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
     let previous = obj.status.clone();
@@ -114,26 +136,18 @@ async fn apply(obj: Arc<ApiDeployment>, api: &Api<ApiDeployment>, ctx: &Context)
     let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
     let reference = obj.object_ref(&());
 
-    if let Err(errors) = api::validate(&obj) {
+    // The CRD's rules, then the platform team's tenancy policy (what this namespace may use): both before
+    // any AWS call, and both wait for the object to change.
+    let refused = match api::validate(&obj) {
+        Err(errors) => Some(("InvalidSpec", errors)),
+        Ok(()) => match ctx.tenancy.as_ref().map(|p| p.check(&obj, &ctx.engines.default_region())) {
+            Some(Err(errors)) => Some(("PolicyViolation", errors)),
+            _ => None,
+        },
+    };
+    if let Some((reason, errors)) = refused {
         let message = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-        let status = stalled_status(&previous, generation, "InvalidSpec", &message);
-        patch_status(api, &obj, &status).await?;
-        if transitioned(previous.as_ref(), &status) {
-            publish(&recorder, &reference, EventType::Warning, "InvalidSpec", "Validate", &message).await;
-        }
-        ctx.metrics.set_ready(&key, Some("False"));
-        return Ok(Requeue::await_change());
-    }
-
-    // The platform team's tenancy policy, before any AWS call: what this namespace may use.
-    if let Some(Err(errors)) = ctx.tenancy.as_ref().map(|p| p.check(&obj, &ctx.engines.default_region())) {
-        let message = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-        let status = stalled_status(&previous, generation, "PolicyViolation", &message);
-        patch_status(api, &obj, &status).await?;
-        if transitioned(previous.as_ref(), &status) {
-            publish(&recorder, &reference, EventType::Warning, "PolicyViolation", "Validate", &message).await;
-        }
-        ctx.metrics.set_ready(&key, Some("False"));
+        stall(api, &obj, ctx, &recorder, reason, "Validate", &message).await?;
         return Ok(Requeue::await_change());
     }
 
@@ -168,12 +182,7 @@ async fn apply(obj: Arc<ApiDeployment>, api: &Api<ApiDeployment>, ctx: &Context)
                 _ => None,
             };
             if let Some(reason) = stalled {
-                let status = stalled_status(&previous, generation, reason, &e.to_string());
-                patch_status(api, &obj, &status).await?;
-                if transitioned(previous.as_ref(), &status) {
-                    publish(&recorder, &reference, EventType::Warning, reason, "Reconcile", &e.to_string()).await;
-                }
-                ctx.metrics.set_ready(&key, Some("False"));
+                stall(api, &obj, ctx, &recorder, reason, "Reconcile", &e.to_string()).await?;
             } else {
                 publish(&recorder, &reference, EventType::Warning, "ReconcileFailed", "Reconcile", &e.to_string())
                     .await;
