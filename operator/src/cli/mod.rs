@@ -234,8 +234,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
         }
         Command::Validate { path, tenancy_policy } => {
             let manifests = manifest::load(&path)?;
-            if let Some(policy) = tenancy_policy {
-                let policy = TenancyPolicy::load(&policy).map_err(|e| Error::Usage(e.to_string()))?;
+            if let Some(policy) = tenancy(tenancy_policy.as_deref())? {
                 let region = std::env::var("AWS_REGION").or_else(|_| std::env::var("AWS_DEFAULT_REGION"));
                 manifest::check_policy(&manifests, &policy, region.as_deref().unwrap_or("us-east-1"))?;
             }
@@ -282,10 +281,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             });
             // A policy that cannot be read stops the start: running without it would let every tenant
             // use everything.
-            let tenancy = match tenancy_policy {
-                Some(path) => Some(TenancyPolicy::load(&path).map_err(|e| Error::Usage(e.to_string()))?),
-                None => None,
-            };
+            let tenancy = tenancy(tenancy_policy.as_deref())?;
             let config = crate::controller::RunConfig {
                 tenancy,
                 namespace,
@@ -315,6 +311,12 @@ async fn run(cli: Cli) -> Result<u8, Error> {
     }
 }
 
+/// The tenancy policy at `path`, when one is given. One that cannot be read is a usage error (exit 2),
+/// never a silent single-tenant run.
+fn tenancy(path: Option<&std::path::Path>) -> Result<Option<TenancyPolicy>, Error> {
+    path.map(TenancyPolicy::load).transpose().map_err(|e| Error::Usage(e.to_string()))
+}
+
 /// The manifests' ApiDeployments with an engine for each one's region.
 pub(super) struct Fleet {
     items: Vec<(Engine, Target)>,
@@ -326,10 +328,7 @@ impl Fleet {
     /// Load and validate first; only then build AWS clients (so invalid input makes no AWS call).
     async fn load(common: &Common) -> Result<Fleet, Error> {
         let manifests = manifest::load(&common.path)?;
-        let policy = match &common.tenancy_policy {
-            Some(path) => Some(TenancyPolicy::load(path).map_err(|e| Error::Usage(e.to_string()))?),
-            None => None,
-        };
+        let policy = tenancy(common.tenancy_policy.as_deref())?;
         // Loading the SDK configuration reads the environment and profile files; it calls no AWS API.
         let base = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
         let default_region = base.region().map(|r| r.to_string());
