@@ -34,28 +34,32 @@ pub struct Storage {
     aborts: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
-/// A multipart upload in progress (`id` once started); dropped before it completed, it aborts the
-/// upload on a task of its own (the request's future is gone) that shutdown waits for.
+/// The multipart upload of one request, once started. Dropped before it completed (an error, the client
+/// gone, the request timeout, shutdown), it aborts the upload on a task of its own (the request's future
+/// is gone), which shutdown waits for.
 struct PendingUpload<'a> {
     storage: &'a Storage,
     key: String,
-    id: Option<String>,
+    upload: Option<Multipart>,
 }
 
 impl Drop for PendingUpload<'_> {
     fn drop(&mut self) {
-        let Some(id) = self.id.take() else { return };
+        let Some(upload) = self.upload.take() else { return };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
-        let (client, bucket, key) = (self.storage.client.clone(), self.storage.bucket.clone(), self.key.clone());
-        tracing::info!(%key, "upload cut short; aborting its multipart upload");
-        let handle = runtime.spawn(async move {
-            if let Err(e) = client.abort_multipart_upload().bucket(&bucket).key(&key).upload_id(&id).send().await {
-                tracing::warn!(error = ?e, %key, "aborting multipart upload failed");
-            }
-        });
+        tracing::info!(key = %self.key, "upload cut short; aborting its multipart upload");
+        let handle =
+            runtime.spawn(abort(self.storage.client.clone(), self.storage.bucket.clone(), self.key.clone(), upload.id));
         let mut aborts = self.storage.aborts.lock().unwrap_or_else(|e| e.into_inner());
         aborts.retain(|h| !h.is_finished());
         aborts.push(handle);
+    }
+}
+
+/// Abort a multipart upload, leaving no billable half-upload behind; a failure is logged, not returned.
+async fn abort(client: Client, bucket: String, key: String, id: String) {
+    if let Err(e) = client.abort_multipart_upload().bucket(&bucket).key(&key).upload_id(&id).send().await {
+        tracing::warn!(error = ?e, %key, "aborting multipart upload failed");
     }
 }
 
@@ -105,10 +109,8 @@ impl Storage {
         let _permit = self.permits.acquire().await.map_err(|e| ApiError::Internal(e.to_string()))?;
         let mut buffer = BytesMut::new();
         let mut size: u64 = 0;
-        let mut multipart: Option<Multipart> = None;
-        // Whatever ends this future without completing the upload (an error, the client gone, the request
-        // timeout, shutdown) aborts it: no billable half-upload is left behind.
-        let mut pending = PendingUpload { storage: self, key: key.clone(), id: None };
+        let mut pending = PendingUpload { storage: self, key: key.clone(), upload: None };
+        let multipart = &mut pending.upload;
         let result = async {
             while let Some(chunk) = body.next().await {
                 let chunk = chunk?;
@@ -120,9 +122,7 @@ impl Storage {
                 while buffer.len() >= PART_SIZE {
                     let part = buffer.split_to(PART_SIZE).freeze();
                     if multipart.is_none() {
-                        let started = self.start(&key, content_type).await?;
-                        pending.id = Some(started.id.clone());
-                        multipart = Some(started);
+                        *multipart = Some(self.start(&key, content_type).await?);
                     }
                     if let Some(upload) = multipart.as_mut() {
                         self.put_part(&key, upload, part).await?;
@@ -140,25 +140,16 @@ impl Storage {
             }
         }
         .await;
-        match result {
-            Ok(()) => {
-                pending.id = None;
-                Ok(Stored { key, size })
-            }
-            Err(err) => {
-                if let Some(id) = pending.id.take() {
-                    self.abort(&key, &id).await;
+        // Completed, or failed: an error aborts before it is answered (the guard's abort is for futures
+        // that never get here).
+        match (result, pending.upload.take()) {
+            (Ok(()), _) => Ok(Stored { key, size }),
+            (Err(err), upload) => {
+                if let Some(upload) = upload {
+                    abort(self.client.clone(), self.bucket.clone(), key, upload.id).await;
                 }
                 Err(err)
             }
-        }
-    }
-
-    /// Abort a multipart upload; a failure is logged, not returned.
-    async fn abort(&self, key: &str, id: &str) {
-        let aborted = self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(id).send().await;
-        if let Err(e) = aborted {
-            tracing::warn!(error = ?e, %key, "aborting multipart upload failed");
         }
     }
 
