@@ -139,22 +139,8 @@ async fn answers_give_nothing_away_and_carry_security_headers(backend: Backend) 
     assert!(plain.healthz().await.headers().get("strict-transport-security").is_none(), "HSTS only behind TLS");
 }
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                super::$name(crate::helpers::Backend::Sqlite).await;
-            }
-            #[tokio::test]
-            async fn postgres() {
-                super::$name(crate::helpers::Backend::Postgres).await;
-            }
-        }
-    )*};
-}
-
-both!(
+crate::on_both_databases!(
+    backend:
     only_owners_and_admins_change_rows,
     registration_can_be_closed_or_by_invitation,
     answers_give_nothing_away_and_carry_security_headers,

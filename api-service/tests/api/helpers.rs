@@ -296,19 +296,28 @@ impl TestApp {
 }
 
 /// Runs each named `async fn(TestApp)` once on SQLite and once on PostgreSQL, as
-/// `<name>::sqlite` and `<name>::postgres`.
+/// `<name>::sqlite` and `<name>::postgres`. With `backend:` first, each is an `async fn(Backend)` that
+/// starts its own apps (for a configuration of its own).
 #[macro_export]
 macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {$(
+    (@call app $name:ident $backend:ident) => {
+        super::$name($crate::helpers::spawn_app($crate::helpers::Backend::$backend).await).await
+    };
+    (@call backend $name:ident $backend:ident) => {
+        super::$name($crate::helpers::Backend::$backend).await
+    };
+    (@each $arg:ident; $($name:ident),*) => {$(
         mod $name {
             #[tokio::test]
             async fn sqlite() {
-                super::$name($crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await).await;
+                $crate::on_both_databases!(@call $arg $name Sqlite);
             }
             #[tokio::test]
             async fn postgres() {
-                super::$name($crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await).await;
+                $crate::on_both_databases!(@call $arg $name Postgres);
             }
         }
     )*};
+    (backend: $($name:ident),* $(,)?) => { $crate::on_both_databases!(@each backend; $($name),*); };
+    ($($name:ident),* $(,)?) => { $crate::on_both_databases!(@each app; $($name),*); };
 }

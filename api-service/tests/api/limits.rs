@@ -98,22 +98,8 @@ async fn registrations_per_address_and_the_proxy_header(backend: Backend) {
     assert_eq!(from("192.0.2.2", "user4").await.unwrap().status(), StatusCode::CREATED);
 }
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                super::$name(crate::helpers::Backend::Sqlite).await;
-            }
-            #[tokio::test]
-            async fn postgres() {
-                super::$name(crate::helpers::Backend::Postgres).await;
-            }
-        }
-    )*};
-}
-
-both!(
+crate::on_both_databases!(
+    backend:
     the_sixth_failed_login_in_a_minute_for_one_account_is_refused,
     a_flood_of_anonymous_factorials_is_refused_while_users_are_served,
     registrations_per_address_and_the_proxy_header,
