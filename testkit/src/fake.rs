@@ -2566,12 +2566,13 @@ impl ApiGateway for FakeAws {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use ecsop::aws::DeploymentSettings;
     use ecsop::aws::taskdef::Container;
 
-    fn td(family: &str, image: &str) -> TaskDefinition {
+    /// Shared with the other fakes' tests.
+    pub(crate) fn td(family: &str, image: &str) -> TaskDefinition {
         TaskDefinition {
             family: family.into(),
             cpu: "256".into(),
@@ -2592,11 +2593,13 @@ mod tests {
         }
     }
 
-    fn tags(pairs: &[(&str, &str)]) -> Tags {
+    /// Shared with the other fakes' tests.
+    pub(crate) fn tags(pairs: &[(&str, &str)]) -> Tags {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
-    fn network() -> NetworkSettings {
+    /// Shared with the other fakes' tests.
+    pub(crate) fn network() -> NetworkSettings {
         NetworkSettings {
             subnets: vec!["subnet-1".into()],
             security_groups: vec!["sg-1".into()],
@@ -2604,7 +2607,8 @@ mod tests {
         }
     }
 
-    fn service_config(task_definition: &str) -> ServiceConfig {
+    /// Shared with the other fakes' tests.
+    pub(crate) fn service_config(task_definition: &str) -> ServiceConfig {
         ServiceConfig {
             cluster: "prod".into(),
             name: "books-api".into(),

@@ -786,16 +786,11 @@ impl ApiGateway for Recording {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ecsop::aws::taskdef::Container;
-    use ecsop::aws::{DeploymentSettings, NetworkSettings};
+    use crate::fake::tests::tags;
     use serde_json::json;
 
     const SERVICE_ARN: &str = "arn:aws:ecs:us-east-1:123456789012:service/prod/books-api";
     const CLUSTER_ARN: &str = "arn:aws:ecs:us-east-1:123456789012:cluster/prod";
-
-    fn tags(pairs: &[(&str, &str)]) -> Tags {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
 
     fn owned_tags() -> Tags {
         tags(&[("ecsop.io/managed-by", "ecsop"), ("ecsop.io/owner", "prod/books-api")])
@@ -803,48 +798,14 @@ mod tests {
 
     fn task_definition(task_role: Option<&str>, execution_role: Option<&str>) -> TaskDefinition {
         TaskDefinition {
-            family: "prod-books-api".into(),
-            cpu: "256".into(),
-            memory: "512".into(),
-            cpu_architecture: "X86_64".into(),
-            execution_role_arn: execution_role.map(str::to_string),
             task_role_arn: task_role.map(str::to_string),
-            container: Container {
-                name: "api".into(),
-                image: "img@sha256:01".into(),
-                port: 8080,
-                command: vec![],
-                environment: BTreeMap::new(),
-                secrets: BTreeMap::new(),
-                health_check: None,
-                logs: None,
-            },
+            execution_role_arn: execution_role.map(str::to_string),
+            ..crate::fake::tests::td("prod-books-api", "img@sha256:01")
         }
     }
 
     fn service_config(task_definition: &str) -> ServiceConfig {
-        ServiceConfig {
-            cluster: "prod".into(),
-            name: "books-api".into(),
-            task_definition: task_definition.into(),
-            desired_count: 2,
-            network: NetworkSettings {
-                subnets: vec!["subnet-1".into()],
-                security_groups: vec!["sg-1".into()],
-                assign_public_ip: false,
-            },
-            deployment: DeploymentSettings {
-                maximum_percent: 200,
-                minimum_healthy_percent: 100,
-                circuit_breaker: true,
-                rollback: true,
-            },
-            alarms: None,
-            health_check_grace_period_seconds: None,
-            load_balancer: None,
-            registry: None,
-            tags: owned_tags(),
-        }
+        ServiceConfig { tags: owned_tags(), ..crate::fake::tests::service_config(task_definition) }
     }
 
     fn context(entries: &[(&str, Value)]) -> Context {
