@@ -88,9 +88,11 @@ impl Account {
         Ok(view.deployments)
     }
 
-    /// Wait (up to `timeout`) for the service to have a PRIMARY deployment of a task definition other
-    /// than `previous` (any, when `None`), then take `steps` on it with `pause` between them. Returns
-    /// the task definition that was driven. This is what ECS would do after ecsop's UpdateService.
+    /// Wait (up to `timeout`) for the service to have a PRIMARY deployment still rolling out, of a task
+    /// definition other than `previous` (any, when `None`), then take `steps` on it with `pause` between
+    /// them. Returns the task definition that was driven. This is what ECS would do after ecsop's
+    /// UpdateService. A deployment that already finished is never driven again: it is the one before
+    /// the awaited UpdateService, not its result.
     pub async fn drive_next_rollout(
         &self,
         cluster: &str,
@@ -103,7 +105,8 @@ impl Account {
         let deadline = Instant::now() + timeout;
         let task_definition = loop {
             let deployments = self.deployments(cluster, service).await?;
-            let primary = deployments.iter().find(|d| d.status == "PRIMARY");
+            let finished = |d: &&DeploymentView| matches!(d.rollout_state.as_deref(), Some("COMPLETED" | "FAILED"));
+            let primary = deployments.iter().find(|d| d.status == "PRIMARY").filter(|d| !finished(d));
             if let Some(p) = primary
                 && Some(p.task_definition.as_str()) != previous
             {
