@@ -53,16 +53,17 @@ impl LeaderState {
     }
     /// A renewal that started at `started` succeeded: lead until `started + renew_deadline`.
     pub fn renewed(&self, started: Instant, renew_deadline: Duration) {
-        let mut leading = self.lock();
-        if !matches!(*leading, Leading::SteppedDown) {
-            *leading = Leading::Until(started + renew_deadline);
-        }
+        self.unless_stepped_down(Leading::Until(started + renew_deadline));
     }
     /// The lease is lost (or was never won).
     pub fn lost(&self) {
+        self.unless_stepped_down(Leading::No);
+    }
+    /// What the lease says, unless shutdown has stepped this replica down for good.
+    fn unless_stepped_down(&self, to: Leading) {
         let mut leading = self.lock();
         if !matches!(*leading, Leading::SteppedDown) {
-            *leading = Leading::No;
+            *leading = to;
         }
     }
     /// Stop writing for good (shutdown), also with leader election off. The lease, if held, is kept
