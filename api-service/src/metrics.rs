@@ -48,6 +48,8 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<LatencyLabels, Histogram>,
     in_flight: Gauge,
+    factorial_running: Gauge,
+    factorial_cancelled: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -72,7 +74,19 @@ impl Metrics {
         registry.register("http_requests", "HTTP requests by method, route and status", requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency by method and route", latency.clone());
         registry.register("http_requests_in_flight", "HTTP requests being served", in_flight.clone());
-        Self { registry, requests, latency, in_flight }
+        let factorial_running = Gauge::default();
+        let factorial_cancelled = Counter::default();
+        registry.register(
+            "factorial_computations_running",
+            "Large factorials being computed on threads of their own (each holds one CPU permit)",
+            factorial_running.clone(),
+        );
+        registry.register(
+            "factorial_computations_cancelled",
+            "Large factorials stopped before the end because nobody waited for them any more",
+            factorial_cancelled.clone(),
+        );
+        Self { registry, requests, latency, in_flight, factorial_running, factorial_cancelled }
     }
 
     /// The registry, to register more metrics.
@@ -103,6 +117,34 @@ impl Metrics {
         self.latency.get_or_create(&labels).observe(latency.as_secs_f64());
         let LatencyLabels { method, route } = labels;
         self.requests.get_or_create(&RequestLabels { method, route, status: status.as_u16() }).inc();
+    }
+}
+
+impl Metrics {
+    /// Counts a large factorial as running until the guard is dropped.
+    pub fn factorial_started(&self) -> Computing {
+        self.factorial_running.inc();
+        Computing { running: self.factorial_running.clone(), cancelled: self.factorial_cancelled.clone() }
+    }
+}
+
+/// A factorial being computed; see [`Metrics::factorial_started`].
+#[derive(Debug)]
+pub struct Computing {
+    running: Gauge,
+    cancelled: Counter,
+}
+
+impl Computing {
+    /// Records that the computation stopped early, because nobody waited for it.
+    pub fn cancelled(&self) {
+        self.cancelled.inc();
+    }
+}
+
+impl Drop for Computing {
+    fn drop(&mut self) {
+        self.running.dec();
     }
 }
 

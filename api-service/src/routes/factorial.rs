@@ -26,7 +26,8 @@ pub struct FactorialResponse {
 }
 
 /// N!, exact. Large N runs on a thread of its own, at most one computation per CPU at a time, so it
-/// never stalls the request workers.
+/// never stalls the request workers; when the request times out or the client goes away, the
+/// computation stops and frees its CPU.
 pub async fn factorial(
     State(state): State<AppState>,
     Query(query): Query<FactorialQuery>,
@@ -39,7 +40,7 @@ pub async fn factorial(
         let computed = async {
             let permit =
                 state.cpu_permits.clone().acquire_owned().await.map_err(|e| ApiError::Internal(e.to_string()))?;
-            factorial_on_thread(number, permit).await
+            factorial_on_thread(number, permit, state.metrics.clone()).await
         };
         tokio::time::timeout(state.config.request_timeout(), computed).await.map_err(|_| ApiError::Status {
             status: StatusCode::REQUEST_TIMEOUT,

@@ -94,3 +94,69 @@ async fn large_factorials_do_not_block_other_requests() {
     }
     assert!(last_heavy > light_done, "the factorials should still have been running");
 }
+
+/// A metric of the app's own registry (0 when absent).
+fn metric(app: &crate::helpers::TestApp, name: &str) -> f64 {
+    let text = app.state.metrics.render().unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Waits (up to `bound`) until no factorial is computing; returns how long that took.
+async fn until_no_factorial_runs(app: &crate::helpers::TestApp, bound: Duration) -> Duration {
+    let started = Instant::now();
+    while metric(app, "api_factorial_computations_running") > 0.0 {
+        assert!(
+            started.elapsed() < bound,
+            "a factorial nobody waits for still computes {bound:?} later: it was not cancelled"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    started.elapsed()
+}
+
+/// 3,000,000! takes seconds to compute and convert (19.3 million digits); a cancelled one stops at its
+/// next step (at most 2^20 bits converted, ~20 ms, or the 0.5 s factorial itself).
+const SLOW_N: &str = "3000000";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_factorial_that_timed_out_stops_computing_and_frees_its_cpu() {
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        |c| {
+            c.factorial_max = 3_000_000;
+            c.request_timeout_secs = 1;
+        },
+        None,
+    )
+    .await;
+    let (status, body) = status_json(app.factorial(&format!("number={SLOW_N}")).await).await;
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{body}");
+    assert_eq!(metric(&app, "api_factorial_computations_running"), 1.0, "the computation was running at the timeout");
+
+    let freed = until_no_factorial_runs(&app, Duration::from_secs(10)).await;
+    assert_eq!(metric(&app, "api_factorial_computations_cancelled_total"), 1.0, "it stopped early, not at the end");
+    eprintln!("CPU free {freed:?} after the 408");
+    // Every permit is back: as many large factorials as there are CPUs run at once again.
+    let permits = app.state.cpu_permits.available_permits();
+    assert_eq!(permits, std::thread::available_parallelism().map_or(2, usize::from));
+    assert_eq!(app.factorial("number=5000").await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_factorial_whose_client_went_away_stops_computing() {
+    let app = spawn_app_with(Backend::Sqlite, |c| c.factorial_max = 3_000_000, None).await;
+    // The server would wait 30 s; the client gives up after 1.
+    let gone = app
+        .client
+        .get(app.url(&format!("/api/v1/factorial?number={SLOW_N}")))
+        .timeout(Duration::from_secs(1))
+        .send()
+        .await;
+    assert!(gone.is_err_and(|e| e.is_timeout()), "the client timed out");
+    until_no_factorial_runs(&app, Duration::from_secs(10)).await;
+    assert_eq!(metric(&app, "api_factorial_computations_cancelled_total"), 1.0);
+    assert_eq!(metric(&app, "api_factorial_computations_running"), 0.0);
+}
