@@ -220,9 +220,41 @@ pub struct Config {
     /// gets 429.
     #[arg(long, env = "LOGIN_FAILURES_PER_MINUTE", default_value_t = 5)]
     pub login_failures_per_minute: u32,
+    /// The admin server: `/metrics` (Prometheus), `/healthz`, `/readyz`, on an address of its own so that
+    /// metrics are not public wherever the API is (a load balancer forwards only `PORT`). `off`: no
+    /// admin server and no metrics endpoint. Port 0 picks a free port.
+    #[arg(long, env = "ADMIN_ADDR", default_value = "0.0.0.0:9090")]
+    pub admin_addr: AdminAddr,
     /// The invitation token `REGISTRATION=invitation` asks for.
     #[arg(long, env = "REGISTRATION_INVITATION_TOKEN", hide_env_values = true)]
     pub registration_invitation_token: Option<Secret>,
+}
+
+/// `ADMIN_ADDR`: an address to bind, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminAddr(pub Option<std::net::SocketAddr>);
+
+impl FromStr for AdminAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "off" | "" => Ok(Self(None)),
+            addr => addr
+                .parse()
+                .map(|addr| Self(Some(addr)))
+                .map_err(|_| format!("`{addr}` is neither HOST:PORT (for example 0.0.0.0:9090) nor `off`")),
+        }
+    }
+}
+
+impl fmt::Display for AdminAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(addr) => addr.fmt(f),
+            None => f.write_str("off"),
+        }
+    }
 }
 
 /// Who may register (`REGISTRATION`).
@@ -276,6 +308,16 @@ impl Config {
         }
         if self.request_timeout_secs == 0 {
             return Err(Error::Config("REQUEST_TIMEOUT_SECS must be at least 1".into()));
+        }
+        if let Some(admin) = self.admin_addr.0
+            && admin.port() != 0
+            && admin.port() == self.port
+            && (admin.ip() == self.host || admin.ip().is_unspecified() || self.host.is_unspecified())
+        {
+            return Err(Error::Config(format!(
+                "ADMIN_ADDR ({admin}) must not use PORT ({}): metrics would be served where the API is",
+                self.port
+            )));
         }
         if self.registration == Registration::Invitation
             && self.registration_invitation_token.as_ref().is_none_or(|t| t.expose().len() < 16)

@@ -8,7 +8,7 @@
 //! - `POST /api/v1/users`, `POST /api/v1/auth/login` (argon2 password hashes, JWT bearer tokens: HS256,
 //!   or ES256/RS256 with the public key at `GET /.well-known/jwks.json` for an API Gateway JWT authorizer)
 //! - `POST /api/v1/uploads` (multipart, streamed to S3)
-//! - `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /openapi.json`
+//! - `GET /healthz`, `GET /readyz`, `GET /openapi.json`; `GET /metrics` on the admin address (`ADMIN_ADDR`)
 //!
 //! [`startup::Application`] binds the listener and serves; [`startup::router`] builds the socket-free
 //! router used by `oneshot` tests. `main.rs` is a thin shell over this library.

@@ -120,6 +120,17 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The admin server's router: `/metrics`, `/healthz`, `/readyz`. Its requests are not counted in the
+/// API's request metrics (a scrape every 15 s is not traffic).
+pub fn admin_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(routes::health::metrics))
+        .route("/healthz", axum::routing::get(routes::health::healthz))
+        .route("/readyz", axum::routing::get(routes::health::readyz))
+        .fallback(not_found)
+        .with_state(state)
+}
+
 /// Headers every answer carries: no MIME sniffing (a JSON error is never run as a page), no referrer to
 /// other sites, and, behind TLS (`BEHIND_TLS`), HSTS.
 async fn security_headers(mut response: axum::response::Response, hsts: bool) -> axum::response::Response {
@@ -141,21 +152,36 @@ async fn not_found() -> ApiError {
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
+    admin: Option<(TcpListener, SocketAddr)>,
     state: AppState,
     local_addr: SocketAddr,
 }
 
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {
+    let listener =
+        TcpListener::bind(addr).await.map_err(|source| Error::Io { context: format!("binding {addr}"), source })?;
+    let local_addr =
+        listener.local_addr().map_err(|source| Error::Io { context: "reading the bound address".into(), source })?;
+    Ok((listener, local_addr))
+}
+
 impl Application {
-    /// Builds the state and binds `HOST:PORT` (port 0 picks a free port).
+    /// Builds the state and binds `HOST:PORT` and `ADMIN_ADDR` (port 0 picks a free port).
     pub async fn build(config: Config, sdk_config: Option<aws_config::SdkConfig>) -> Result<Self, Error> {
         let addr = SocketAddr::new(config.host, config.port);
+        let admin_addr = config.admin_addr.0;
         let state = AppState::new(config, sdk_config).await?;
-        let listener =
-            TcpListener::bind(addr).await.map_err(|source| Error::Io { context: format!("binding {addr}"), source })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| Error::Io { context: "reading the bound address".into(), source })?;
-        Ok(Self { listener, state, local_addr })
+        let (listener, local_addr) = bind(addr).await?;
+        let admin = match admin_addr {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        Ok(Self { listener, admin, state, local_addr })
+    }
+
+    /// The admin server's bound address (`None` with `ADMIN_ADDR=off`).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(_, addr)| *addr)
     }
 
     /// The bound address.
@@ -174,9 +200,22 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes; then stops accepting, lets in-flight requests finish (for
-    /// at most `SHUTDOWN_TIMEOUT_SECS`), closes the pool and returns.
+    /// at most `SHUTDOWN_TIMEOUT_SECS`), closes the pool and returns. The admin server answers until the
+    /// API has drained (its `/readyz` says 503 meanwhile, and `/metrics` shows the drain).
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
-        let Self { listener, state, local_addr } = self;
+        let Self { listener, admin, state, local_addr } = self;
+        let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        let admin_server = admin.map(|(admin_listener, admin_addr)| {
+            tracing::info!(admin_addr = %admin_addr, "admin server (/metrics, /healthz, /readyz) listening on {admin_addr}");
+            let served = axum::serve(admin_listener, admin_router(state.clone())).with_graceful_shutdown(async move {
+                let _ = admin_stopped.await;
+            });
+            tokio::spawn(async move {
+                if let Err(e) = served.await {
+                    tracing::error!(error = %e, "the admin server stopped");
+                }
+            })
+        });
         let grace = Duration::from_secs(state.config.shutdown_timeout_secs);
         let (started_tx, mut started_rx) = tokio::sync::watch::channel(false);
         let flag = state.shutting_down.clone();
@@ -207,6 +246,10 @@ impl Application {
         if let Some(storage) = storage {
             tokio::time::sleep(Duration::from_millis(100)).await;
             storage.finish_aborts(Duration::from_secs(10)).await;
+        }
+        let _ = admin_stop.send(());
+        if let Some(admin_server) = admin_server {
+            let _ = admin_server.await;
         }
         db.close().await;
         tracing::info!("shutdown complete");

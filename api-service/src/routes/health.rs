@@ -1,4 +1,4 @@
-//! `GET /healthz`, `GET /readyz`, `GET /metrics`.
+//! `GET /healthz`, `GET /readyz` (API port and admin address), `GET /metrics` (admin address only).
 
 use std::{sync::atomic::Ordering, time::Duration};
 

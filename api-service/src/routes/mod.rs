@@ -34,7 +34,6 @@ pub const MAX_LIMIT: i64 = 100;
 pub fn routes(state: &AppState) -> Router<AppState> {
     let immediate = Router::new()
         .route("/healthz", get(health::healthz))
-        .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::handler))
         .route("/.well-known/openid-configuration", get(well_known::openid_configuration))
         .route("/.well-known/jwks.json", get(well_known::jwks))

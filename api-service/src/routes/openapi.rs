@@ -111,8 +111,6 @@ pub fn document() -> Value {
             "/readyz": {"get": {"tags": ["ops"], "summary": "Readiness (database reachable, not shutting down)",
                 "operationId": "readyz",
                 "responses": {"200": ok("Ready", json!({"type": "object"})), "503": error("Not ready")}}},
-            "/metrics": {"get": {"tags": ["ops"], "summary": "Prometheus metrics (OpenMetrics text)", "operationId": "metrics",
-                "responses": {"200": {"description": "Metrics", "content": {"application/openmetrics-text": {"schema": {"type": "string"}}}}}}},
             "/openapi.json": {"get": {"tags": ["ops"], "summary": "This document", "operationId": "openapi",
                 "responses": {"200": ok("OpenAPI document", json!({"type": "object"}))}}},
             "/api/v1/factorial": {"get": {"tags": ["factorial"], "summary": "Exact N! as a decimal string",

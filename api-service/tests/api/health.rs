@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 
 use crate::{
-    helpers::{Backend, TestApp, error_code, spawn_app, status_json},
+    helpers::{Backend, TestApp, error_code, spawn_app, spawn_app_with, status_json},
     on_both_databases,
 };
 
@@ -103,6 +103,50 @@ async fn metrics_count_requests_by_route_template_and_status() {
     assert!(text.contains("api_http_request_duration_seconds_bucket"));
     assert!(text.contains("# TYPE api_http_request_duration_seconds histogram"));
     assert!(text.trim_end().ends_with("# EOF"));
+}
+
+#[tokio::test]
+async fn metrics_are_served_on_the_admin_address_only() {
+    let app = spawn_app(Backend::Sqlite).await;
+    app.factorial("number=3").await;
+    let (status, body) = status_json(app.get("/metrics").await).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "metrics must not be public on the API port: {body}");
+    let admin = app.admin_address.clone().unwrap();
+    assert_ne!(admin, app.address);
+    let text = app.metrics().await;
+    assert!(
+        text.contains(r#"route="unmatched",status="404"} 1"#),
+        "the 404 above is an API request like any other: {text}"
+    );
+    // Scrapes are not API traffic.
+    app.metrics().await;
+    assert!(!app.metrics().await.contains(r#"route="/metrics",status="200""#));
+    for probe in ["/healthz", "/readyz"] {
+        let response = app.client.get(format!("{admin}{probe}")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{probe} on the admin address");
+    }
+    let response = app.client.get(format!("{admin}/api/v1/factorial?number=3")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND, "the API is not served on the admin address");
+}
+
+#[tokio::test]
+async fn the_admin_server_can_be_turned_off_and_never_shares_the_api_port() {
+    let app = spawn_app_with(Backend::Sqlite, |c| c.admin_addr = "off".parse().unwrap(), None).await;
+    assert_eq!(app.admin_address, None);
+    assert_eq!(app.get("/metrics").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.healthz().await.status(), StatusCode::OK);
+
+    let mut config = crate::helpers::test_config();
+    config.port = 8080;
+    for same in ["0.0.0.0:8080", "127.0.0.1:8080"] {
+        config.admin_addr = same.parse().unwrap();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("ADMIN_ADDR") && error.contains("PORT"), "{error}");
+    }
+    config.admin_addr = "127.0.0.1:9090".parse().unwrap();
+    config.validate().unwrap();
+    let error = "9090".parse::<api_service::config::AdminAddr>().unwrap_err();
+    assert!(error.contains("HOST:PORT"), "{error}");
 }
 
 #[tokio::test]

@@ -39,6 +39,8 @@ pub struct TestApp {
     pub address: String,
     /// The port.
     pub port: u16,
+    /// `http://127.0.0.1:PORT` of the admin server (`/metrics`), when it runs.
+    pub admin_address: Option<String>,
     /// HTTP client.
     pub client: reqwest::Client,
     /// The app's state (database pool, config).
@@ -67,6 +69,7 @@ pub fn test_config() -> Config {
     // The tests of other features make many requests from one address; the limits have tests of their
     // own (`limits.rs`), which turn them on.
     config.rate_limits = false;
+    config.admin_addr = api_service::config::AdminAddr(Some(([127, 0, 0, 1], 0).into()));
     config
 }
 
@@ -113,6 +116,7 @@ pub async fn spawn_app_with(
     tweak(&mut config);
     let app = Application::build(config, sdk_config).await.expect("application starts");
     let port = app.port();
+    let admin_address = app.admin_addr().map(|addr| format!("http://{addr}"));
     let state = app.state().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async move {
@@ -121,6 +125,7 @@ pub async fn spawn_app_with(
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
+        admin_address,
         client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
         state,
         shutdown: Some(tx),
@@ -195,9 +200,12 @@ impl TestApp {
         self.get("/readyz").await
     }
 
-    /// `GET /metrics`.
+    /// `GET /metrics` from the admin server.
     pub async fn metrics(&self) -> String {
-        self.get("/metrics").await.text().await.unwrap()
+        let admin = self.admin_address.as_deref().expect("the admin server runs");
+        let response = self.client.get(format!("{admin}/metrics")).send().await.expect("request sent");
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.unwrap()
     }
 
     /// `GET /openapi.json`.

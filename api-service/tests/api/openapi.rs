@@ -8,7 +8,6 @@ use crate::helpers::{Backend, spawn_app, status_json};
 const ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/readyz"),
-    ("get", "/metrics"),
     ("get", "/openapi.json"),
     ("get", "/.well-known/openid-configuration"),
     ("get", "/.well-known/jwks.json"),

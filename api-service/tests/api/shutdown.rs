@@ -32,6 +32,7 @@ async fn sigterm_drains_in_flight_requests_and_refuses_new_connections() {
         .env("LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
         .env("REQUEST_TIMEOUT_SECS", "300")
+        .env("ADMIN_ADDR", "127.0.0.1:0")
         .env_remove("UPLOAD_BUCKET")
         .env_remove("APP_ENV")
         .stdout(Stdio::piped())
@@ -41,13 +42,20 @@ async fn sigterm_drains_in_flight_requests_and_refuses_new_connections() {
         .expect("the api-service binary starts");
     let pid = Pid::from_raw(i32::try_from(child.id().unwrap()).unwrap());
 
-    // The bound address is in the "listening" log line.
+    // The bound addresses are in the "listening" log lines.
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(20), async {
+    let (addr, admin) = tokio::time::timeout(Duration::from_secs(20), async {
+        let (mut addr, mut admin) = (None, None);
         while let Some(line) = lines.next_line().await.unwrap() {
             let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
-            if let Some(addr) = event["addr"].as_str() {
-                return addr.to_owned();
+            if let Some(bound) = event["addr"].as_str() {
+                addr = Some(bound.to_owned());
+            }
+            if let Some(bound) = event["admin_addr"].as_str() {
+                admin = Some(bound.to_owned());
+            }
+            if let (Some(addr), Some(admin)) = (&addr, &admin) {
+                return (addr.clone(), admin.clone());
             }
         }
         panic!("the binary exited before listening");
@@ -62,6 +70,7 @@ async fn sigterm_drains_in_flight_requests_and_refuses_new_connections() {
         all
     });
     let base = format!("http://{addr}");
+    let admin = format!("http://{admin}");
 
     // Load: slow requests, each on its own connection.
     const SLOW: usize = 6;
@@ -78,16 +87,15 @@ async fn sigterm_drains_in_flight_requests_and_refuses_new_connections() {
         })
         .collect();
 
-    // Wait until all of them are being served (the metrics request itself counts as one more).
+    // Wait until all of them are being served (metrics are on the admin address: scrapes do not count).
     let probe = reqwest::Client::new();
     tokio::time::timeout(Duration::from_secs(20), async {
-        while in_flight(&probe, &base).await < (SLOW + 1) as f64 {
+        while in_flight(&probe, &admin).await < SLOW as f64 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
     .await
     .expect("the slow requests reach the server");
-    drop(probe);
 
     kill(pid, Signal::SIGTERM).unwrap();
 
@@ -103,6 +111,13 @@ async fn sigterm_drains_in_flight_requests_and_refuses_new_connections() {
     .await;
     assert!(refused.is_ok(), "new connections were still accepted after SIGTERM");
     let still_running = slow.iter().filter(|h| !h.is_finished()).count();
+    // The admin server still answers while the API drains: readiness says 503, metrics show the drain.
+    if still_running > 0 {
+        let ready = probe.get(format!("{admin}/readyz")).send().await.expect("the admin server answers while draining");
+        assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(in_flight(&probe, &admin).await >= 1.0);
+    }
+    drop(probe);
 
     for handle in slow {
         let (status, digits) = handle.await.unwrap();
