@@ -5,6 +5,7 @@
 #   api-service/bench/load.sh            # DURATION=10s CONNECTIONS=64 by default
 #   PIN=1 api-service/bench/load.sh      # each server on CPU 1 alone, wrk/oha and S3 on CPU 0
 #   S3_BACKEND=moto api-service/bench/load.sh   # uploads to moto instead of s3s-fs
+#   BIN=/path/to/api-service api-service/bench/load.sh   # measure another build (an earlier commit)
 #
 # With PIN=1 the comparison gives both servers the same single core and keeps the load generator off
 # it, so the generator's own CPU does not count against the faster server (on a 2-core machine, wrk at
@@ -48,6 +49,7 @@ GUNICORN_WORKERS=${GUNICORN_WORKERS:-$(( SERVER_CORES * 2 + 1 ))}
 RUST_PORT=18181
 FLASK_PORT=18182
 S3_PORT=18183
+ADMIN_PORT=18184
 CLK_TCK=$(getconf CLK_TCK)
 mkdir -p "$WORK"
 
@@ -74,9 +76,12 @@ if [ ! -x "$VENV/bin/gunicorn" ] || [ ! -x "$VENV/bin/moto_server" ]; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q flask gunicorn boto3 "moto[server]==5.2.5" >&2
 fi
-log "building api-service (release, with mimalloc as the container image is built)"
-(cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release -p api-service --features mimalloc >&2)
-BIN=$TARGET/release/api-service
+# BIN=path measures another build (an earlier commit's, to compare); else this checkout's is built.
+if [ -z "${BIN:-}" ]; then
+  log "building api-service (release, with mimalloc as the container image is built)"
+  (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release -p api-service --features mimalloc >&2)
+  BIN=$TARGET/release/api-service
+fi
 
 # --- processes ----------------------------------------------------------------------------------------
 PIDS=()
@@ -151,7 +156,7 @@ tree_rss_kib() { # a process and its children (gunicorn's workers)
 rm -f "$WORK"/rust.db* "$WORK"/flask.db*
 read -r RUST_PID RUST_READY < <(READY_PORT=$RUST_PORT READY_LOG=$WORK/rust.log \
   HOST=127.0.0.1 PORT=$RUST_PORT DATABASE_URL="sqlite://$WORK/rust.db" JWT_SECRET=bench-secret-bench-secret-bench-secret \
-  RATE_LIMITS=false \
+  RATE_LIMITS=false ADMIN_ADDR=127.0.0.1:$ADMIN_PORT \
       UPLOAD_BUCKET=bench S3_FORCE_PATH_STYLE=true RUST_LOG=warn start_and_time rust "${SERVER[@]}" "$BIN")
 PIDS+=("$RUST_PID")
 read -r FLASK_PID FLASK_READY < <(READY_PORT=$FLASK_PORT READY_LOG=$WORK/flask.log \
