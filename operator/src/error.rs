@@ -22,6 +22,9 @@ pub enum Error {
     /// Adding or removing the finalizer failed.
     #[error("finalizer: {0}")]
     Finalizer(String),
+    /// Measuring a rollout's analysis failed (a metrics source refused or could not be reached).
+    #[error("analysis: {0}")]
+    Analysis(String),
     /// Writing output failed.
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
@@ -32,7 +35,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Manifest(_) | Error::Usage(_) => 2,
-            Error::Aws(_) | Error::Kube(_) | Error::Finalizer(_) => 4,
+            Error::Aws(_) | Error::Kube(_) | Error::Finalizer(_) | Error::Analysis(_) => 4,
             Error::Output(_) => 1,
         }
     }
@@ -45,6 +48,7 @@ impl Error {
             Error::Aws(e) if e.kind == ErrorKind::Throttled => "throttled",
             Error::Aws(_) => "aws",
             Error::Kube(_) | Error::Finalizer(_) => "kubernetes",
+            Error::Analysis(_) => "analysis",
             Error::Output(_) => "output",
         }
     }

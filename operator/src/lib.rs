@@ -4,6 +4,7 @@
 //! (`ecsop apply|diff|delete|status -f PATH`). The contracts are in `docs/`.
 
 pub mod admin;
+pub mod analysis;
 pub mod api;
 pub mod aws;
 pub mod cli;

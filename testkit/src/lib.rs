@@ -28,6 +28,7 @@ pub mod iam;
 mod images;
 mod kube;
 mod outage;
+pub mod prometheus;
 mod server;
 
 pub use apigateway::HttpApi;

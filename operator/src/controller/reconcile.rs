@@ -103,7 +103,7 @@ pub fn backoff(error: &Error) -> Duration {
         },
         Error::Manifest(_) | Error::Usage(_) => Duration::from_secs(300),
         Error::Kube(_) | Error::Finalizer(_) => Duration::from_secs(5),
-        Error::Output(_) => Duration::from_secs(30),
+        Error::Output(_) | Error::Analysis(_) => Duration::from_secs(30),
     }
 }
 
