@@ -419,6 +419,21 @@ class Harness:
             backend = cloudwatch_backend(body["account"], body["region"])
             backend.set_alarm_state(body["name"], body.get("reason", "set by the test harness"), None, body["state"])
             return 200, {}
+        if path == "/_ecsop/cloudwatch/metrics" and method == "POST":
+            key = (body["account"], body["region"])
+            with self.lock:
+                METRICS.setdefault(key, []).extend(
+                    {
+                        "namespace": body["namespace"],
+                        "name": body["name"],
+                        "dimensions": dict(body.get("dimensions") or {}),
+                        "at": float(point["at"]),
+                        "value": float(point["value"]),
+                        "count": int(point.get("count", 1)),
+                    }
+                    for point in body["points"]
+                )
+            return 200, {}
         if path == "/_ecsop/cloudwatch/alarm" and method == "GET":
             backend = cloudwatch_backend(query["account"][0], query["region"][0])
             alarm = backend.alarms.get(query["name"][0])
@@ -1324,7 +1339,91 @@ def cw_set_alarm_state(backend: Any, req: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+# Datapoints the test harness published (`/_ecsop/cloudwatch/metrics`), by (account, region): what an
+# ALB publishes per target group. moto stores PutMetricData values one by one and computes no percentiles;
+# these carry a count per value and answer GetMetricData with CloudWatch's statistics, percentiles included.
+METRICS: dict[tuple[str, str], list[dict[str, Any]]] = {}
+METRIC_ID = re.compile(r"^[a-z][a-zA-Z0-9_]*$")
+
+
+def epoch_seconds(value: Any) -> float:
+    """A CBOR timestamp as cbor2 decodes it (a datetime for tag 1) or a plain number, in epoch seconds."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+    return float(value)
+
+
+def statistic(stat: str, samples: list[tuple[float, int]]) -> float | None:
+    """CloudWatch's statistic of (value, count) samples; percentiles by nearest rank. The statistic is
+    checked whether or not there is data, as CloudWatch does."""
+    match = None
+    if stat not in ("Sum", "SampleCount", "Average", "Minimum", "Maximum"):
+        match = re.fullmatch(r"p(\d{1,2}(\.\d+)?|100)", stat)
+        if not match:
+            raise CloudWatchError(400, "InvalidParameterValue", f"The value {stat} for parameter Stat is not valid.")
+    count = sum(c for _, c in samples)
+    if count == 0:
+        return None
+    total = sum(v * c for v, c in samples)
+    ordered = sorted(samples)
+    if stat == "Sum":
+        return total
+    if stat == "SampleCount":
+        return float(count)
+    if stat == "Average":
+        return total / count
+    if stat == "Minimum":
+        return ordered[0][0]
+    if stat == "Maximum":
+        return ordered[-1][0]
+    assert match is not None
+    rank = max(1, -(-float(match.group(1)) * count // 100))
+    seen = 0
+    for value, c in ordered:
+        seen += c
+        if seen >= rank:
+            return value
+    return ordered[-1][0]
+
+
+def cw_get_metric_data(backend: Any, req: dict[str, Any]) -> dict[str, Any]:
+    """GetMetricData over MetricStat queries, with CloudWatch's validation: ids, periods, the time range."""
+    queries = req.get("MetricDataQueries") or []
+    if not queries or len(queries) > 500:
+        raise CloudWatchError(400, "InvalidParameterValue", "MetricDataQueries must hold 1 to 500 queries.")
+    start, end = epoch_seconds(req["StartTime"]), epoch_seconds(req["EndTime"])
+    if start >= end:
+        raise CloudWatchError(400, "InvalidParameterValue", "The parameter StartTime must be less than the parameter EndTime.")
+    points = METRICS.get((backend.account_id, backend.region_name), [])
+    results = []
+    for query in queries:
+        qid = query.get("Id", "")
+        if not METRIC_ID.match(qid):
+            raise CloudWatchError(400, "InvalidParameterValue", f"The value {qid} for parameter MetricDataQueries.member.Id is not valid.")
+        stat = query.get("MetricStat")
+        if stat is None:
+            raise CloudWatchError(400, "InvalidParameterValue", "ecsop_moto answers MetricStat queries only, not expressions.")
+        period = int(stat["Period"])
+        if period < 60 and period not in (1, 5, 10, 30) or period >= 60 and period % 60:
+            raise CloudWatchError(400, "InvalidParameterValue", f"The parameter Period must be 1, 5, 10, 30 or a multiple of 60, not {period}.")
+        metric = stat["Metric"]
+        dims = {d["Name"]: d["Value"] for d in metric.get("Dimensions") or []}
+        matching = [p for p in points if p["namespace"] == metric["Namespace"] and p["name"] == metric["MetricName"] and p["dimensions"] == dims]
+        timestamps, values = [], []
+        bucket = start
+        while bucket < end:
+            samples = [(p["value"], p["count"]) for p in matching if bucket <= p["at"] < min(bucket + period, end)]
+            value = statistic(stat["Stat"], samples)
+            if value is not None:
+                timestamps.append(cbor2.CBORTag(1, float(bucket)))
+                values.append(float(value))
+            bucket += period
+        results.append({"Id": qid, "Label": metric["MetricName"], "Timestamps": timestamps, "Values": values, "StatusCode": "Complete"})
+    return {"MetricDataResults": results, "Messages": []}
+
+
 CLOUDWATCH_OPERATIONS = {
+    "GetMetricData": cw_get_metric_data,
     "PutMetricAlarm": cw_put_metric_alarm,
     "DescribeAlarms": cw_describe_alarms,
     "DeleteAlarms": cw_delete_alarms,

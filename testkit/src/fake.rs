@@ -35,8 +35,8 @@ use ecsop::aws::error::classify_code;
 use ecsop::aws::{
     AlarmInfo, ApiGateway, Authorizer, AuthorizerConfig, Autoscaling, AwsError, AwsResult, Binding, Clients, CloudMap,
     CloudWatch, Deployment, DeploymentAlarms, DiscoveryService, Ecr, Ecs, Elbv2, ErrorKind, ImageScan, Integration,
-    IntegrationConfig, MetricAlarm, NetworkSettings, Repository, Route, RouteConfig, Rule, RuleAction, RuleConfig,
-    ScalableTarget, ScalingMetric, ScalingPolicy, Service, ServiceConfig, ServiceDeployment, ServiceEvent,
+    IntegrationConfig, MetricAlarm, MetricQuery, NetworkSettings, Repository, Route, RouteConfig, Rule, RuleAction,
+    RuleConfig, ScalableTarget, ScalingMetric, ScalingPolicy, Service, ServiceConfig, ServiceDeployment, ServiceEvent,
     ServiceUpdate, Stage, Tags, TargetGroup, TargetGroupConfig, TargetGroupHealth, TaskDefinitionInfo,
 };
 
@@ -97,6 +97,54 @@ struct State {
     alarms: BTreeMap<String, (AlarmInfo, Tags)>,
     /// HTTP APIs by id.
     apis: BTreeMap<String, HttpApi>,
+    /// CloudWatch datapoints the test published ([`FakeAws::put_metric`]).
+    metrics: Vec<Datum>,
+}
+
+/// One published CloudWatch datapoint: `count` samples of `value` at `at`.
+#[derive(Debug, Clone)]
+struct Datum {
+    namespace: String,
+    name: String,
+    dimensions: BTreeMap<String, String>,
+    at: std::time::SystemTime,
+    value: f64,
+    count: u64,
+}
+
+/// A statistic of `(value, count)` samples as CloudWatch computes it; percentiles by nearest rank.
+/// `None` for a statistic CloudWatch does not know.
+fn statistic(stat: &str, samples: &mut [(f64, u64)]) -> Option<Option<f64>> {
+    // The statistic is checked whether or not there is data, as CloudWatch does.
+    let percentile: Option<f64> = match stat {
+        "Sum" | "SampleCount" | "Average" | "Minimum" | "Maximum" => None,
+        other => Some(other.strip_prefix('p')?.parse().ok().filter(|p| (0.0..=100.0).contains(p))?),
+    };
+    let count: u64 = samples.iter().map(|(_, c)| c).sum();
+    if count == 0 {
+        return Some(None);
+    }
+    let sum: f64 = samples.iter().map(|(v, c)| v * *c as f64).sum();
+    samples.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Some(Some(match stat {
+        "Sum" => sum,
+        "SampleCount" => count as f64,
+        "Average" => sum / count as f64,
+        "Minimum" => samples[0].0,
+        "Maximum" => samples[samples.len() - 1].0,
+        _ => {
+            let p = percentile?;
+            let rank = ((p / 100.0) * count as f64).ceil().max(1.0) as u64;
+            let mut seen = 0;
+            samples
+                .iter()
+                .find(|(_, c)| {
+                    seen += c;
+                    seen >= rank
+                })?
+                .0
+        }
+    }))
 }
 
 /// One API Gateway HTTP API: its integrations, routes and authorizers by id.
@@ -2369,6 +2417,62 @@ impl CloudWatch for FakeAws {
             st.alarms.remove(n);
         }
         Ok(())
+    }
+
+    async fn metric_data(
+        &self,
+        queries: &[MetricQuery],
+        start: std::time::SystemTime,
+        end: std::time::SystemTime,
+    ) -> AwsResult<Vec<Option<f64>>> {
+        const OP: &str = "GetMetricData";
+        self.call(CW, OP).await?;
+        let invalid = |message: String| aws_err(CW, OP, "InvalidParameterValue", message);
+        let seconds = end.duration_since(start).map(|d| d.as_secs()).unwrap_or(0);
+        if seconds == 0 || !seconds.is_multiple_of(60) {
+            return Err(invalid(format!("The parameter Period must be a multiple of 60, not {seconds}.")));
+        }
+        if queries.len() > 500 {
+            return Err(invalid("The collection MetricDataQueries must not have a size greater than 500.".into()));
+        }
+        let st = self.lock();
+        queries
+            .iter()
+            .map(|q| {
+                let mut samples: Vec<(f64, u64)> = st
+                    .metrics
+                    .iter()
+                    .filter(|d| d.namespace == q.namespace && d.name == q.metric_name && d.dimensions == q.dimensions)
+                    .filter(|d| start <= d.at && d.at < end)
+                    .map(|d| (d.value, d.count))
+                    .collect();
+                statistic(&q.stat, &mut samples)
+                    .ok_or_else(|| invalid(format!("The value {} for parameter Stat is not valid.", q.stat)))
+            })
+            .collect()
+    }
+}
+
+impl FakeAws {
+    /// Publishes `count` samples of `value` for a metric at `at`, as CloudWatch would have them from
+    /// the service (an ALB's per-target-group metrics, say); GetMetricData reads them back.
+    pub fn put_metric(
+        &self,
+        namespace: &str,
+        name: &str,
+        dimensions: &BTreeMap<String, String>,
+        at: std::time::SystemTime,
+        value: f64,
+        count: u64,
+    ) {
+        self.lock().metrics.push(Datum {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            dimensions: dimensions.clone(),
+            at,
+            value,
+            count,
+        });
     }
 }
 

@@ -27,8 +27,8 @@ use serde_json::Value;
 use ecsop::api::{DnsRecordType, TagMutability};
 use ecsop::aws::{
     AlarmInfo, ApiGateway, Authorizer, AuthorizerConfig, Autoscaling, AwsResult, Clients, CloudMap, CloudWatch,
-    DiscoveryService, Ecr, Ecs, Elbv2, ImageScan, Integration, IntegrationConfig, MetricAlarm, Repository, Route,
-    RouteConfig, Rule, RuleAction, RuleConfig, ScalableTarget, ScalingPolicy, Service, ServiceConfig,
+    DiscoveryService, Ecr, Ecs, Elbv2, ImageScan, Integration, IntegrationConfig, MetricAlarm, MetricQuery, Repository,
+    Route, RouteConfig, Rule, RuleAction, RuleConfig, ScalableTarget, ScalingPolicy, Service, ServiceConfig,
     ServiceDeployment, ServiceUpdate, Stage, Tags, TargetGroup, TargetGroupConfig, TargetGroupHealth, TaskDefinition,
     TaskDefinitionInfo,
 };
@@ -705,6 +705,18 @@ impl CloudWatch for Recording {
             .collect();
         self.record(requests);
         self.inner.cloudwatch.delete_alarms(names).await
+    }
+
+    async fn metric_data(
+        &self,
+        queries: &[MetricQuery],
+        start: std::time::SystemTime,
+        end: std::time::SystemTime,
+    ) -> AwsResult<Vec<Option<f64>>> {
+        // GetMetricData has no resource-level permissions: it is authorized on "*".
+        const CALL: &str = "cloudwatch:GetMetricData";
+        self.record([request(CALL, CALL, "*", Context::new())]);
+        self.inner.cloudwatch.metric_data(queries, start, end).await
     }
 }
 

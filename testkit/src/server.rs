@@ -348,6 +348,36 @@ impl Account {
         Ok(())
     }
 
+    /// Publishes CloudWatch datapoints in this handle's region, as the service (an ALB's per-target-group
+    /// metrics, say) would: `points` are `(time, value, count)`, `count` samples of `value` each, so
+    /// GetMetricData can compute sums and percentiles from them. moto itself never has such metrics.
+    pub async fn put_metric(
+        &self,
+        namespace: &str,
+        name: &str,
+        dimensions: &std::collections::BTreeMap<String, String>,
+        points: &[(std::time::SystemTime, f64, u64)],
+    ) -> Result<()> {
+        let points: Vec<serde_json::Value> = points
+            .iter()
+            .map(|(at, value, count)| {
+                let at = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+                serde_json::json!({"at": at, "value": value, "count": count})
+            })
+            .collect();
+        let body = serde_json::json!({
+            "account": self.id,
+            "region": self.region,
+            "namespace": namespace,
+            "name": name,
+            "dimensions": dimensions,
+            "points": points,
+        });
+        let _: serde_json::Value =
+            self.control(reqwest::Method::POST, "/_ecsop/cloudwatch/metrics", Some(body)).await?;
+        Ok(())
+    }
+
     /// The state of the CloudWatch alarm `name` in this handle's region, or `None` if there is no such
     /// alarm. Read from the server directly, so no AWS call is logged.
     pub async fn alarm_state(&self, name: &str) -> Result<Option<String>> {

@@ -8,6 +8,7 @@
 //! the failed intervals of a rollout until one check reaches its limit and yields an [`Abort`]. All of
 //! this is pure except the sources, so the verdicts are tested without a clock or a server.
 
+pub mod cloudwatch;
 pub mod prometheus;
 
 use std::fmt;

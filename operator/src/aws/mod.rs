@@ -629,6 +629,19 @@ pub trait Autoscaling: Send + Sync {
 
 // ---- CloudWatch alarms -------------------------------------------------------------------------------
 
+/// One statistic of one metric (a MetricStat of GetMetricData), for rollout analysis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricQuery {
+    /// `AWS/ApplicationELB`.
+    pub namespace: String,
+    /// `RequestCount`, `HTTPCode_Target_5XX_Count`, `TargetResponseTime`.
+    pub metric_name: String,
+    /// Every dimension of the metric (CloudWatch matches the whole set).
+    pub dimensions: BTreeMap<String, String>,
+    /// `Sum`, `Average`, `SampleCount`, `Minimum`, `Maximum`, or a percentile such as `p99`.
+    pub stat: String,
+}
+
 /// A metric alarm, as ecsop sets it (PutMetricAlarm) and reads it back (DescribeAlarms).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricAlarm {
@@ -689,6 +702,15 @@ pub trait CloudWatch: Send + Sync {
     async fn untag(&self, arn: &str, keys: &[String]) -> AwsResult<()>;
     /// Delete alarms by name. Missing is success.
     async fn delete_alarms(&self, names: &[String]) -> AwsResult<()>;
+    /// Each query's statistic over the one period `[start, end)` (GetMetricData, all pages), in the
+    /// order of `queries`; `None` where the metric has no datapoint in it. The period, `end - start`,
+    /// must be a whole number of minutes, as CloudWatch requires of standard-resolution metrics.
+    async fn metric_data(
+        &self,
+        queries: &[MetricQuery],
+        start: std::time::SystemTime,
+        end: std::time::SystemTime,
+    ) -> AwsResult<Vec<Option<f64>>>;
 }
 
 // ---- API Gateway (HTTP APIs) -------------------------------------------------------------------------
