@@ -14,7 +14,8 @@
 //! - turns a panic in the handler into a logged, generic 500;
 //! - gives framework-made errors (405, 408, 413, 415...) the service's JSON error shape, keeping
 //!   their headers (e.g. `Allow`);
-//! - echoes the request id on the response.
+//! - echoes the request id on the response, with the security headers (`nosniff`, `no-referrer`, HSTS
+//!   behind TLS).
 //!
 //! It is added with `Router::layer`, so it wraps each route and sees the matched route template.
 
@@ -49,12 +50,14 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Debug, Clone)]
 pub struct EnvelopeLayer {
     metrics: Arc<Metrics>,
+    hsts: bool,
 }
 
 impl EnvelopeLayer {
-    /// An envelope recording into `metrics`.
-    pub fn new(metrics: Arc<Metrics>) -> Self {
-        Self { metrics }
+    /// An envelope recording into `metrics`; `hsts` adds `Strict-Transport-Security` to every answer
+    /// (`BEHIND_TLS`).
+    pub fn new(metrics: Arc<Metrics>, hsts: bool) -> Self {
+        Self { metrics, hsts }
     }
 }
 
@@ -62,7 +65,7 @@ impl<S> Layer<S> for EnvelopeLayer {
     type Service = Envelope<S>;
 
     fn layer(&self, inner: S) -> Envelope<S> {
-        Envelope { inner, metrics: self.metrics.clone() }
+        Envelope { inner, metrics: self.metrics.clone(), hsts: self.hsts }
     }
 }
 
@@ -71,6 +74,7 @@ impl<S> Layer<S> for EnvelopeLayer {
 pub struct Envelope<S> {
     inner: S,
     metrics: Arc<Metrics>,
+    hsts: bool,
 }
 
 impl<S> Service<Request> for Envelope<S>
@@ -105,6 +109,7 @@ where
         let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
         let method = crate::metrics::method_label(request.method());
         let metrics = self.metrics.clone();
+        let hsts = self.hsts;
         let start = Instant::now();
         // A guard, so a request dropped mid-way (client gone) still leaves the gauge.
         let in_flight = metrics.start_request();
@@ -125,10 +130,24 @@ where
             let latency = start.elapsed();
             metrics.record(method, route, status, latency);
             tracing::debug!(status = status.as_u16(), latency_us = latency.as_micros(), "request finished");
-            response.headers_mut().insert(X_REQUEST_ID.clone(), request_id);
+            let headers = response.headers_mut();
+            headers.insert(X_REQUEST_ID.clone(), request_id);
+            security_headers(headers, hsts);
             Ok(response)
         };
         Box::pin(respond.instrument(span))
+    }
+}
+
+/// Headers every answer carries: no MIME sniffing (a JSON error is never run as a page), no referrer to
+/// other sites, and, behind TLS, HSTS. Set here rather than by a layer of their own: one more layer was
+/// 4 µs of a 75 µs book list.
+fn security_headers(headers: &mut axum::http::HeaderMap, hsts: bool) {
+    use axum::http::header;
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    if hsts {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
     }
 }
 
@@ -182,7 +201,7 @@ mod tests {
             .route("/boom", get(boom))
             .route("/teapot/{n}", get(teapot))
             .route("/ok", get(|| async { "fine" }))
-            .layer(EnvelopeLayer::new(metrics))
+            .layer(EnvelopeLayer::new(metrics, false))
     }
 
     async fn body_json(response: Response) -> serde_json::Value {

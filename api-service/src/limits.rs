@@ -18,6 +18,7 @@ use axum::{
     http::{HeaderMap, HeaderName},
     middleware::Next,
     response::{IntoResponse, Response},
+    routing::MethodRouter,
 };
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 
@@ -166,7 +167,7 @@ impl Limits {
     }
 }
 
-async fn limited(route: Route, state: AppState, request: Request, next: Next) -> Response {
+async fn limited(State((state, route)): State<(AppState, Route)>, request: Request, next: Next) -> Response {
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     match state.limits.admit(route, &state, request.headers(), peer) {
         Ok(()) => next.run(request).await,
@@ -174,22 +175,11 @@ async fn limited(route: Route, state: AppState, request: Request, next: Next) ->
     }
 }
 
-/// Middleware: the login limit.
-pub async fn login(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    limited(Route::Login, state, request, next).await
-}
-
-/// Middleware: the registration limit.
-pub async fn register(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    limited(Route::Register, state, request, next).await
-}
-
-/// Middleware: the factorial limits.
-pub async fn factorial(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    limited(Route::Factorial, state, request, next).await
-}
-
-/// Middleware: the upload limit.
-pub async fn upload(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    limited(Route::Upload, state, request, next).await
+/// `handler` under `route`'s limits when `RATE_LIMITS` is on; as it is when off, with no middleware at
+/// all, so limits that are off cost a request nothing.
+pub fn limit(state: &AppState, route: Route, handler: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    if !state.limits.enabled {
+        return handler;
+    }
+    handler.route_layer(axum::middleware::from_fn_with_state((state.clone(), route), limited))
 }

@@ -111,12 +111,10 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     // `Router::layer` wraps every route (and the fallback) separately, innermost first, so the
     // envelope sees the matched route template.
-    let hsts = state.config.behind_tls;
     routes::routes(&state)
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(state.config.body_limit_bytes))
-        .layer(EnvelopeLayer::new(state.metrics.clone()))
-        .layer(axum::middleware::map_response(move |response| security_headers(response, hsts)))
+        .layer(EnvelopeLayer::new(state.metrics.clone(), state.config.behind_tls))
         .with_state(state)
 }
 
@@ -129,19 +127,6 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/readyz", axum::routing::get(routes::health::readyz))
         .fallback(not_found)
         .with_state(state)
-}
-
-/// Headers every answer carries: no MIME sniffing (a JSON error is never run as a page), no referrer to
-/// other sites, and, behind TLS (`BEHIND_TLS`), HSTS.
-async fn security_headers(mut response: axum::response::Response, hsts: bool) -> axum::response::Response {
-    use axum::http::{HeaderValue, header};
-    let headers = response.headers_mut();
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    if hsts {
-        headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
-    }
-    response
 }
 
 async fn not_found() -> ApiError {

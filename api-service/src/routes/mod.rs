@@ -12,13 +12,17 @@ pub mod well_known;
 use axum::{
     Router,
     http::StatusCode,
-    middleware::from_fn_with_state,
     routing::{get, post},
 };
 use serde::{Deserialize, Serialize};
 use tower_http::timeout::TimeoutLayer;
 
-use crate::{db::Page, error::ApiError, startup::AppState};
+use crate::{
+    db::Page,
+    error::ApiError,
+    limits::{Route, limit},
+    startup::AppState,
+};
 
 /// Default page size of list endpoints.
 pub const DEFAULT_LIMIT: i64 = 20;
@@ -37,24 +41,15 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/openapi.json", get(openapi::handler))
         .route("/.well-known/openid-configuration", get(well_known::openid_configuration))
         .route("/.well-known/jwks.json", get(well_known::jwks))
-        .route(
-            "/api/v1/factorial",
-            get(factorial::factorial).route_layer(from_fn_with_state(state.clone(), crate::limits::factorial)),
-        );
+        .route("/api/v1/factorial", limit(state, Route::Factorial, get(factorial::factorial)));
     let waiting = Router::new()
         .route("/readyz", get(health::readyz))
         .route("/api/v1/books", get(books::list).post(books::create))
         .route("/api/v1/books/{id}", get(books::read).put(books::update).delete(books::delete))
         .route("/api/v1/movies", get(movies::list).post(movies::create))
         .route("/api/v1/movies/{id}", get(movies::read).put(movies::update).delete(movies::delete))
-        .route(
-            "/api/v1/users",
-            post(users::register).route_layer(from_fn_with_state(state.clone(), crate::limits::register)),
-        )
-        .route(
-            "/api/v1/auth/login",
-            post(users::login).route_layer(from_fn_with_state(state.clone(), crate::limits::login)),
-        )
+        .route("/api/v1/users", limit(state, Route::Register, post(users::register)))
+        .route("/api/v1/auth/login", limit(state, Route::Login, post(users::login)))
         .merge(uploads::routes(state))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, state.config.request_timeout()));
     immediate.merge(waiting)

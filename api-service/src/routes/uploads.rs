@@ -10,7 +10,6 @@ use axum::{
         multipart::{MultipartError, MultipartRejection},
     },
     http::StatusCode,
-    middleware::from_fn_with_state,
     routing::post,
 };
 use futures::StreamExt;
@@ -30,7 +29,7 @@ const MULTIPART_OVERHEAD: u64 = 64 * 1024;
 pub fn routes(state: &AppState) -> Router<AppState> {
     let limit = state.config.upload_max_bytes.saturating_add(MULTIPART_OVERHEAD);
     Router::new()
-        .route("/api/v1/uploads", post(upload).route_layer(from_fn_with_state(state.clone(), crate::limits::upload)))
+        .route("/api/v1/uploads", crate::limits::limit(state, crate::limits::Route::Upload, post(upload)))
         .layer(DefaultBodyLimit::max(usize::try_from(limit).unwrap_or(usize::MAX)))
 }
 
