@@ -6,6 +6,8 @@
 //! | `ecsop_reconcile_errors_total` | `kind` | failed reconciles by error kind |
 //! | `ecsop_reconcile_duration_seconds` | | reconcile wall time (histogram) |
 //! | `ecsop_aws_calls_total` | `service`, `operation`, `outcome` (`ok`, `throttled`, error kind) | AWS call attempts |
+//! | `ecsop_aws_budget_calls_per_second` | | the budget of AWS calls per second and region (`--aws-calls-per-second`; 0: none) |
+//! | `ecsop_aws_budget_wait_seconds_total` | `service` | time calls waited for the budget before they were sent |
 //! | `ecsop_rollouts_total` | `outcome` (`completed`, `failed`, `rolled_back`, `deadline_exceeded`) | finished rollouts |
 //! | `ecsop_drift_corrections_total` | | reconciles of an unchanged generation that had to write |
 //! | `ecsop_apideployments` | `ready` (`True`, `False`, `Unknown`) | ApiDeployments by Ready condition |
@@ -13,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicI64, AtomicU64};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -29,6 +31,13 @@ use crate::aws::CallRecord;
 pub struct ResultLabel {
     /// success or error.
     pub result: String,
+}
+
+/// Label set with one `service` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServiceLabel {
+    /// The AWS service's signing name.
+    pub service: String,
 }
 
 /// Label set with one `kind` label.
@@ -70,6 +79,8 @@ pub struct Metrics {
     errors: Family<KindLabel, Counter>,
     duration: Histogram,
     aws_calls: Family<CallLabels, Counter>,
+    budget: Gauge<f64, AtomicU64>,
+    budget_wait: Family<ServiceLabel, Counter<f64, AtomicU64>>,
     rollouts: Family<OutcomeLabel, Counter>,
     drift: Counter,
     by_ready: Family<ReadyLabel, Gauge<i64, AtomicI64>>,
@@ -84,6 +95,8 @@ impl Default for Metrics {
         let errors = Family::<KindLabel, Counter>::default();
         let duration = Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]);
         let aws_calls = Family::<CallLabels, Counter>::default();
+        let budget = Gauge::<f64, AtomicU64>::default();
+        let budget_wait = Family::<ServiceLabel, Counter<f64, AtomicU64>>::default();
         let rollouts = Family::<OutcomeLabel, Counter>::default();
         let drift = Counter::default();
         let by_ready = Family::<ReadyLabel, Gauge<i64, AtomicI64>>::default();
@@ -92,6 +105,16 @@ impl Default for Metrics {
         registry.register("reconcile_errors", "Failed reconciles by error kind", errors.clone());
         registry.register("reconcile_duration_seconds", "Reconcile wall time", duration.clone());
         registry.register("aws_calls", "AWS call attempts by service, operation and outcome", aws_calls.clone());
+        registry.register(
+            "aws_budget_calls_per_second",
+            "The budget of AWS calls per second and region (0: none)",
+            budget.clone(),
+        );
+        registry.register(
+            "aws_budget_wait_seconds",
+            "Time AWS calls waited for the budget before they were sent, by service",
+            budget_wait.clone(),
+        );
         registry.register("rollouts", "Finished rollouts by outcome", rollouts.clone());
         registry.register(
             "drift_corrections",
@@ -106,6 +129,8 @@ impl Default for Metrics {
             errors,
             duration,
             aws_calls,
+            budget,
+            budget_wait,
             rollouts,
             drift,
             by_ready,
@@ -126,8 +151,18 @@ impl Metrics {
         }
     }
 
+    /// The budget of AWS calls per second and region (`None`: none).
+    pub fn set_aws_budget(&self, per_second: Option<f64>) {
+        self.budget.set(per_second.unwrap_or(0.0));
+    }
+
     /// An AWS call attempt ended.
     pub fn aws_call(&self, record: &CallRecord) {
+        if !record.budget_wait.is_zero() {
+            self.budget_wait
+                .get_or_create(&ServiceLabel { service: record.service.into() })
+                .inc_by(record.budget_wait.as_secs_f64());
+        }
         self.aws_calls
             .get_or_create(&CallLabels {
                 service: record.service.into(),
@@ -196,5 +231,25 @@ mod tests {
         assert!(text.contains("ecsop_apideployments{ready=\"False\"} 0"), "{text}");
         assert!(text.contains("ecsop_leader 1"), "{text}");
         assert!(text.contains("ecsop_reconcile_duration_seconds_bucket"), "{text}");
+    }
+
+    #[test]
+    fn the_aws_budget_and_the_time_waited_for_it_are_exposed() {
+        let m = Metrics::default();
+        assert!(m.render().contains("ecsop_aws_budget_calls_per_second 0.0"), "{}", m.render());
+        m.set_aws_budget(Some(25.0));
+        let call = |budget_wait| CallRecord {
+            service: "ecs",
+            operation: "DescribeServices",
+            outcome: crate::aws::Outcome::Ok,
+            duration: std::time::Duration::from_millis(2),
+            budget_wait,
+        };
+        m.aws_call(&call(std::time::Duration::from_millis(250)));
+        m.aws_call(&call(std::time::Duration::ZERO));
+        m.aws_call(&call(std::time::Duration::from_millis(500)));
+        let text = m.render();
+        assert!(text.contains("ecsop_aws_budget_calls_per_second 25.0"), "{text}");
+        assert!(text.contains("ecsop_aws_budget_wait_seconds_total{service=\"ecs\"} 0.75"), "{text}");
     }
 }

@@ -211,7 +211,7 @@ const VARIANTS: &[(&str, &str)] = &[
         "scoped",
         "watch: {namespace: team-a, selector: 'team=payments'}\nleaderElection: {enabled: true, leaseName: payments-leader}\n\
          region: eu-west-1\naws: {endpointUrl: 'http://moto:5000', credentialsSecret: ecsop-aws}\n\
-         extraEnv: [{name: AWS_MAX_ATTEMPTS, value: '5'}]\n\
+         extraEnv: [{name: AWS_MAX_ATTEMPTS, value: '5'}]\nawsCallsPerSecond: 40\n\
          tenancy: {admission: false, tenants: [{name: payments, namespaces: [team-a], clusters: ['*']}]}\n",
     ),
     ("scoped-single", "watch: {namespace: team-b}\n"),
@@ -730,6 +730,8 @@ fn deployment_is_locked_down_and_configured_from_values() {
         assert!(env.contains_key(var), "the scoped variant sets {var}");
     }
     assert_eq!(env_value(&scoped, "ECSOP_SELECTOR").as_deref(), Some("team=payments"));
+    assert_eq!(env_value(&scoped, "ECSOP_AWS_CALLS_PER_SECOND").as_deref(), Some("40"));
+    assert_eq!(env_value(&rendered("default").one("Deployment"), "ECSOP_AWS_CALLS_PER_SECOND"), None);
     assert_eq!(env_value(&scoped, "AWS_REGION").as_deref(), Some("eu-west-1"));
     assert_eq!(env_value(&scoped, "AWS_ENDPOINT_URL").as_deref(), Some("http://moto:5000"));
     assert_eq!(env_value(&scoped, "AWS_MAX_ATTEMPTS").as_deref(), Some("5"));
@@ -791,7 +793,9 @@ fn exposed_metrics() -> BTreeSet<String> {
         operation: "DescribeServices",
         outcome: Outcome::Ok,
         duration: std::time::Duration::from_millis(3),
+        budget_wait: std::time::Duration::from_millis(1),
     });
+    m.set_aws_budget(Some(40.0));
     m.rollout("completed");
     m.drift_corrected();
     m.set_ready("ns/a", Some("True"));

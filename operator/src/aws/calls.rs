@@ -45,6 +45,8 @@ pub struct CallRecord {
     pub outcome: Outcome,
     /// How long it took.
     pub duration: Duration,
+    /// How long it waited, before it was sent, for the region's budget of calls.
+    pub budget_wait: Duration,
 }
 
 impl CallRecord {
@@ -83,6 +85,8 @@ pub type CallCounts = BTreeMap<(&'static str, &'static str, Outcome), u64>;
 #[derive(Clone)]
 pub struct Calls {
     limiter: Arc<Limiter>,
+    /// The region the adapters using this handle call (their budget is the region's).
+    region: Arc<str>,
     retry: RetryPolicy,
     counts: Arc<Mutex<CallCounts>>,
     observer: Option<Arc<Observer>>,
@@ -103,7 +107,29 @@ impl std::fmt::Debug for Calls {
 impl Calls {
     /// Calls going through `limiter`, retried by `retry`.
     pub fn new(limiter: Limiter, retry: RetryPolicy) -> Self {
-        Calls { limiter: Arc::new(limiter), retry, counts: Arc::default(), observer: None }
+        Calls { limiter: Arc::new(limiter), region: Arc::from(""), retry, counts: Arc::default(), observer: None }
+    }
+
+    /// The same limiter, counts and observer, for adapters calling `region`: they take from that
+    /// region's budget.
+    pub fn for_region(&self, region: &str) -> Calls {
+        Calls { region: Arc::from(region), ..self.clone() }
+    }
+
+    /// The default rates per operation class, under a budget of `per_second` calls per region (with a
+    /// burst of one second's worth) when one is given.
+    pub fn with_budget(per_second: Option<f64>) -> Calls {
+        let limiter = Limiter::new(default_rates());
+        let limiter = match per_second {
+            Some(rate) => limiter.with_budget(super::limiter::Rate { per_second: rate, burst: rate.max(1.0) }),
+            None => limiter,
+        };
+        Calls::new(limiter, RetryPolicy::default())
+    }
+
+    /// The budget of calls per region, if there is one.
+    pub fn budget(&self) -> Option<super::limiter::Rate> {
+        self.limiter.budget()
     }
 
     /// Also tell `observer` about every attempt (the controller's metrics use this).
@@ -147,7 +173,7 @@ impl Calls {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            self.limiter.acquire(class).await;
+            let waited = self.limiter.acquire(class, &self.region).await;
             let started = Instant::now();
             let result = send().await;
             let outcome = match &result {
@@ -155,7 +181,13 @@ impl Calls {
                 Err(e) if e.kind == ErrorKind::Throttled => Outcome::Throttled,
                 Err(e) => Outcome::Error(e.kind.label()),
             };
-            self.record(CallRecord { service, operation, outcome, duration: started.elapsed() });
+            self.record(CallRecord {
+                service,
+                operation,
+                outcome,
+                duration: started.elapsed(),
+                budget_wait: waited.budget,
+            });
             match result {
                 Err(e) if e.kind.is_retryable() && attempt < self.retry.max_attempts && repeatable(operation, &e) => {
                     tracing::debug!(service, operation, attempt, error = %e, "retrying AWS call");
@@ -245,6 +277,29 @@ mod tests {
 
     fn fast() -> Calls {
         Calls::for_unit_tests()
+    }
+
+    #[tokio::test]
+    async fn calls_beyond_the_regions_budget_wait_and_say_so() {
+        let waits = Arc::new(Mutex::new(Vec::new()));
+        let seen = waits.clone();
+        let calls = Calls::with_budget(Some(50.0))
+            .with_observer(move |record| seen.lock().unwrap().push(record.budget_wait))
+            .for_region("us-east-1");
+        assert_eq!(calls.budget().map(|b| b.burst), Some(50.0));
+        // The burst (50) goes at once; the 51st call waits for the budget (20 ms at 50/s).
+        for _ in 0..51 {
+            calls.run("ecs", "DescribeServices", || async { Ok(()) }).await.unwrap();
+        }
+        let first: Vec<Duration> = waits.lock().unwrap().clone();
+        assert!(first[..50].iter().all(Duration::is_zero), "{first:?}");
+        assert!(!first[50].is_zero(), "the call over the budget waited for it: {first:?}");
+        // Another region's calls do not wait for this one's budget.
+        let other = calls.for_region("eu-west-1");
+        other.run("ecs", "DescribeServices", || async { Ok(()) }).await.unwrap();
+        assert_eq!(waits.lock().unwrap().last(), Some(&Duration::ZERO));
+        assert_eq!(calls.counts().values().sum::<u64>(), 52, "regions share the counts");
+        assert!(Calls::default().budget().is_none());
     }
 
     #[tokio::test]

@@ -1,8 +1,10 @@
-//! A client-side token-bucket limiter per AWS operation class.
+//! A client-side token-bucket limiter per AWS operation class, under an optional budget per region.
 //!
 //! AWS throttles per account and region with token buckets (RegisterTaskDefinition about 1/s, ECS
 //! writes about 5/s, ELBv2 writes about 3/s). Staying under those rates ourselves keeps a fleet-wide
-//! resync from spending the account's budget that other tools and humans share.
+//! resync from spending the account's budget that other tools and humans share. The budget
+//! (`--aws-calls-per-second`) caps all of ecsop's calls in a region together, whatever their class:
+//! the share of the account's API rate the platform team gives ecsop.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -71,18 +73,57 @@ struct Bucket {
     last: Instant,
 }
 
-/// Token buckets per class. A class without a rate is not limited.
+impl Bucket {
+    fn full(rate: Rate, now: Instant) -> Self {
+        Bucket { rate, tokens: rate.burst, last: now }
+    }
+
+    /// Refills for the time since the last look; the wait until a token is there (zero: there is one).
+    fn refill(&mut self, now: Instant) -> Duration {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate.per_second).min(self.rate.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((1.0 - self.tokens) / self.rate.per_second)
+        }
+    }
+}
+
+/// Why a call has to wait for its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wait {
+    /// How long until both tokens are there.
+    pub duration: Duration,
+    /// Whether the region's budget is what is short (as opposed to, or as well as, the class's rate).
+    pub budget: bool,
+}
+
+/// What [`Limiter::acquire`] waited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Waited {
+    /// In all.
+    pub total: Duration,
+    /// Of which the region's budget was short.
+    pub budget: Duration,
+}
+
+/// Token buckets per class, and optionally one budget bucket per region that every call takes from
+/// too. A class without a rate is not limited; without a budget, only the classes are.
 #[derive(Debug, Default)]
 pub struct Limiter {
     buckets: Mutex<HashMap<Class, Bucket>>,
+    budget: Option<Rate>,
+    budgets: Mutex<HashMap<String, Bucket>>,
 }
 
 impl Limiter {
     /// A limiter with these rates, buckets full.
     pub fn new(rates: HashMap<Class, Rate>) -> Self {
         let now = Instant::now();
-        let buckets = rates.into_iter().map(|(c, rate)| (c, Bucket { rate, tokens: rate.burst, last: now })).collect();
-        Limiter { buckets: Mutex::new(buckets) }
+        let buckets = rates.into_iter().map(|(c, rate)| (c, Bucket::full(rate, now))).collect();
+        Limiter { buckets: Mutex::new(buckets), ..Limiter::default() }
     }
 
     /// A limiter that never waits.
@@ -90,30 +131,48 @@ impl Limiter {
         Limiter::default()
     }
 
-    /// Take a token of `class`, waiting until one is available.
-    pub async fn acquire(&self, class: Class) {
-        loop {
-            let wait = self.try_take(class, Instant::now());
-            match wait {
-                None => return,
-                Some(d) => tokio::time::sleep(d).await,
-            }
-        }
+    /// Also keeps every region's calls together under `budget` (the burst is what a quiet region
+    /// may spend at once).
+    pub fn with_budget(mut self, budget: Rate) -> Self {
+        self.budget = Some(budget);
+        self
     }
 
-    /// Take a token at `now` if one is available (`None`), else say how long until one is.
-    pub fn try_take(&self, class: Class, now: Instant) -> Option<Duration> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        let bucket = buckets.get_mut(&class)?;
-        let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * bucket.rate.per_second).min(bucket.rate.burst);
-        bucket.last = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            None
-        } else {
-            Some(Duration::from_secs_f64((1.0 - bucket.tokens) / bucket.rate.per_second))
+    /// The budget per region, if there is one.
+    pub fn budget(&self) -> Option<Rate> {
+        self.budget
+    }
+
+    /// Take a token of `class` (and of `region`'s budget), waiting until both are available.
+    pub async fn acquire(&self, class: Class, region: &str) -> Waited {
+        let mut waited = Waited::default();
+        while let Some(wait) = self.try_take(class, region, Instant::now()) {
+            tokio::time::sleep(wait.duration).await;
+            waited.total += wait.duration;
+            if wait.budget {
+                waited.budget += wait.duration;
+            }
         }
+        waited
+    }
+
+    /// Take a token of `class` and one of `region`'s budget at `now` if both are available (`None`),
+    /// else take neither and say how long until both are.
+    pub fn try_take(&self, class: Class, region: &str, now: Instant) -> Option<Wait> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut class_bucket = buckets.get_mut(&class);
+        let mut budget_bucket =
+            self.budget.map(|rate| budgets.entry(region.to_owned()).or_insert_with(|| Bucket::full(rate, now)));
+        let class_wait = class_bucket.as_mut().map_or(Duration::ZERO, |b| b.refill(now));
+        let budget_wait = budget_bucket.as_mut().map_or(Duration::ZERO, |b| b.refill(now));
+        if class_wait.is_zero() && budget_wait.is_zero() {
+            for bucket in [class_bucket, budget_bucket].into_iter().flatten() {
+                bucket.tokens -= 1.0;
+            }
+            return None;
+        }
+        Some(Wait { duration: class_wait.max(budget_wait), budget: !budget_wait.is_zero() })
     }
 }
 
@@ -131,16 +190,51 @@ mod tests {
         assert_eq!(Class::of("application-autoscaling", "PutScalingPolicy"), Class::OtherWrite);
     }
 
+    const REGION: &str = "us-east-1";
+
     #[test]
     fn a_bucket_allows_its_burst_then_the_sustained_rate() {
         let limiter = Limiter::new(HashMap::from([(Class::EcsWrite, Rate { per_second: 5.0, burst: 2.0 })]));
         let t0 = Instant::now();
-        assert_eq!(limiter.try_take(Class::EcsWrite, t0), None);
-        assert_eq!(limiter.try_take(Class::EcsWrite, t0), None);
-        let wait = limiter.try_take(Class::EcsWrite, t0).expect("bucket empty");
-        assert!((wait.as_secs_f64() - 0.2).abs() < 1e-6, "{wait:?}");
-        assert_eq!(limiter.try_take(Class::EcsWrite, t0 + Duration::from_millis(200)), None);
+        assert_eq!(limiter.try_take(Class::EcsWrite, REGION, t0), None);
+        assert_eq!(limiter.try_take(Class::EcsWrite, REGION, t0), None);
+        let wait = limiter.try_take(Class::EcsWrite, REGION, t0).expect("bucket empty");
+        assert!((wait.duration.as_secs_f64() - 0.2).abs() < 1e-6, "{wait:?}");
+        assert!(!wait.budget);
+        assert_eq!(limiter.try_take(Class::EcsWrite, REGION, t0 + Duration::from_millis(200)), None);
         // Unlimited classes never wait.
-        assert_eq!(limiter.try_take(Class::Read, t0), None);
+        assert_eq!(limiter.try_take(Class::Read, REGION, t0), None);
+    }
+
+    #[test]
+    fn the_budget_is_shared_by_every_class_of_a_region_and_not_across_regions() {
+        let limiter = Limiter::new(default_rates()).with_budget(Rate { per_second: 2.0, burst: 3.0 });
+        let t0 = Instant::now();
+        // Reads and writes take from the same budget: three calls of any class, then a wait.
+        assert_eq!(limiter.try_take(Class::Read, REGION, t0), None);
+        assert_eq!(limiter.try_take(Class::EcsWrite, REGION, t0), None);
+        assert_eq!(limiter.try_take(Class::Read, REGION, t0), None);
+        let wait = limiter.try_take(Class::Elbv2Write, REGION, t0).expect("budget spent");
+        assert_eq!(wait, Wait { duration: Duration::from_millis(500), budget: true });
+        // A call refused for the budget took no token of its class either: ELBv2's burst of 6 is intact.
+        // Another region has its own budget.
+        assert_eq!(limiter.try_take(Class::Read, "eu-west-1", t0), None);
+        // Half a second later one call fits, then the budget is short again.
+        let t1 = t0 + Duration::from_millis(500);
+        assert_eq!(limiter.try_take(Class::Elbv2Write, REGION, t1), None);
+        assert!(limiter.try_take(Class::Read, REGION, t1).is_some_and(|w| w.budget));
+    }
+
+    #[test]
+    fn the_longer_of_the_two_waits_is_the_wait() {
+        let limiter = Limiter::new(HashMap::from([(Class::TaskDefinitionWrite, Rate { per_second: 1.0, burst: 1.0 })]))
+            .with_budget(Rate { per_second: 10.0, burst: 10.0 });
+        let t0 = Instant::now();
+        assert_eq!(limiter.try_take(Class::TaskDefinitionWrite, REGION, t0), None);
+        // The class is short (1 s), the budget is not: the wait is the class's and not the budget's.
+        let wait = limiter.try_take(Class::TaskDefinitionWrite, REGION, t0).unwrap();
+        assert_eq!(wait, Wait { duration: Duration::from_secs(1), budget: false });
+        assert_eq!(limiter.budget(), Some(Rate { per_second: 10.0, burst: 10.0 }));
+        assert_eq!(Limiter::unlimited().budget(), None);
     }
 }

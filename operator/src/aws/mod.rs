@@ -58,6 +58,7 @@ pub struct Clients {
 impl Clients {
     /// The SDK adapters for one region, sharing `calls` (limiter, retry policy and call counts).
     pub fn from_sdk(config: &aws_config::SdkConfig, calls: Calls) -> Self {
+        let calls = calls.for_region(config.region().map(|r| r.as_ref()).unwrap_or_default());
         Clients {
             ecr: Arc::new(ecr::SdkEcr::new(config, calls.clone())),
             ecs: Arc::new(ecs::SdkEcs::new(config, calls.clone())),

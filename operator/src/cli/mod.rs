@@ -64,6 +64,18 @@ pub struct Common {
     /// (exit 2 on a violation), as the controller does.
     #[arg(long, env = "ECSOP_TENANCY_POLICY")]
     pub tenancy_policy: Option<PathBuf>,
+    /// The most AWS calls per second ecsop makes in one region, all ApiDeployments and operations
+    /// together (on top of the rates per operation class); unset: only those rates.
+    #[arg(long, env = "ECSOP_AWS_CALLS_PER_SECOND", value_parser = calls_per_second)]
+    pub aws_calls_per_second: Option<f64>,
+}
+
+/// `--aws-calls-per-second`: a positive number.
+fn calls_per_second(value: &str) -> Result<f64, String> {
+    match value.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!("{value:?} is not a positive number of calls per second")),
+    }
 }
 
 /// The subcommands.
@@ -170,6 +182,10 @@ pub enum Command {
         /// Without it, every ApiDeployment may use whatever the controller's AWS role reaches.
         #[arg(long, env = "ECSOP_TENANCY_POLICY")]
         tenancy_policy: Option<PathBuf>,
+        /// The most AWS calls per second the controller makes in one region, all ApiDeployments and
+        /// operations together (on top of the rates per operation class); unset: only those rates.
+        #[arg(long, env = "ECSOP_AWS_CALLS_PER_SECOND", value_parser = calls_per_second)]
+        aws_calls_per_second: Option<f64>,
     },
     /// Report the state of each ApiDeployment; writes nothing.
     Status {
@@ -274,6 +290,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             lease_name,
             lease_namespace,
             identity,
+            aws_calls_per_second,
             ..
         } => {
             let identity = identity.unwrap_or_else(|| {
@@ -283,6 +300,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             // use everything.
             let tenancy = tenancy(tenancy_policy.as_deref())?;
             let config = crate::controller::RunConfig {
+                aws_calls_per_second,
                 tenancy,
                 namespace,
                 selector,
@@ -335,7 +353,7 @@ impl Fleet {
         if let Some(policy) = &policy {
             manifest::check_policy(&manifests, policy, default_region.as_deref().unwrap_or("us-east-1"))?;
         }
-        let calls = Calls::default();
+        let calls = Calls::with_budget(common.aws_calls_per_second);
         let mut engines: BTreeMap<String, Engine> = BTreeMap::new();
         let mut items = Vec::new();
         for m in manifests {

@@ -164,6 +164,8 @@ pub struct RunConfig {
     pub leader_election: Option<(String, leader::LeaseConfig)>,
     /// The tenancy policy every ApiDeployment is checked against, if any.
     pub tenancy: Option<TenancyPolicy>,
+    /// The budget of AWS calls per second and region, if any.
+    pub aws_calls_per_second: Option<f64>,
 }
 
 /// Run the controller until SIGTERM or Ctrl-C.
@@ -177,7 +179,8 @@ pub async fn run(config: RunConfig) -> Result<(), Error> {
     let default_region = base.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
     let metrics = Arc::new(Metrics::default());
     let observer = metrics.clone();
-    let calls = Calls::default().with_observer(move |record| observer.aws_call(record));
+    metrics.set_aws_budget(config.aws_calls_per_second);
+    let calls = Calls::with_budget(config.aws_calls_per_second).with_observer(move |record| observer.aws_call(record));
     let engines = Engines::Sdk { base: Box::new(base), calls, default_region, cache: Mutex::default() };
     run_with(client, engines, metrics, config).await
 }
