@@ -56,7 +56,7 @@ impl Prometheus {
         // A port picked now may be taken before Prometheus binds it: try a few.
         for _ in 0..5 {
             let port = free_port();
-            let child = Command::new(&binary)
+            let mut child = Command::new(&binary)
                 .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
                 .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
@@ -65,32 +65,33 @@ impl Prometheus {
                 .stderr(Stdio::null())
                 .spawn()
                 .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
-            let mut server = Self { child, dir: dir.clone(), address: format!("http://127.0.0.1:{port}") };
-            if server.ready(Duration::from_secs(30)).await {
-                return server;
+            let address = format!("http://127.0.0.1:{port}");
+            if ready(&mut child, &address, Duration::from_secs(30)).await {
+                return Self { child, dir, address };
             }
-            let _ = server.child.kill();
-            let _ = server.child.wait();
-            std::mem::forget(server); // the directory is reused by the next attempt
+            let _ = child.kill();
+            let _ = child.wait();
         }
+        let _ = std::fs::remove_dir_all(&dir);
         panic!("Prometheus did not become ready on any of 5 ports");
     }
+}
 
-    async fn ready(&mut self, within: Duration) -> bool {
-        let client = reqwest::Client::new();
-        let started = Instant::now();
-        while started.elapsed() < within {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            let url = format!("{}/-/ready", self.address);
-            if client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+/// Whether the server at `address` answers `/-/ready` within `within` (false as soon as it exits).
+async fn ready(child: &mut Child, address: &str, within: Duration) -> bool {
+    let client = reqwest::Client::new();
+    let url = format!("{address}/-/ready");
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
         }
-        false
+        if client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    false
 }
 
 impl Drop for Prometheus {

@@ -157,13 +157,22 @@ impl Prometheus {
         window: Duration,
         at: SystemTime,
     ) -> Result<Measurement, Error> {
-        let mut samples = Vec::with_capacity(2);
-        for revision in [new_revision, old_revision] {
-            let value = self.query(&render(&queries.value, revision, window), at).await?;
-            let requests = self.query(&render(&queries.requests, revision, window), at).await?.unwrap_or(0.0);
-            samples.push(Sample { value, requests });
-        }
-        Ok(Measurement { new: samples[0], old: samples[1], window })
+        let new = self.sample(queries, new_revision, window, at).await?;
+        let old = self.sample(queries, old_revision, window, at).await?;
+        Ok(Measurement { new, old, window })
+    }
+
+    /// One revision's value and requests over the window.
+    async fn sample(
+        &self,
+        queries: &PromQueries,
+        revision: &str,
+        window: Duration,
+        at: SystemTime,
+    ) -> Result<Sample, Error> {
+        let value = self.query(&render(&queries.value, revision, window), at).await?;
+        let requests = self.query(&render(&queries.requests, revision, window), at).await?.unwrap_or(0.0);
+        Ok(Sample { value, requests })
     }
 }
 

@@ -173,7 +173,7 @@ impl Calls {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let waited = self.limiter.acquire(class, &self.region).await;
+            let budget_wait = self.limiter.acquire(class, &self.region).await;
             let started = Instant::now();
             let result = send().await;
             let outcome = match &result {
@@ -181,13 +181,7 @@ impl Calls {
                 Err(e) if e.kind == ErrorKind::Throttled => Outcome::Throttled,
                 Err(e) => Outcome::Error(e.kind.label()),
             };
-            self.record(CallRecord {
-                service,
-                operation,
-                outcome,
-                duration: started.elapsed(),
-                budget_wait: waited.budget,
-            });
+            self.record(CallRecord { service, operation, outcome, duration: started.elapsed(), budget_wait });
             match result {
                 Err(e) if e.kind.is_retryable() && attempt < self.retry.max_attempts && repeatable(operation, &e) => {
                     tracing::debug!(service, operation, attempt, error = %e, "retrying AWS call");

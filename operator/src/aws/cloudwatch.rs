@@ -90,9 +90,6 @@ fn alarm_info(operation: &'static str, alarm: &sdk::types::MetricAlarm) -> AwsRe
     })
 }
 
-/// GetMetricData takes at most 500 queries per call.
-const METRIC_QUERIES: usize = 500;
-
 #[async_trait]
 impl CloudWatch for SdkCloudWatch {
     async fn metric_data(
@@ -112,55 +109,52 @@ impl CloudWatch for SdkCloudWatch {
             ));
         }
         let period = i32::try_from(seconds).unwrap_or(i32::MAX);
+        // One call (at most 500 queries, AWS's limit, which it enforces); each query's id is its index.
+        let stats: Vec<sdk::types::MetricDataQuery> = queries
+            .iter()
+            .enumerate()
+            .map(|(i, q)| {
+                let dimensions =
+                    q.dimensions.iter().map(|(k, v)| Dimension::builder().name(k).value(v).build()).collect();
+                let metric = sdk::types::Metric::builder()
+                    .namespace(&q.namespace)
+                    .metric_name(&q.metric_name)
+                    .set_dimensions(Some(dimensions))
+                    .build();
+                let stat = sdk::types::MetricStat::builder().metric(metric).period(period).stat(&q.stat).build();
+                sdk::types::MetricDataQuery::builder().id(format!("q{i}")).metric_stat(stat).build()
+            })
+            .collect();
         let mut values = vec![None; queries.len()];
-        for (batch, chunk) in queries.chunks(METRIC_QUERIES).enumerate() {
-            let offset = batch * METRIC_QUERIES;
-            let stats: Vec<sdk::types::MetricDataQuery> = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, q)| {
-                    let dimensions =
-                        q.dimensions.iter().map(|(k, v)| Dimension::builder().name(k).value(v).build()).collect();
-                    let metric = sdk::types::Metric::builder()
-                        .namespace(&q.namespace)
-                        .metric_name(&q.metric_name)
-                        .set_dimensions(Some(dimensions))
-                        .build();
-                    let stat = sdk::types::MetricStat::builder().metric(metric).period(period).stat(&q.stat).build();
-                    sdk::types::MetricDataQuery::builder().id(format!("q{}", offset + i)).metric_stat(stat).build()
+        let mut next_token: Option<String> = None;
+        loop {
+            let out = self
+                .calls
+                .run(SERVICE, OP, || async {
+                    self.client
+                        .get_metric_data()
+                        .set_metric_data_queries(Some(stats.clone()))
+                        .start_time(sdk::primitives::DateTime::from(start))
+                        .end_time(sdk::primitives::DateTime::from(end))
+                        .set_next_token(next_token.clone())
+                        .send()
+                        .await
+                        .map_err(AwsError::sdk(SERVICE, OP))
                 })
-                .collect();
-            let mut next_token: Option<String> = None;
-            loop {
-                let out = self
-                    .calls
-                    .run(SERVICE, OP, || async {
-                        self.client
-                            .get_metric_data()
-                            .set_metric_data_queries(Some(stats.clone()))
-                            .start_time(sdk::primitives::DateTime::from(start))
-                            .end_time(sdk::primitives::DateTime::from(end))
-                            .set_next_token(next_token.clone())
-                            .send()
-                            .await
-                            .map_err(AwsError::sdk(SERVICE, OP))
-                    })
-                    .await?;
-                for result in out.metric_data_results() {
-                    let index = result.id().and_then(|id| id.strip_prefix('q')).and_then(|n| n.parse::<usize>().ok());
-                    if let (Some(index), Some(value)) = (index, result.values().first())
-                        && let Some(slot) = values.get_mut(index)
-                    {
-                        *slot = Some(*value);
-                    }
-                }
-                match out.next_token() {
-                    Some(token) if !token.is_empty() => next_token = Some(token.to_string()),
-                    _ => break,
+                .await?;
+            for result in out.metric_data_results() {
+                let index = result.id().and_then(|id| id.strip_prefix('q')).and_then(|n| n.parse::<usize>().ok());
+                if let (Some(index), Some(value)) = (index, result.values().first())
+                    && let Some(slot) = values.get_mut(index)
+                {
+                    *slot = Some(*value);
                 }
             }
+            match out.next_token() {
+                Some(token) if !token.is_empty() => next_token = Some(token.to_string()),
+                _ => return Ok(values),
+            }
         }
-        Ok(values)
     }
 
     async fn alarms(&self, prefix: &str) -> AwsResult<Vec<AlarmInfo>> {

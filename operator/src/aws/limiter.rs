@@ -100,30 +100,27 @@ pub struct Wait {
     pub budget: bool,
 }
 
-/// What [`Limiter::acquire`] waited.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Waited {
-    /// In all.
-    pub total: Duration,
-    /// Of which the region's budget was short.
-    pub budget: Duration,
+/// The buckets, behind one lock: every call takes from a class's and, with a budget, a region's.
+#[derive(Debug, Default)]
+struct Buckets {
+    classes: HashMap<Class, Bucket>,
+    regions: HashMap<String, Bucket>,
 }
 
 /// Token buckets per class, and optionally one budget bucket per region that every call takes from
 /// too. A class without a rate is not limited; without a budget, only the classes are.
 #[derive(Debug, Default)]
 pub struct Limiter {
-    buckets: Mutex<HashMap<Class, Bucket>>,
+    buckets: Mutex<Buckets>,
     budget: Option<Rate>,
-    budgets: Mutex<HashMap<String, Bucket>>,
 }
 
 impl Limiter {
     /// A limiter with these rates, buckets full.
     pub fn new(rates: HashMap<Class, Rate>) -> Self {
         let now = Instant::now();
-        let buckets = rates.into_iter().map(|(c, rate)| (c, Bucket::full(rate, now))).collect();
-        Limiter { buckets: Mutex::new(buckets), ..Limiter::default() }
+        let classes = rates.into_iter().map(|(c, rate)| (c, Bucket::full(rate, now))).collect();
+        Limiter { buckets: Mutex::new(Buckets { classes, regions: HashMap::new() }), budget: None }
     }
 
     /// A limiter that never waits.
@@ -143,27 +140,32 @@ impl Limiter {
         self.budget
     }
 
-    /// Take a token of `class` (and of `region`'s budget), waiting until both are available.
-    pub async fn acquire(&self, class: Class, region: &str) -> Waited {
-        let mut waited = Waited::default();
+    /// Take a token of `class` (and of `region`'s budget), waiting until both are available; returns
+    /// how long of that wait the region's budget was short.
+    pub async fn acquire(&self, class: Class, region: &str) -> Duration {
+        let mut budget_wait = Duration::ZERO;
         while let Some(wait) = self.try_take(class, region, Instant::now()) {
             tokio::time::sleep(wait.duration).await;
-            waited.total += wait.duration;
             if wait.budget {
-                waited.budget += wait.duration;
+                budget_wait += wait.duration;
             }
         }
-        waited
+        budget_wait
     }
 
     /// Take a token of `class` and one of `region`'s budget at `now` if both are available (`None`),
     /// else take neither and say how long until both are.
     pub fn try_take(&self, class: Class, region: &str, now: Instant) -> Option<Wait> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
-        let mut class_bucket = buckets.get_mut(&class);
-        let mut budget_bucket =
-            self.budget.map(|rate| budgets.entry(region.to_owned()).or_insert_with(|| Bucket::full(rate, now)));
+        let Buckets { classes, regions } = &mut *buckets;
+        let mut class_bucket = classes.get_mut(&class);
+        let mut budget_bucket = self.budget.map(|rate| {
+            // The region's name is copied once, when its bucket is made, not on every call.
+            if !regions.contains_key(region) {
+                regions.insert(region.to_owned(), Bucket::full(rate, now));
+            }
+            regions.get_mut(region).unwrap_or_else(|| unreachable!("inserted above"))
+        });
         let class_wait = class_bucket.as_mut().map_or(Duration::ZERO, |b| b.refill(now));
         let budget_wait = budget_bucket.as_mut().map_or(Duration::ZERO, |b| b.refill(now));
         if class_wait.is_zero() && budget_wait.is_zero() {
