@@ -60,6 +60,7 @@ fn config(net: &Network, name: &str, task_definition: &str) -> ServiceConfig {
             minimum_healthy_percent: 50,
             circuit_breaker: true,
             rollback: true,
+            strategy: ecsop::aws::Strategy::Rolling,
         },
         alarms: Some(DeploymentAlarms {
             names: vec!["books-cpu-high".into(), "books-memory-high".into()],
@@ -272,13 +273,13 @@ async fn a_bound_service_reports_its_target_group_registry_and_grace_period() {
     let registry_arn = format!("arn:aws:servicediscovery:us-east-1:{}:service/srv-abcdefgh12345678", account.id());
 
     let mut cfg = config(&net, "books-api", &rev.arn);
-    cfg.load_balancer = Some(Binding { arn: tg_arn.clone(), container: "api".into(), port: 8080 });
-    cfg.registry = Some(Binding { arn: registry_arn.clone(), container: "api".into(), port: 8080 });
+    cfg.load_balancer = Some(Binding { arn: tg_arn.clone(), container: "api".into(), port: 8080, traffic: None });
+    cfg.registry = Some(Binding { arn: registry_arn.clone(), container: "api".into(), port: 8080, traffic: None });
     ecs.create_service(&cfg).await.expect("create");
 
     let svc = ecs.service("api-cluster", "books-api").await.expect("describe").expect("exists");
-    assert_eq!(svc.load_balancers, vec![Binding { arn: tg_arn, container: "api".into(), port: 8080 }]);
-    assert_eq!(svc.registries, vec![Binding { arn: registry_arn, container: "api".into(), port: 8080 }]);
+    assert_eq!(svc.load_balancers, vec![Binding { arn: tg_arn, container: "api".into(), port: 8080, traffic: None }]);
+    assert_eq!(svc.registries, vec![Binding { arn: registry_arn, container: "api".into(), port: 8080, traffic: None }]);
     assert_eq!(svc.health_check_grace_period_seconds, Some(30));
 
     // Removing the bindings sends empty lists.
@@ -418,6 +419,7 @@ async fn a_new_load_balancer_registry_or_network_starts_a_deployment_of_the_same
         arn: format!("arn:aws:servicediscovery:us-east-1:{}:service/srv-abcdefgh12345678", account.id()),
         container: "api".into(),
         port: 8080,
+        traffic: None,
     });
     ecs.create_service(&cfg).await.expect("create");
     let deployments = |svc: &ecsop::aws::Service| svc.deployments.iter().map(|d| d.id.clone()).collect::<Vec<_>>();

@@ -18,7 +18,20 @@ wraps it in a thin WSGI layer that adds, and only adds:
   ACTIVE), `deploymentConfiguration` and friends are kept, and a driver endpoint moves the PRIMARY
   deployment through its states (progress, complete, fail, circuit-breaker rollback) with the service
   events ECS would write. Deployment alarms act as in ECS: a deployment told to complete while one of
-  the CloudWatch alarms it watches (with rollback on) is in ALARM rolls back instead;
+  the CloudWatch alarms it watches (with rollback on) is in ALARM rolls back instead. ECS's record of
+  deployments is served too: ListServiceDeployments, DescribeServiceDeployments, DescribeServiceRevisions
+  and StopServiceDeployment (ROLLBACK or ABORT);
+* ECS's native deployment strategies (`deploymentConfiguration.strategy` BLUE_GREEN, CANARY, LINEAR):
+  CreateService and UpdateService check them as ECS does (each load balancer's `advancedConfiguration`:
+  an existing alternate target group, an existing role, production and test listener rules whose forward
+  action forwards to both target groups; the canary and linear settings' ranges). A new deployment of
+  such a service leaves the old one (blue) running and goes, one `progress` of the driver at a time,
+  through ECS's lifecycle stages: PRE_SCALE_UP (RECONCILE_SERVICE when it replaces one in progress),
+  SCALE_UP, TEST_TRAFFIC_SHIFT (with a test listener rule), PRODUCTION_TRAFFIC_SHIFT (one step for
+  BLUE_GREEN, canary then the rest for CANARY, a step per stepPercent for LINEAR) and BAKE_TIME, moving
+  the weights of the listener rules in moto's ELBv2 as ECS does; `complete` (after BAKE_TIME) stops blue
+  and swaps each load balancer's target group with its alternate; a failure or StopServiceDeployment
+  sends the traffic back to blue, which still runs, without a new deployment;
 * ECR image scans: moto's scan results are canned and scan on push never scans. Here an image pushed to
   a scan-on-push repository has a completed scan with no findings, and a control endpoint sets the
   status and finding counts of an image's scan (as ECR's scanner would report them).
@@ -405,6 +418,8 @@ class Harness:
             return 200, {}
         if path == "/_ecsop/ecs/drive" and method == "POST":
             return 200, drive(body)
+        if path == "/_ecsop/iam/role" and method == "POST":
+            return 200, {"arn": create_role(body["account"], body["name"], body.get("service", "ecs.amazonaws.com"))}
         if path == "/_ecsop/ecr/scan" and method == "POST":
             key = (body["account"], body["region"], body["repository"], body["digest"])
             with self.lock:
@@ -502,7 +517,8 @@ SERVICE_REVISIONS: dict[str, dict[str, Any]] = {}
 
 def note_deployments(svc: Any) -> None:
     """Record the service's deployments: a new one gets a record (and a service revision), and each one's
-    status follows its rollout; a rollback, once marked, stays so."""
+    status follows its rollout; a rollback, once marked, stays so, and so does a status the layer set
+    itself (`_final`: a stopped, superseded or rolled-back native deployment)."""
     record = SERVICE_DEPLOYMENTS.setdefault(svc.arn, [])
     prefix = svc.arn.replace(":service/", ":service-deployment/", 1)
     for d in svc.deployments:
@@ -514,19 +530,50 @@ def note_deployments(svc: Any) -> None:
             SERVICE_REVISIONS[revision] = {
                 "serviceRevisionArn": revision,
                 "serviceArn": svc.arn,
+                "clusterArn": svc.cluster_arn,
                 "taskDefinition": d["taskDefinition"],
+                "loadBalancers": json.loads(json.dumps(svc.load_balancers or [])),
                 "createdAt": d.get("createdAt") or utcnow(),
             }
+            # The revisions the deployment replaces: those of the service's other deployments now.
+            sources = [
+                {"deploymentId": r["_deploymentId"], "arn": r["targetServiceRevisionArn"]}
+                for other in svc.deployments
+                if other is not d
+                for r in record
+                if r.get("_deploymentId") == other["id"]
+            ]
+            config = getattr(svc, "deployment_configuration", None)
             record.insert(0, {
                 "serviceDeploymentArn": arn,
                 "serviceArn": svc.arn,
+                "clusterArn": svc.cluster_arn,
                 "targetServiceRevisionArn": revision,
                 "status": status,
                 "statusReason": d.get("rolloutStateReason"),
                 "createdAt": d.get("createdAt") or utcnow(),
+                "startedAt": d.get("createdAt") or utcnow(),
+                "updatedAt": utcnow(),
+                "deploymentConfiguration": json.loads(json.dumps(config)) if config else None,
+                # Internal (never answered): the deployment, its sources and the service, to find them again.
+                "_deploymentId": d["id"],
+                "_sources": sources,
+                "_service": (svc._account_id, svc.region_name, svc.cluster_name, svc.name),
             })
-        elif not existing["status"].startswith("ROLLBACK"):
+        elif not existing["status"].startswith("ROLLBACK") and not existing.get("_final"):
+            if existing["status"] != status:
+                existing["updatedAt"] = utcnow()
             existing["status"] = status
+            existing["statusReason"] = d.get("rolloutStateReason")
+            if status in ("SUCCESSFUL", "STOPPED"):
+                existing.setdefault("finishedAt", utcnow())
+            if status == "STOPPED":
+                existing.setdefault("stoppedAt", utcnow())
+
+
+def record_of(svc: Any, deployment_id: str) -> dict[str, Any] | None:
+    """The service-deployment record of one of the service's deployments."""
+    return next((r for r in SERVICE_DEPLOYMENTS.get(svc.arn, []) if r.get("_deploymentId") == deployment_id), None)
 
 
 def epoch(value: Any) -> Any:
@@ -542,6 +589,13 @@ def ecs_response(status: int, payload: Any, error_type: str | None = None) -> tu
     return status_line, headers, body
 
 
+# The members of ECS's ServiceDeploymentBrief (what ListServiceDeployments answers).
+SERVICE_DEPLOYMENT_BRIEF = (
+    "serviceDeploymentArn", "serviceArn", "clusterArn", "startedAt", "createdAt", "finishedAt",
+    "targetServiceRevisionArn", "status", "statusReason",
+)
+
+
 def list_service_deployments(call: dict[str, Any], environ: dict[str, Any]) -> tuple[str, list, bytes]:
     """ECS ListServiceDeployments: the layer's record of the service's deployments, newest first."""
     body = json.loads(read_body(environ) or b"{}")
@@ -549,7 +603,12 @@ def list_service_deployments(call: dict[str, Any], environ: dict[str, Any]) -> t
         svc = find_service(call["account"], call["region"], body.get("cluster", "default"), body["service"])
     except KeyError:
         return ecs_response(400, {"message": "Service not found."}, "ServiceNotFoundException")
-    items = [{k: epoch(v) for k, v in r.items() if v is not None} for r in SERVICE_DEPLOYMENTS.get(svc.arn, [])]
+    wanted = body.get("status") or None
+    items = [
+        {k: epoch(v) for k, v in r.items() if k in SERVICE_DEPLOYMENT_BRIEF and v is not None}
+        for r in SERVICE_DEPLOYMENTS.get(svc.arn, [])
+        if wanted is None or r["status"] in wanted
+    ]
     return ecs_response(200, {"serviceDeployments": items[: int(body.get("maxResults") or 20)]})
 
 
@@ -614,6 +673,10 @@ ADDED_OPERATIONS = {
     ("apigateway", "GetAuthorizers"): get_authorizers,
     ("ecs", "ListServiceDeployments"): list_service_deployments,
     ("ecs", "DescribeServiceRevisions"): describe_service_revisions,
+    # Defined with the ECS deployment model further down, hence looked up when called.
+    ("ecs", "DescribeServiceDeployments"): lambda call, environ: describe_service_deployments(call, environ),
+    # A write in the call log and for `writesOnly` faults: its name has no read prefix.
+    ("ecs", "StopServiceDeployment"): lambda call, environ: stop_service_deployment(call, environ),
 }
 
 
@@ -833,7 +896,12 @@ def drive(body: dict) -> dict:
     dep = primary(svc)
     desired = svc.desired_count
     name = f"(service {svc.name})"
-    if action == "progress":
+    record = record_of(svc, dep["id"])
+    native = record is not None and record.get("_native") is not None and record["status"] == "IN_PROGRESS"
+    if native and action in ("progress", "complete", "fail", "rollback"):
+        # A deployment with a native strategy (BLUE_GREEN, CANARY, LINEAR): its lifecycle stages.
+        drive_native(body, svc, dep, record, name)
+    elif action == "progress":
         running = int(body.get("running", max(1, desired // 2) if desired else 0))
         dep["runningCount"] = min(running, desired)
         dep["pendingCount"] = max(desired - dep["runningCount"], 0)
@@ -877,7 +945,11 @@ def drive(body: dict) -> dict:
         for r in SERVICE_DEPLOYMENTS.get(svc.arn, []):
             if r["status"] == "ROLLBACK_IN_PROGRESS":
                 r["status"] = "ROLLBACK_SUCCESSFUL"
-    return {"deployments": svc.deployments, "events": svc.events[:5]}
+                r["finishedAt"] = r["updatedAt"] = utcnow()
+    answer = {"deployments": svc.deployments, "events": svc.events[:5]}
+    if strategy_of(getattr(svc, "deployment_configuration", None)) != "ROLLING":
+        answer.update(native_answer(svc, record))
+    return answer
 
 
 def rollback_deployment(svc: Any, dep: dict, name: str, body: dict, alarm_reason: str | None) -> None:
@@ -900,9 +972,20 @@ def rollback_deployment(svc: Any, dep: dict, name: str, body: dict, alarm_reason
     # take to stop; the layer drops it at once, the hardest case for a poller. ECS's deployment record
     # keeps it, as rolling back.
     svc.deployments[:] = [rollback]
+    note_deployments(svc)
+    back_to = record_of(svc, rollback["id"])
     for r in SERVICE_DEPLOYMENTS.get(svc.arn, []):
         if r["serviceDeploymentArn"].endswith("/" + dep["id"].split("/")[-1]):
             r["status"] = "ROLLBACK_IN_PROGRESS"
+            r["updatedAt"] = utcnow()
+            # Not over yet: it ends when the rollback deployment completes.
+            r.pop("finishedAt", None)
+            r.pop("stoppedAt", None)
+            r["rollback"] = {
+                "reason": alarm_reason or body.get("reason") or "circuit breaker",
+                "startedAt": utcnow(),
+                "serviceRevisionArn": back_to["targetServiceRevisionArn"] if back_to else None,
+            }
     add_event(svc, f"{name} rolling back to deployment {rollback['id']}.")
 
 
@@ -916,6 +999,575 @@ def firing_deployment_alarms(body: dict, svc: Any) -> list[str]:
 
     backend = cloudwatch_backends[body["account"]][body["region"]]
     return [n for n in alarms.get("alarmNames", []) if n in backend.alarms and backend.alarms[n].state_value == "ALARM"]
+
+
+# ---- ECS native deployment strategies (BLUE_GREEN, CANARY, LINEAR) ------------------------------------
+#
+# ECS shifts traffic itself for these: the new deployment ("green") starts its tasks beside the old one
+# ("blue"), which keeps running; ECS moves the weights of the production listener rule (and of the test
+# listener rule, if any) from the blue target group to the green one, the alternate target group of the
+# load balancer; after the bake time it stops blue and swaps the target groups in the service's load
+# balancer (targetGroupArn <-> advancedConfiguration.alternateTargetGroupArn). moto knows none of it:
+# it keeps the settings, and the layer validates them, plays the lifecycle stages through `drive`, and
+# moves the weights in moto's own ELBv2 rules, so DescribeRules shows them as ALB would.
+
+NATIVE_STRATEGIES = ("BLUE_GREEN", "CANARY", "LINEAR")
+# The record statuses StopServiceDeployment stops, and those in which it lets the stop already asked for
+# go on (ECS's "Stopping Amazon ECS service deployments"); any other is a ConflictException.
+STOPPABLE = ("PENDING", "IN_PROGRESS")
+STOPPING = ("STOP_REQUESTED", "ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS")
+# ECS's defaults for the strategies' settings (CanaryConfiguration, LinearConfiguration).
+CANARY_DEFAULTS = {"canaryPercent": 5.0, "canaryBakeTimeInMinutes": 10}
+LINEAR_DEFAULTS = {"stepPercent": 10.0, "stepBakeTimeInMinutes": 6}
+MAX_BAKE_MINUTES = 1440
+
+
+def strategy_of(config: Any) -> str:
+    return (config or {}).get("strategy") or "ROLLING"
+
+
+def elbv2_backend(account: str, region: str) -> Any:
+    from moto.elbv2.models import elbv2_backends
+
+    return elbv2_backends[account][region]
+
+
+def listener_actions(backend: Any, arn: str) -> tuple[list, Any] | None:
+    """The actions of a listener rule (an ALB's) or of a listener's default rule (an NLB's listener),
+    with its load balancer; None when there is no such rule or listener."""
+    for lb in backend.load_balancers.values():
+        for listener in lb.listeners.values():
+            if listener.arn == arn:
+                return listener.default_actions, lb
+            for rule in listener.rules.values():
+                if rule.arn == arn:
+                    return rule.actions, lb
+    return None
+
+
+def forward_groups(actions: list) -> list[dict[str, Any]] | None:
+    """The weighted target groups of the (only) forward action, or None if it has no ForwardConfig."""
+    forward = [a for a in actions if a.type == "forward"]
+    if len(forward) != 1 or "ForwardConfig" not in forward[0].data:
+        return None
+    return forward[0].data["ForwardConfig"].setdefault("TargetGroups", [])
+
+
+def is_multiple_of_tenth(value: float) -> bool:
+    return abs(value * 10 - round(value * 10)) < 1e-6
+
+
+def check_deployment_configuration(config: Any, controller: Any) -> None:
+    """ECS's checks of the strategy settings themselves (with or without a load balancer)."""
+    from moto.ecs.exceptions import InvalidParameterException
+
+    config = config or {}
+    strategy = strategy_of(config)
+    if strategy not in ("ROLLING",) + NATIVE_STRATEGIES:
+        raise InvalidParameterException(
+            f"Invalid deployment strategy '{strategy}'. Valid values are ROLLING, BLUE_GREEN, LINEAR and CANARY."
+        )
+    if strategy != "CANARY" and config.get("canaryConfiguration") is not None:
+        raise InvalidParameterException("canaryConfiguration can only be specified with the CANARY deployment strategy.")
+    if strategy != "LINEAR" and config.get("linearConfiguration") is not None:
+        raise InvalidParameterException("linearConfiguration can only be specified with the LINEAR deployment strategy.")
+    if strategy == "ROLLING":
+        return
+    if (controller or {}).get("type", "ECS") != "ECS":
+        raise InvalidParameterException(
+            f"The {strategy} deployment strategy requires the ECS deployment controller, not {controller['type']}."
+        )
+    bake = config.get("bakeTimeInMinutes")
+    if bake is None and strategy == "BLUE_GREEN":
+        raise InvalidParameterException("bakeTimeInMinutes is required with the BLUE_GREEN deployment strategy.")
+    if bake is not None and not 0 <= int(bake) <= MAX_BAKE_MINUTES:
+        raise InvalidParameterException(f"bakeTimeInMinutes must be between 0 and {MAX_BAKE_MINUTES}, not {bake}.")
+    if strategy == "CANARY":
+        canary = config.get("canaryConfiguration") or {}
+        percent = float(canary.get("canaryPercent", CANARY_DEFAULTS["canaryPercent"]))
+        if not (0.1 <= percent <= 100.0 and is_multiple_of_tenth(percent)):
+            raise InvalidParameterException(f"canaryPercent must be a multiple of 0.1 from 0.1 to 100.0, not {percent}.")
+        minutes = int(canary.get("canaryBakeTimeInMinutes", CANARY_DEFAULTS["canaryBakeTimeInMinutes"]))
+        if not 0 <= minutes <= MAX_BAKE_MINUTES:
+            raise InvalidParameterException(f"canaryBakeTimeInMinutes must be between 0 and {MAX_BAKE_MINUTES}, not {minutes}.")
+    if strategy == "LINEAR":
+        linear = config.get("linearConfiguration") or {}
+        percent = float(linear.get("stepPercent", LINEAR_DEFAULTS["stepPercent"]))
+        if not (3.0 <= percent <= 100.0 and is_multiple_of_tenth(percent)):
+            raise InvalidParameterException(f"stepPercent must be a multiple of 0.1 from 3.0 to 100.0, not {percent}.")
+        minutes = int(linear.get("stepBakeTimeInMinutes", LINEAR_DEFAULTS["stepBakeTimeInMinutes"]))
+        if not 0 <= minutes <= MAX_BAKE_MINUTES:
+            raise InvalidParameterException(f"stepBakeTimeInMinutes must be between 0 and {MAX_BAKE_MINUTES}, not {minutes}.")
+
+
+def create_role(account: str, name: str, service: str) -> str:
+    """An IAM role `service` may assume (the infrastructure role of a native deployment, say), made in
+    moto's IAM so ECS's checks find it; an existing one is answered as it is."""
+    from moto.iam.models import iam_backends
+
+    backend = iam_backends[account]["aws"]
+    existing = next((r for r in backend.roles.values() if r.name == name), None)
+    if existing is not None:
+        return existing.arn
+    trust = json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+    })
+    return backend.create_role(name, trust, "/", None, "", [], None).arn
+
+
+def check_native(account: str, region: str, config: Any, load_balancers: Any, controller: Any) -> None:
+    """ECS's checks of a service with a native strategy behind a load balancer: each load balancer names
+    an alternate target group, a production listener rule (and maybe a test one) that forwards to both
+    target groups, and a role ECS assumes to move the weights. All must exist."""
+    from moto.ecs.exceptions import InvalidParameterException
+    from moto.iam.models import iam_backends
+
+    check_deployment_configuration(config, controller)
+    strategy = strategy_of(config)
+    if strategy == "ROLLING":
+        return
+    elb = elbv2_backend(account, region)
+    for lb in load_balancers or []:
+        adv = lb.get("advancedConfiguration")
+        if not adv:
+            raise InvalidParameterException(
+                f"advancedConfiguration is required for each load balancer with the {strategy} deployment strategy."
+            )
+        missing = [k for k in ("alternateTargetGroupArn", "productionListenerRule", "roleArn") if not adv.get(k)]
+        if missing:
+            raise InvalidParameterException(f"advancedConfiguration requires {', '.join(missing)}.")
+        primary_tg, alternate = lb.get("targetGroupArn"), adv["alternateTargetGroupArn"]
+        if not primary_tg:
+            raise InvalidParameterException(f"targetGroupArn is required with the {strategy} deployment strategy.")
+        for arn in (primary_tg, alternate):
+            if arn not in elb.target_groups:
+                raise InvalidParameterException(f"Unable to find target group {arn}.")
+        if alternate == primary_tg:
+            raise InvalidParameterException("alternateTargetGroupArn must be different from targetGroupArn.")
+        role = adv["roleArn"]
+        m = re.fullmatch(r"arn:aws[\w-]*:iam::(\d{12}):role/(?:.*/)?([\w+=,.@-]+)", role)
+        roles = iam_backends[m.group(1)]["aws"].roles.values() if m else []
+        if not any(r.name == m.group(2) for r in roles):
+            raise InvalidParameterException(f"Unable to assume role {role}: the role does not exist.")
+        for key in ("productionListenerRule", "testListenerRule"):
+            arn = adv.get(key)
+            if not arn:
+                continue
+            found = listener_actions(elb, arn)
+            if found is None:
+                raise InvalidParameterException(f"Unable to find listener rule {arn} ({key}).")
+            actions, balancer = found
+            if balancer.type == "application" and ":listener-rule/" not in arn:
+                raise InvalidParameterException(
+                    f"The {key} of an Application Load Balancer must be a listener rule ARN, not the listener {arn}."
+                )
+            if strategy in ("CANARY", "LINEAR") and balancer.type != "application":
+                raise InvalidParameterException(
+                    f"The {strategy} deployment strategy requires an Application Load Balancer listener rule as {key}."
+                )
+            if any(a.type != "forward" for a in actions):
+                raise InvalidParameterException(
+                    f"The {key} {arn} has actions other than forward; ECS shifts traffic only on a rule whose only action is a forward."
+                )
+            groups = forward_groups(actions)
+            forwarded = sorted(g["TargetGroupArn"] for g in groups or [])
+            if forwarded != sorted([primary_tg, alternate]):
+                raise InvalidParameterException(
+                    f"The {key} {arn} must forward (ForwardConfig.TargetGroups) to both the target group "
+                    f"{primary_tg} and the alternate target group {alternate}, and to no other."
+                )
+
+
+def weight_of(percent: float) -> int:
+    """An ALB weight (0..999, used here as 0..100) for a share of traffic: a share above 0 keeps at least 1."""
+    if percent <= 0:
+        return 0
+    return min(100, max(1, round(percent)))
+
+
+def set_weights(account: str, region: str, rule_arn: str, weights: dict[str, int]) -> None:
+    """Set the weights of a rule's forward action in moto's ELBv2, as ECS does through ModifyRule."""
+    found = listener_actions(elbv2_backend(account, region), rule_arn)
+    if found is None:
+        return  # deleted since: ECS would fail the deployment; the test sees the weights never move
+    groups = forward_groups(found[0])
+    if groups is None:
+        return
+    for g in groups:
+        if g["TargetGroupArn"] in weights:
+            g["Weight"] = weights[g["TargetGroupArn"]]
+
+
+def read_weights(account: str, region: str, rule_arns: list[str]) -> dict[str, int]:
+    """The weights the rules forward with now, by target group ARN (as DescribeRules shows them)."""
+    elb = elbv2_backend(account, region)
+    out: dict[str, int] = {}
+    for arn in rule_arns:
+        found = listener_actions(elb, arn)
+        for g in (forward_groups(found[0]) if found else None) or []:
+            out[g["TargetGroupArn"]] = int(g.get("Weight", 1))
+    return out
+
+
+def shift(native: dict[str, Any], production: float | None = None, test: float | None = None) -> None:
+    """Give the green target groups `production` (and `test`) percent of their rules' traffic."""
+    for lb in native["loadBalancers"]:
+        if production is not None:
+            g = weight_of(production)
+            set_weights(native["account"], native["region"], lb["productionListenerRule"], {lb["green"]: g, lb["blue"]: 100 - g})
+        if test is not None and lb.get("testListenerRule"):
+            g = weight_of(test)
+            set_weights(native["account"], native["region"], lb["testListenerRule"], {lb["green"]: g, lb["blue"]: 100 - g})
+    if production is not None:
+        native["productionPercent"] = production
+    if test is not None:
+        native["testPercent"] = test
+
+
+def enter_stage(record: dict[str, Any], stage: str) -> None:
+    now = utcnow()
+    record["lifecycleStage"] = stage
+    record["updatedAt"] = now
+    native = record["_native"]
+    native["stageStartedAt"] = now
+    native["stages"].append({"stage": stage, "startedAt": now})
+
+
+def start_native(svc: Any, dep: dict[str, Any], previous: dict[str, Any] | None) -> None:
+    """Give a new deployment of a service with a native strategy its lifecycle: `previous` was PRIMARY.
+    A deployment that replaces one still shifting traffic sends the traffic back to that one's blue,
+    stops it, and starts in RECONCILE_SERVICE."""
+    record = record_of(svc, dep["id"])
+    if record is None or previous is None:
+        return
+    config = json.loads(json.dumps(getattr(svc, "deployment_configuration", None) or {}))
+    blue_id, stage = previous["id"], "PRE_SCALE_UP"
+    replaced = record_of(svc, previous["id"])
+    if replaced is not None and replaced.get("_native") and replaced["status"] == "IN_PROGRESS":
+        old = replaced["_native"]
+        shift(old, production=0.0, test=0.0)
+        now = utcnow()
+        replaced.update(
+            status="STOPPED",
+            statusReason=f"ECS deployment {previous['id']} was replaced by deployment {dep['id']}.",
+            stoppedAt=now,
+            finishedAt=now,
+            updatedAt=now,
+            _final=True,
+        )
+        previous["rolloutStateReason"] = replaced["statusReason"]
+        blue_id, stage = old["blue"], "RECONCILE_SERVICE"
+    lbs = []
+    for lb in svc.load_balancers or []:
+        adv = lb.get("advancedConfiguration") or {}
+        if lb.get("targetGroupArn") and adv.get("alternateTargetGroupArn"):
+            lbs.append({
+                "containerName": lb.get("containerName"),
+                "containerPort": lb.get("containerPort"),
+                # The alternate target group takes the new tasks; the primary one keeps the old.
+                "green": adv["alternateTargetGroupArn"],
+                "blue": lb["targetGroupArn"],
+                "productionListenerRule": adv.get("productionListenerRule"),
+                "testListenerRule": adv.get("testListenerRule"),
+            })
+    record["_native"] = {
+        "strategy": strategy_of(config),
+        "config": config,
+        "account": svc._account_id,
+        "region": svc.region_name,
+        "blue": blue_id,
+        "loadBalancers": lbs,
+        "productionPercent": 0.0,
+        "testPercent": 0.0,
+        "stages": [],
+    }
+    enter_stage(record, stage)
+
+
+def next_production_percent(native: dict[str, Any]) -> float:
+    current, strategy, config = native["productionPercent"], native["strategy"], native["config"]
+    if strategy == "CANARY" and current == 0:
+        return float((config.get("canaryConfiguration") or {}).get("canaryPercent", CANARY_DEFAULTS["canaryPercent"]))
+    if strategy == "LINEAR":
+        step = float((config.get("linearConfiguration") or {}).get("stepPercent", LINEAR_DEFAULTS["stepPercent"]))
+        return min(100.0, round(current + step, 1))
+    return 100.0
+
+
+def deployment_by_id(svc: Any, deployment_id: str) -> dict[str, Any] | None:
+    return next((d for d in svc.deployments if d["id"] == deployment_id), None)
+
+
+def count_service(svc: Any) -> None:
+    svc.running_count = sum(d.get("runningCount", 0) for d in svc.deployments)
+    svc.pending_count = sum(d.get("pendingCount", 0) for d in svc.deployments)
+
+
+def tg_name(arn: str) -> str:
+    return arn.split(":targetgroup/")[-1].split("/")[0]
+
+
+def progress_native(svc: Any, dep: dict[str, Any], record: dict[str, Any], name: str, body: dict) -> None:
+    """One step of a native deployment's lifecycle (see the module docstring)."""
+    native, stage = record["_native"], record["lifecycleStage"]
+    desired = svc.desired_count
+    if stage in ("PRE_SCALE_UP", "RECONCILE_SERVICE") or (stage == "SCALE_UP" and dep["runningCount"] < desired):
+        if stage == "RECONCILE_SERVICE":
+            # The replaced deployment's tasks stop; only blue and green remain.
+            for d in [d for d in svc.deployments if d["id"] not in (dep["id"], native["blue"])]:
+                add_event(svc, f"{name} has stopped {d.get('runningCount', 0)} running tasks: (task {uuid.uuid4().hex[:32]}).")
+                svc.deployments.remove(d)
+        running = min(int(body.get("running", desired)), desired)
+        dep["runningCount"] = max(running, dep.get("runningCount", 0))
+        dep["pendingCount"] = desired - dep["runningCount"]
+        add_event(svc, f"{name} has started {dep['runningCount']} tasks: (task {uuid.uuid4().hex[:32]}).")
+        if stage != "SCALE_UP":
+            enter_stage(record, "SCALE_UP")
+    elif stage == "SCALE_UP" and any(lb.get("testListenerRule") for lb in native["loadBalancers"]):
+        shift(native, test=100.0)
+        enter_stage(record, "TEST_TRAFFIC_SHIFT")
+        greens = ", ".join(tg_name(lb["green"]) for lb in native["loadBalancers"] if lb.get("testListenerRule"))
+        add_event(svc, f"{name} (deployment {dep['id']}) shifted 100% of test traffic to target group {greens}.")
+    elif stage in ("SCALE_UP", "TEST_TRAFFIC_SHIFT") or (stage == "PRODUCTION_TRAFFIC_SHIFT" and native["productionPercent"] < 100):
+        percent = next_production_percent(native)
+        shift(native, production=percent)
+        if stage != "PRODUCTION_TRAFFIC_SHIFT":
+            enter_stage(record, "PRODUCTION_TRAFFIC_SHIFT")
+        else:
+            native["stageStartedAt"] = utcnow()  # each step starts its own bake
+            native["stages"].append({"stage": stage, "startedAt": native["stageStartedAt"]})
+        greens = ", ".join(tg_name(lb["green"]) for lb in native["loadBalancers"]) or "none"
+        add_event(svc, f"{name} (deployment {dep['id']}) shifted {percent:g}% of production traffic to target group {greens}.")
+    elif stage == "PRODUCTION_TRAFFIC_SHIFT":
+        enter_stage(record, "BAKE_TIME")
+        bake = int(native["config"].get("bakeTimeInMinutes") or 0)
+        add_event(svc, f"{name} (deployment {dep['id']}) is baking for {bake} minutes before the old tasks stop.")
+    # BAKE_TIME: nothing moves until the deployment is completed (or rolled back).
+    dep["updatedAt"] = utcnow()
+    count_service(svc)
+
+
+def complete_native(svc: Any, dep: dict[str, Any], record: dict[str, Any], name: str) -> None:
+    """The bake time is over: blue stops, and ECS swaps the target groups of each load balancer."""
+    native = record["_native"]
+    if record["lifecycleStage"] != "BAKE_TIME":
+        raise ValueError(
+            f"deployment {dep['id']} is in {record['lifecycleStage']}: a native deployment completes only after "
+            f"BAKE_TIME (drive progress until then)"
+        )
+    enter_stage(record, "CLEAN_UP")
+    desired = svc.desired_count
+    for d in [d for d in svc.deployments if d is not dep]:
+        add_event(svc, f"{name} has stopped {d.get('runningCount', 0)} running tasks: (task {uuid.uuid4().hex[:32]}).")
+    dep.update(runningCount=desired, pendingCount=0, rolloutState="COMPLETED", updatedAt=utcnow())
+    dep["rolloutStateReason"] = f"ECS deployment {dep['id']} completed."
+    svc.deployments[:] = [dep]
+    swapped = []
+    for lb in svc.load_balancers or []:
+        adv = lb.get("advancedConfiguration") or {}
+        match = next(
+            (n for n in native["loadBalancers"] if n["blue"] == lb.get("targetGroupArn") and n["green"] == adv.get("alternateTargetGroupArn")),
+            None,
+        )
+        if match is None:
+            swapped.append(lb)
+            continue
+        swapped.append({**lb, "targetGroupArn": match["green"], "advancedConfiguration": {**adv, "alternateTargetGroupArn": match["blue"]}})
+    svc.load_balancers = swapped
+    # The new primary keeps all of both rules' traffic (the weights already say so after the shifts).
+    shift(native, production=100.0, test=100.0)
+    count_service(svc)
+    add_event(svc, f"{name} (deployment {dep['id']}) deployment completed.")
+    add_event(svc, f"{name} has reached a steady state.")
+
+
+def rollback_native(svc: Any, dep: dict[str, Any], record: dict[str, Any], name: str, reason: str, status: str) -> None:
+    """Send all traffic back to blue, which still runs, and drop green: ECS starts no new deployment.
+    `status` is the record's: ROLLBACK_SUCCESSFUL, or STOPPED when no rollback was asked for."""
+    native = record["_native"]
+    blue = deployment_by_id(svc, native["blue"])
+    if blue is None:
+        raise ValueError(f"the blue deployment {native['blue']} of {dep['id']} is gone")
+    shift(native, production=0.0, test=0.0)
+    now = utcnow()
+    dep.update(runningCount=0, pendingCount=0, rolloutState="FAILED", updatedAt=now)
+    dep["rolloutStateReason"] = f"ECS deployment {dep['id']} {'rolled back' if status.startswith('ROLLBACK') else 'stopped'}: {reason}."
+    add_event(svc, f"{name} (deployment {dep['id']}) deployment failed: {reason}.")
+    svc.deployments[:] = [blue]
+    blue.update(status="PRIMARY", rolloutState="COMPLETED", updatedAt=now)
+    blue["rolloutStateReason"] = f"ECS deployment {blue['id']} completed."
+    svc.task_definition = blue["taskDefinition"]
+    count_service(svc)
+    native["failedAtStage"] = record["lifecycleStage"]
+    enter_stage(record, "CLEAN_UP")
+    record.update(status=status, statusReason=dep["rolloutStateReason"], finishedAt=now, updatedAt=now, _final=True)
+    if status == "STOPPED":
+        record["stoppedAt"] = now
+    else:
+        blue_record = record_of(svc, blue["id"])
+        record["rollback"] = {
+            "reason": reason,
+            "startedAt": now,
+            "serviceRevisionArn": blue_record["targetServiceRevisionArn"] if blue_record else None,
+        }
+        add_event(svc, f"{name} rolling back to deployment {blue['id']}: {reason}.")
+    add_event(svc, f"{name} has stopped {svc.desired_count} running tasks: (task {uuid.uuid4().hex[:32]}).")
+
+
+def drive_native(body: dict, svc: Any, dep: dict[str, Any], record: dict[str, Any], name: str) -> None:
+    """`drive` for a deployment with a native strategy."""
+    action = body["action"]
+    if action == "progress":
+        progress_native(svc, dep, record, name, body)
+    elif action == "complete" and (firing := firing_deployment_alarms(body, svc)):
+        rollback_native(svc, dep, record, name, f"alarm(s) detected: {', '.join(firing)}", "ROLLBACK_SUCCESSFUL")
+    elif action == "complete":
+        complete_native(svc, dep, record, name)
+    elif action in ("fail", "rollback"):
+        reason = body.get("reason", "Essential container in task exited")
+        failed = int(body.get("failedTasks", 3))
+        dep["failedTasks"] = dep.get("failedTasks", 0) + failed
+        for _ in range(min(failed, 3)):
+            add_event(svc, f"{name} (task {uuid.uuid4().hex[:32]}) stopped: {reason}.")
+        # With rollback off, ECS stops the deployment (STOPPED); blue keeps the traffic either way.
+        status = "ROLLBACK_SUCCESSFUL" if action == "rollback" else "STOPPED"
+        rollback_native(svc, dep, record, name, "tasks failed to start (circuit breaker)", status)
+
+
+def native_answer(svc: Any, record: dict[str, Any] | None) -> dict[str, Any]:
+    """What `drive` adds for a service with a native strategy: the stage, and the weights of the
+    production (and test) listener rules by target group."""
+    native = (record or {}).get("_native")
+    if native is not None:
+        prod = [lb["productionListenerRule"] for lb in native["loadBalancers"] if lb.get("productionListenerRule")]
+        test = [lb["testListenerRule"] for lb in native["loadBalancers"] if lb.get("testListenerRule")]
+    else:
+        advs = [lb.get("advancedConfiguration") or {} for lb in svc.load_balancers or []]
+        prod = [a["productionListenerRule"] for a in advs if a.get("productionListenerRule")]
+        test = [a["testListenerRule"] for a in advs if a.get("testListenerRule")]
+    account, region = svc._account_id, svc.region_name
+    return {
+        "lifecycleStage": (record or {}).get("lifecycleStage"),
+        "weights": read_weights(account, region, prod),
+        "testWeights": read_weights(account, region, test),
+    }
+
+
+# ---- ECS service deployments: Describe and Stop --------------------------------------------------
+
+def find_record(account: str | None, region: str | None, arn: str) -> dict[str, Any] | None:
+    for records in SERVICE_DEPLOYMENTS.values():
+        for r in records:
+            if r["serviceDeploymentArn"] == arn and r["_service"][0] == account and r["_service"][1] == region:
+                return r
+    return None
+
+
+def revision_summary(svc: Any, deployment_id: str, arn: str, weights: tuple[float, float | None] | None) -> dict[str, Any]:
+    """ECS's ServiceRevisionSummary: the task counts of the revision's deployment now (0 once it is
+    gone) and, for a native deployment, the traffic it was given."""
+    d = deployment_by_id(svc, deployment_id) if svc is not None else None
+    out: dict[str, Any] = {
+        "arn": arn,
+        "requestedTaskCount": d.get("desiredCount", 0) if d else 0,
+        "runningTaskCount": d.get("runningCount", 0) if d else 0,
+        "pendingTaskCount": d.get("pendingCount", 0) if d else 0,
+    }
+    if weights is not None:
+        out["requestedProductionTrafficWeight"] = weights[0]
+        if weights[1] is not None:
+            out["requestedTestTrafficWeight"] = weights[1]
+    return out
+
+
+def render_deployment(r: dict[str, Any]) -> dict[str, Any]:
+    """A record as ECS's ServiceDeployment."""
+    try:
+        svc = find_service(*r["_service"])
+    except KeyError:
+        svc = None
+    native = r.get("_native")
+    green = (native["productionPercent"], native["testPercent"]) if native else None
+    blue = (100.0 - green[0], 100.0 - green[1]) if green else None
+    if native and not any(lb.get("testListenerRule") for lb in native["loadBalancers"]):
+        green, blue = (green[0], None), (blue[0], None)  # no test traffic at all
+    out = {
+        k: epoch(v)
+        for k, v in r.items()
+        if not k.startswith("_") and k != "targetServiceRevisionArn" and v is not None
+    }
+    if isinstance(out.get("rollback"), dict):
+        out["rollback"] = {k: epoch(v) for k, v in out["rollback"].items() if v is not None}
+    out["targetServiceRevision"] = revision_summary(svc, r["_deploymentId"], r["targetServiceRevisionArn"], green)
+    out["sourceServiceRevisions"] = [
+        revision_summary(svc, s["deploymentId"], s["arn"], blue if native and s["deploymentId"] == native["blue"] else None)
+        for s in r.get("_sources", [])
+    ]
+    return out
+
+
+def describe_service_deployments(call: dict[str, Any], environ: dict[str, Any]) -> tuple[str, list, bytes]:
+    """ECS DescribeServiceDeployments: the layer's records in ECS's ServiceDeployment shape; unknown ARNs
+    are failures (MISSING), as in DescribeServiceRevisions."""
+    body = json.loads(read_body(environ) or b"{}")
+    arns = body.get("serviceDeploymentArns")
+    if not arns or not isinstance(arns, list):
+        return ecs_response(400, {"message": "serviceDeploymentArns can not be empty."}, "InvalidParameterException")
+    found, failures = [], []
+    for arn in arns:
+        r = find_record(call["account"], call["region"], arn)
+        if r is None:
+            failures.append({"arn": arn, "reason": "MISSING"})
+        else:
+            found.append(render_deployment(r))
+    return ecs_response(200, {"serviceDeployments": found, "failures": failures})
+
+
+def stop_service_deployment(call: dict[str, Any], environ: dict[str, Any]) -> tuple[str, list, bytes]:
+    """ECS StopServiceDeployment. ROLLBACK (the default) of a native deployment sends the traffic back to
+    blue at once (ROLLBACK_SUCCESSFUL); of a rolling one, starts a deployment of the last good revision as
+    the circuit breaker does (ROLLBACK_IN_PROGRESS). ABORT stops it without rollback (STOPPED). A deployment
+    that is over cannot be stopped (ConflictException); one already stopping goes on (no-op)."""
+    body = json.loads(read_body(environ) or b"{}")
+    arn = body.get("serviceDeploymentArn")
+    stop_type = body.get("stopType") or "ROLLBACK"
+    if not arn:
+        return ecs_response(400, {"message": "serviceDeploymentArn can not be empty."}, "InvalidParameterException")
+    if stop_type not in ("ABORT", "ROLLBACK"):
+        return ecs_response(400, {"message": f"Invalid stopType '{stop_type}'. Valid values are ABORT and ROLLBACK."}, "InvalidParameterException")
+    r = find_record(call["account"], call["region"], arn)
+    if r is None:
+        return ecs_response(400, {"message": f"Service deployment {arn} not found."}, "ServiceDeploymentNotFoundException")
+    if r["status"] in STOPPING:
+        return ecs_response(200, {"serviceDeploymentArn": arn})
+    conflict = f"Service deployment {arn} is {r['status']} and can no longer be stopped."
+    if r["status"] not in STOPPABLE:
+        return ecs_response(400, {"message": conflict}, "ConflictException")
+    try:
+        svc = find_service(*r["_service"])
+    except KeyError:
+        return ecs_response(400, {"message": conflict}, "ConflictException")
+    dep = deployment_by_id(svc, r["_deploymentId"])
+    if dep is None or dep["status"] != "PRIMARY":
+        return ecs_response(400, {"message": conflict}, "ConflictException")
+    name = f"(service {svc.name})"
+    reason = "deployment stopped by StopServiceDeployment"
+    if r.get("_native"):
+        rollback_native(svc, dep, r, name, reason, "ROLLBACK_SUCCESSFUL" if stop_type == "ROLLBACK" else "STOPPED")
+    elif stop_type == "ROLLBACK":
+        try:
+            rollback_deployment(svc, dep, name, {}, reason)
+        except ValueError as exc:
+            return ecs_response(400, {"message": f"Service deployment {arn} cannot be rolled back: {exc}."}, "ConflictException")
+    else:
+        now = utcnow()
+        dep.update(rolloutState="FAILED", pendingCount=0, updatedAt=now)
+        dep["rolloutStateReason"] = f"ECS deployment {dep['id']} stopped: {reason}."
+        add_event(svc, f"{name} (deployment {dep['id']}) deployment stopped: {reason}.")
+    note_deployments(svc)
+    r["updatedAt"] = utcnow()
+    return ecs_response(200, {"serviceDeploymentArn": arn})
 
 
 # ---- ECR scans -----------------------------------------------------------------------------------
@@ -1042,28 +1694,52 @@ def patch_ecs() -> None:
             raise InvalidParameterException("Creation of service was not idempotent.")
         check_registries(self._get_param("serviceRegistries"))
         check_bound(self.current_account, self._get_param("loadBalancers"))
+        check_native(
+            self.current_account,
+            self.region,
+            self._get_param("deploymentConfiguration"),
+            self._get_param("loadBalancers"),
+            self._get_param("deploymentController"),
+        )
         result = original_create(self)
         SERVICE_CREATED[key] = time.monotonic()
         if token:
             CLIENT_TOKENS[key] = token
-        note_deployments(self.ecs_backend._get_service(cluster, name))
         svc = self.ecs_backend._get_service(self._get_param("cluster", "default"), self._get_param("serviceName"))
         for key in kept:
             value = self._get_param(key)
             if value is not None:
                 setattr(svc, camelcase_to_underscores(key), value)
+        # After the settings: the first deployment's record keeps its deploymentConfiguration.
+        note_deployments(svc)
         return result
 
     responses.EC2ContainerServiceResponse.create_service = create_service
 
     original_update = models.EC2ContainerServiceBackend.update_service
 
-    def wiring(svc: Any) -> str:
+    def wiring(svc: Any, aliases: dict[str, str] | None = None) -> str:
+        # advancedConfiguration is not wiring: ECS starts no deployment when only it changes. A native
+        # deployment swaps each load balancer's target group with its alternate; `aliases` (alternate ->
+        # target group, from before the update) makes either order the same wiring.
+        balancers = []
+        for lb in svc.load_balancers or []:
+            lb = {k: v for k, v in lb.items() if k != "advancedConfiguration"}
+            if aliases and lb.get("targetGroupArn") in aliases:
+                lb["targetGroupArn"] = aliases[lb["targetGroupArn"]]
+            balancers.append(lb)
         return json.dumps(
-            [svc.load_balancers, svc.service_registries, getattr(svc, "network_configuration", None) or {}],
+            [balancers, svc.service_registries, getattr(svc, "network_configuration", None) or {}],
             sort_keys=True,
             default=str,
         )
+
+    def alternates(svc: Any) -> dict[str, str]:
+        return {
+            adv["alternateTargetGroupArn"]: lb["targetGroupArn"]
+            for lb in svc.load_balancers or []
+            if (adv := lb.get("advancedConfiguration") or {}).get("alternateTargetGroupArn") and lb.get("targetGroupArn")
+        }
 
     def update_service(self: Any, props: dict[str, Any]) -> Any:
         check_registries(props.get("service_registries"))
@@ -1071,13 +1747,29 @@ def patch_ecs() -> None:
         cluster = props.get("cluster", "default")
         name = props.get("service", "").split("/")[-1]
         svc = self._get_service(cluster, name)
+        if any(props.get(k) is not None for k in ("deployment_configuration", "load_balancers", "deployment_controller")):
+            # What the service will be: the request's settings over the service's.
+            check_native(
+                self.account_id,
+                self.region_name,
+                props["deployment_configuration"] if props.get("deployment_configuration") is not None else getattr(svc, "deployment_configuration", None),
+                props["load_balancers"] if props.get("load_balancers") is not None else svc.load_balancers,
+                props.get("deployment_controller") or svc.deployment_controller,
+            )
         before_td = svc.task_definition
         before_running = svc.running_count
-        before_wiring = wiring(svc)
+        aliases = alternates(svc)
+        before_wiring = wiring(svc, aliases)
+        before_primary = next((d for d in svc.deployments if d["status"] == "PRIMARY"), None)
         requested = props.get("task_definition")
         desired = props.get("desired_count")
         forced = bool(props.get("force_new_deployment"))
+        kept = {k: before_primary[k] for k in ("id", "createdAt", "updatedAt")} if before_primary else {}
         svc = original_update(self, props)
+        # moto "forces" a deployment by renaming the first deployment in place; the layer starts a real
+        # one below, and the old deployment keeps its identity (and its record).
+        if before_primary is not None:
+            before_primary.update(kept)
         # ECS replaces deploymentConfiguration (alarms included) when UpdateService names it.
         if props.get("deployment_configuration") is not None:
             svc.deployment_configuration = props["deployment_configuration"]
@@ -1087,10 +1779,14 @@ def patch_ecs() -> None:
             svc.task_definition = self.describe_task_definition(requested).arn
         # ECS starts a deployment for a new task definition, and also for new load balancers, service
         # registries or network configuration, and when forced: the same revision, new tasks.
-        if (requested and svc.task_definition != before_td) or wiring(svc) != before_wiring or forced:
-            start_deployment(svc, svc.task_definition, svc.launch_type)
+        if (requested and svc.task_definition != before_td) or wiring(svc, aliases) != before_wiring or forced:
+            dep = start_deployment(svc, svc.task_definition, svc.launch_type)
             svc.pending_count = svc.desired_count
             note_deployments(svc)
+            if strategy_of(getattr(svc, "deployment_configuration", None)) in NATIVE_STRATEGIES:
+                # The old PRIMARY (blue) keeps running and serving while the new one goes through ECS's
+                # lifecycle stages (`drive`).
+                start_native(svc, dep, before_primary)
         elif desired is not None:
             dep = primary(svc)
             dep["desiredCount"] = desired

@@ -34,10 +34,11 @@ use ecsop::aws::TaskDefinition;
 use ecsop::aws::error::classify_code;
 use ecsop::aws::{
     AlarmInfo, ApiGateway, Authorizer, AuthorizerConfig, Autoscaling, AwsError, AwsResult, Binding, Clients, CloudMap,
-    CloudWatch, Deployment, DeploymentAlarms, DiscoveryService, Ecr, Ecs, Elbv2, ErrorKind, ImageScan, Integration,
-    IntegrationConfig, MetricAlarm, MetricQuery, NetworkSettings, Repository, Route, RouteConfig, Rule, RuleAction,
-    RuleConfig, ScalableTarget, ScalingMetric, ScalingPolicy, Service, ServiceConfig, ServiceDeployment, ServiceEvent,
-    ServiceUpdate, Stage, Tags, TargetGroup, TargetGroupConfig, TargetGroupHealth, TaskDefinitionInfo,
+    CloudWatch, Deployment, DeploymentAlarms, DeploymentSettings, DiscoveryService, Ecr, Ecs, Elbv2, ErrorKind,
+    ImageScan, Integration, IntegrationConfig, MetricAlarm, MetricQuery, NetworkSettings, Repository, Route,
+    RouteConfig, Rule, RuleAction, RuleConfig, ScalableTarget, ScalingMetric, ScalingPolicy, Service, ServiceConfig,
+    ServiceDeployment, ServiceEvent, ServiceUpdate, Stage, Strategy, Tags, TargetGroup, TargetGroupConfig,
+    TargetGroupHealth, TaskDefinitionInfo,
 };
 
 /// The account every fake resource lives in.
@@ -699,6 +700,64 @@ fn check_bindings(
     Ok(())
 }
 
+/// ECS's checks of a blue/green, canary or linear service's load balancer: the second target group,
+/// the production (and test) rule forwarding to both groups, and the role that moves the weights.
+fn check_traffic(
+    op: &'static str,
+    elb: &ElbState,
+    settings: Option<&DeploymentSettings>,
+    load_balancers: &[Binding],
+) -> AwsResult<()> {
+    let invalid = |message: String| Err(aws_err(ECS, op, "InvalidParameterException", message));
+    let strategy = settings.map(|s| s.strategy).unwrap_or_default();
+    for b in load_balancers {
+        let Some(t) = &b.traffic else {
+            if strategy.shifts_traffic() {
+                return invalid(format!(
+                    "advancedConfiguration is required for a load balancer of a service with the {} deployment strategy.",
+                    strategy.as_ecs()
+                ));
+            }
+            continue;
+        };
+        if !elb.target_groups.contains_key(&t.alternate_target_group) || t.alternate_target_group == b.arn {
+            return invalid(format!("The alternate target group {} is not valid.", t.alternate_target_group));
+        }
+        if !t.role_arn.starts_with("arn:") || !t.role_arn.contains(":role/") {
+            return invalid(format!("The roleArn {} is not a valid IAM role.", t.role_arn));
+        }
+        for rule in std::iter::once(&t.production_rule).chain(&t.test_rule) {
+            let Some(r) = elb.rules.get(rule) else {
+                return invalid(format!("The listener rule {rule} does not exist."));
+            };
+            let groups = &r.rule.target_groups;
+            if !(groups.contains(&b.arn) && groups.contains(&t.alternate_target_group)) {
+                return invalid(format!(
+                    "The listener rule {rule} must forward to both the target group {} and the alternate target group {}.",
+                    b.arn, t.alternate_target_group
+                ));
+            }
+        }
+    }
+    if let Strategy::Canary { percent, .. } = strategy
+        && !(1..=100).contains(&percent)
+    {
+        return invalid("canaryPercent must be between 0.1 and 100.".into());
+    }
+    if let Strategy::Linear { step_percent, .. } = strategy
+        && !(3..=100).contains(&step_percent)
+    {
+        return invalid("stepPercent must be between 3 and 100.".into());
+    }
+    Ok(())
+}
+
+/// What of a load-balancer binding makes ECS start a deployment when it changes: not the
+/// advancedConfiguration, whose groups ECS itself swaps.
+fn wiring(bindings: &[Binding]) -> Vec<(&str, &str, i32)> {
+    bindings.iter().map(|b| (b.arn.as_str(), b.container.as_str(), b.port)).collect()
+}
+
 fn check_network(op: &'static str, network: &NetworkSettings) -> AwsResult<()> {
     if network.subnets.is_empty() {
         return Err(aws_err(ECS, op, "InvalidParameterException", "subnets can not be empty."));
@@ -1220,6 +1279,7 @@ impl FakeAws {
             hosts: vec![],
             paths: vec![],
             target_groups: vec![],
+            weights: vec![],
             redirect: None,
         };
         elb.rules.insert(default, RuleState { listener: listener.clone(), rule, tags: Tags::new() });
@@ -1685,6 +1745,7 @@ impl Ecs for FakeAws {
         let registries: Vec<Binding> = config.registry.iter().cloned().collect();
         check_grace(OP, config.health_check_grace_period_seconds, &load_balancers)?;
         check_bindings(OP, elb, sd, &rev.definition, &load_balancers, &registries)?;
+        check_traffic(OP, elb, Some(&config.deployment), &load_balancers)?;
         let task_definition = rev.info.arn.clone();
         let (cluster, name) = key.clone();
         let changed = format!("service/{cluster}/{name}");
@@ -1744,13 +1805,14 @@ impl Ecs for FakeAws {
         let grace = update.health_check_grace_period_seconds.or(current.health_check_grace_period_seconds);
         check_grace(OP, update.health_check_grace_period_seconds, &load_balancers)?;
         check_bindings(OP, elb, sd, &rev.definition, &load_balancers, &registries)?;
+        check_traffic(OP, elb, update.deployment.as_ref().or(current.deployment.as_ref()), &load_balancers)?;
         let task_definition = rev.info.arn.clone();
 
         let svc = ecs.services.get_mut(&key).unwrap_or_else(|| unreachable!("checked above"));
         // ECS starts a new deployment when what the tasks run or where they are placed changes.
         let redeploy = task_definition != svc.task_definition
             || update.network.as_ref().is_some_and(|n| *n != svc.network)
-            || load_balancers != svc.load_balancers
+            || wiring(&load_balancers) != wiring(&svc.load_balancers)
             || registries != svc.registries;
         if let Some(network) = &update.network {
             svc.network = network.clone();
@@ -1847,6 +1909,16 @@ impl FakeAws {
 
 fn tg_not_found(op: &'static str, arn: &str) -> AwsError {
     aws_err(ELB, op, "TargetGroupNotFound", format!("Target groups '{arn}' not found"))
+}
+
+/// The target groups an action forwards to and, for several, their weights (as DescribeRules answers).
+fn forwarded(action: &RuleAction) -> (Vec<String>, Vec<i32>) {
+    match action {
+        RuleAction::Forward(tg) => (vec![tg.clone()], vec![]),
+        RuleAction::Weighted(groups) if groups.len() == 1 => (vec![groups[0].0.clone()], vec![]),
+        RuleAction::Weighted(groups) => groups.iter().cloned().unzip(),
+        RuleAction::Redirect(_) => (vec![], vec![]),
+    }
 }
 
 fn rule_not_found(op: &'static str, arn: &str) -> AwsError {
@@ -2020,8 +2092,8 @@ impl Elbv2 for FakeAws {
             return Err(aws_err(ELB, OP, "ValidationError", "Priority must be between 1 and 50000"));
         }
         check_conditions(OP, &config.hosts, &config.paths)?;
-        if let RuleAction::Forward(tg) = &config.action {
-            elb.check_association(OP, listener, tg)?;
+        for tg in forwarded(&config.action).0 {
+            elb.check_association(OP, listener, &tg)?;
         }
         let on_listener: Vec<&RuleState> = elb.rules.values().filter(|r| r.listener == *listener).collect();
         if on_listener.iter().any(|r| r.rule.priority == Some(config.priority)) {
@@ -2046,13 +2118,11 @@ impl Elbv2 for FakeAws {
             priority: Some(config.priority),
             hosts: config.hosts.clone(),
             paths: config.paths.clone(),
-            target_groups: match &config.action {
-                RuleAction::Forward(tg) => vec![tg.clone()],
-                RuleAction::Redirect(_) => vec![],
-            },
+            target_groups: forwarded(&config.action).0,
+            weights: forwarded(&config.action).1,
             redirect: match &config.action {
                 RuleAction::Redirect(r) => Some(r.clone()),
-                RuleAction::Forward(_) => None,
+                _ => None,
             },
         };
         elb.rules.insert(arn, RuleState { listener: listener.clone(), rule: rule.clone(), tags: config.tags.clone() });
@@ -2073,15 +2143,16 @@ impl Elbv2 for FakeAws {
         }
         check_conditions(OP, hosts, paths)?;
         let listener = rule.listener.clone();
-        if let RuleAction::Forward(tg) = action {
-            elb.check_association(OP, &listener, tg)?;
+        for tg in forwarded(action).0 {
+            elb.check_association(OP, &listener, &tg)?;
         }
         let rule = &mut elb.rules.get_mut(arn).unwrap_or_else(|| unreachable!("checked above")).rule;
         rule.hosts = hosts.to_vec();
         rule.paths = paths.to_vec();
-        (rule.target_groups, rule.redirect) = match action {
-            RuleAction::Forward(tg) => (vec![tg.clone()], None),
-            RuleAction::Redirect(r) => (vec![], Some(r.clone())),
+        (rule.target_groups, rule.weights) = forwarded(action);
+        rule.redirect = match action {
+            RuleAction::Redirect(r) => Some(r.clone()),
+            _ => None,
         };
         Ok(())
     }
@@ -2724,6 +2795,7 @@ pub(crate) mod tests {
                 minimum_healthy_percent: 100,
                 circuit_breaker: true,
                 rollback: true,
+                strategy: ecsop::aws::Strategy::Rolling,
             },
             alarms: None,
             health_check_grace_period_seconds: None,
@@ -2888,6 +2960,7 @@ pub(crate) mod tests {
             minimum_healthy_percent: 50,
             circuit_breaker: true,
             rollback: false,
+            strategy: ecsop::aws::Strategy::Rolling,
         });
         let svc = aws.update_service(&u).await.unwrap();
         assert_eq!(svc.deployments.len(), 2);
@@ -2988,15 +3061,18 @@ pub(crate) mod tests {
         let v2 = aws.register_task_definition(&td("prod-books-api", "i@sha256:2"), &Tags::new()).await.unwrap();
         let tg = aws.create_target_group(&tg_config("prod-books-api-1")).await.unwrap();
         let mut config = service_config(&v2.arn);
-        config.load_balancer = Some(Binding { arn: tg.arn.clone(), container: "api".into(), port: 8080 });
+        config.load_balancer =
+            Some(Binding { arn: tg.arn.clone(), container: "api".into(), port: 8080, traffic: None });
         let err = Ecs::create_service(&aws, &config).await.unwrap_err();
         assert!(err.message.contains("does not have an associated load balancer"), "{err}");
 
         let listener = aws.create_listener();
         aws.create_rule(&rule_config(&listener, 10, &tg.arn)).await.unwrap();
-        config.load_balancer = Some(Binding { arn: tg.arn.clone(), container: "api".into(), port: 9090 });
+        config.load_balancer =
+            Some(Binding { arn: tg.arn.clone(), container: "api".into(), port: 9090, traffic: None });
         assert_eq!(Ecs::create_service(&aws, &config).await.unwrap_err().kind, ErrorKind::Invalid);
-        config.load_balancer = Some(Binding { arn: tg.arn.clone(), container: "api".into(), port: 8080 });
+        config.load_balancer =
+            Some(Binding { arn: tg.arn.clone(), container: "api".into(), port: 8080, traffic: None });
         config.health_check_grace_period_seconds = Some(30);
         let svc = Ecs::create_service(&aws, &config).await.unwrap();
         assert_eq!(svc.load_balancers.len(), 1);
@@ -3328,7 +3404,7 @@ pub(crate) mod tests {
         assert_eq!(aws.find_service(&ns, "books-api").await.unwrap(), Some(sd.clone()));
 
         let mut u = update(Some(&v2), None);
-        u.registries = Some(vec![Binding { arn: sd.arn.clone(), container: "api".into(), port: 8080 }]);
+        u.registries = Some(vec![Binding { arn: sd.arn.clone(), container: "api".into(), port: 8080, traffic: None }]);
         aws.update_service(&u).await.unwrap();
         aws.complete("prod", "books-api");
         assert_eq!(aws.instance_count(&sd.arn), 2);

@@ -415,6 +415,17 @@ impl Account {
         self.control(reqwest::Method::POST, "/_ecsop/ecs/drive", Some(body)).await
     }
 
+    /// An IAM role ECS may assume, named `name` (made once; its ARN).
+    pub async fn create_role(&self, name: &str) -> Result<String> {
+        #[derive(serde::Deserialize)]
+        struct Made {
+            arn: String,
+        }
+        let body = serde_json::json!({"account": self.id, "name": name});
+        let made: Made = self.control(reqwest::Method::POST, "/_ecsop/iam/role", Some(body)).await?;
+        Ok(made.arn)
+    }
+
     /// Keep each ECS service deleted from now on DRAINING for the next `reads` DescribeServices of it,
     /// as ECS does while its tasks stop and drain, before it is INACTIVE (moto: INACTIVE at once).
     pub async fn set_drain_reads(&self, reads: u32) -> Result<()> {
@@ -590,7 +601,9 @@ impl Fault {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Drive {
-    /// Tasks of the PRIMARY deployment start (`running` of them; half the desired count if unset).
+    /// Tasks of the PRIMARY deployment start (`running` of them; half the desired count if unset). For
+    /// a blueGreen, canary or linear service: one step of ECS's lifecycle (scale up, test traffic, each
+    /// production traffic shift, bake time), answering `lifecycleStage` and the rules' `weights`.
     Progress {
         /// How many tasks run afterwards.
         #[serde(skip_serializing_if = "Option::is_none")]

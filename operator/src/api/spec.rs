@@ -64,6 +64,12 @@ pub const FARGATE_SIZES_RULE: &str = "(self.cpu == 256 && self.memory in [512, 1
 #[x_kube(validation = Rule::new(
     "!has(self.apiGateway) || (has(self.service.serviceDiscovery) && (!has(self.service.serviceDiscovery.dnsRecordType) || self.service.serviceDiscovery.dnsRecordType == 'SRV'))"
 ).message("apiGateway reaches the tasks through Cloud Map SRV records: set service.serviceDiscovery with dnsRecordType SRV").field_path(".apiGateway"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.service.rollout) || !has(self.service.rollout.strategy) || self.service.rollout.strategy.type == 'rolling' || has(self.loadBalancer)"
+).message("blueGreen, canary and linear shift a load balancer's traffic: set loadBalancer, or use strategy type rolling").field_path(".service.rollout.strategy.type"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.service.rollout) || !has(self.service.rollout.strategy) || self.service.rollout.strategy.type == 'rolling' || !has(self.service.autoscaling) || !has(self.service.autoscaling.targetRequestsPerTarget)"
+).message("targetRequestsPerTarget follows one target group, and blueGreen, canary and linear move traffic between two: scale on CPU or memory instead").field_path(".service.autoscaling.targetRequestsPerTarget"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApiDeploymentSpec {
     /// AWS region of every resource of this deployment; the operator's default region when unset.
@@ -413,6 +419,9 @@ fn default_replicas() -> i32 {
 #[x_kube(validation = Rule::new("self.maxPercent > self.minHealthyPercent")
     .message("maxPercent must exceed minHealthyPercent, or a rolling update can never start a new task")
     .field_path(".maxPercent"))]
+#[x_kube(validation = Rule::new("!has(self.strategy) || self.strategy.type == 'rolling' || has(self.infrastructureRoleArn)")
+    .message("blueGreen, canary and linear need infrastructureRoleArn: the role ECS assumes to move the load balancer's traffic")
+    .field_path(".infrastructureRoleArn"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RolloutSpec {
     /// Upper bound of running tasks during a deployment, in percent of replicas.
@@ -434,6 +443,95 @@ pub struct RolloutSpec {
     #[serde(default)]
     #[schemars(range(min = 0, max = 7200))]
     pub health_check_grace_period_seconds: i32,
+    /// How a new revision takes over from the old one: `rolling` (the default) replaces tasks behind
+    /// the one target group; `blueGreen`, `canary` and `linear` are ECS's own traffic-shifting
+    /// deployments, where the new revision starts in full beside the old one in a second target group
+    /// that ecsop owns, and ECS moves the listener rule's weights from the old group to the new one.
+    #[serde(default, skip_serializing_if = "StrategySpec::is_rolling")]
+    pub strategy: StrategySpec,
+    /// IAM role ECS assumes to move the listener rule's weights during a blueGreen, canary or linear
+    /// rollout (ECS's "infrastructure role"; it needs the managed policy
+    /// AmazonECSInfrastructureRolePolicyForLoadBalancers or the same permissions, and a trust policy for
+    /// ecs.amazonaws.com). Required by those strategies, unused by rolling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$"))]
+    pub infrastructure_role_arn: Option<String>,
+}
+
+/// The deployment strategy.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(validation = Rule::new("(self.type == 'canary') == has(self.canary)")
+    .message("canary settings go with type canary, and type canary needs them").field_path(".canary"))]
+#[x_kube(validation = Rule::new("(self.type == 'linear') == has(self.linear)")
+    .message("linear settings go with type linear, and type linear needs them").field_path(".linear"))]
+#[x_kube(validation = Rule::new("self.type != 'rolling' || !has(self.bakeTimeMinutes)")
+    .message("bakeTimeMinutes applies to blueGreen, canary and linear; a rolling update has no bake time")
+    .field_path(".bakeTimeMinutes"))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StrategySpec {
+    /// `rolling`, `blueGreen` (all traffic at once), `canary` (a share first, the rest after a bake) or
+    /// `linear` (equal steps with a bake after each).
+    #[serde(rename = "type")]
+    pub kind: StrategyType,
+    /// Minutes the old revision keeps running, ready to take all traffic back, after the new one has
+    /// all of it (ECS's bakeTimeInMinutes; 0 ends the rollout at once). Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1440))]
+    pub bake_time_minutes: Option<i32>,
+    /// The canary step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanarySpec>,
+    /// The linear steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linear: Option<LinearSpec>,
+}
+
+impl StrategySpec {
+    /// Whether this is the rolling update (the default).
+    pub fn is_rolling(&self) -> bool {
+        self.kind == StrategyType::Rolling
+    }
+}
+
+/// The kinds of deployment strategy.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum StrategyType {
+    /// ECS's rolling update behind one target group.
+    #[default]
+    Rolling,
+    /// All production traffic moves to the new revision at once.
+    BlueGreen,
+    /// A share of the traffic first, then the rest.
+    Canary,
+    /// The traffic moves in equal steps.
+    Linear,
+}
+
+/// A canary step.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CanarySpec {
+    /// Percent of production traffic the new revision gets first.
+    #[schemars(range(min = 1, max = 99))]
+    pub percent: i32,
+    /// Minutes at that share before the rest moves.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 1440))]
+    pub bake_time_minutes: i32,
+}
+
+/// Linear steps.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LinearSpec {
+    /// Percent of production traffic each step moves (ECS takes 3 to 100).
+    #[schemars(range(min = 3, max = 99))]
+    pub step_percent: i32,
+    /// Minutes after each step before the next.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 1440))]
+    pub step_bake_time_minutes: i32,
 }
 
 impl Default for RolloutSpec {
@@ -444,6 +542,8 @@ impl Default for RolloutSpec {
             circuit_breaker: CircuitBreakerSpec::default(),
             progress_deadline_seconds: default_progress_deadline(),
             health_check_grace_period_seconds: 0,
+            strategy: StrategySpec::default(),
+            infrastructure_role_arn: None,
         }
     }
 }

@@ -16,7 +16,8 @@ use super::batch::Batcher;
 use super::calls::{self, Calls};
 use super::{
     AwsError, AwsResult, Binding, Deployment, DeploymentAlarms, DeploymentSettings, Ecs, ErrorKind, NetworkSettings,
-    Service, ServiceConfig, ServiceDeployment, ServiceEvent, ServiceUpdate, Tags, TaskDefinitionInfo,
+    Service, ServiceConfig, ServiceDeployment, ServiceEvent, ServiceUpdate, Strategy, Tags, TaskDefinitionInfo,
+    TrafficShift,
 };
 
 const SERVICE: &str = "ecs";
@@ -186,6 +187,33 @@ fn map_deployment_settings(d: &sdk::DeploymentConfiguration) -> DeploymentSettin
         minimum_healthy_percent: d.minimum_healthy_percent().unwrap_or(100),
         circuit_breaker: breaker.is_some_and(|b| b.enable()),
         rollback: breaker.is_some_and(|b| b.rollback()),
+        strategy: map_strategy(d),
+    }
+}
+
+/// The strategy of a deployment configuration; ECS's percentages are doubles, ecsop's whole percent.
+fn map_strategy(d: &sdk::DeploymentConfiguration) -> Strategy {
+    let bake_minutes = d.bake_time_in_minutes().unwrap_or(0);
+    let percent = |p: Option<f64>| p.map(|p| p.round() as i32).unwrap_or(0);
+    match d.strategy() {
+        Some(sdk::DeploymentStrategy::BlueGreen) => Strategy::BlueGreen { bake_minutes },
+        Some(sdk::DeploymentStrategy::Canary) => {
+            let c = d.canary_configuration();
+            Strategy::Canary {
+                percent: percent(c.and_then(|c| c.canary_percent())),
+                canary_bake_minutes: c.and_then(|c| c.canary_bake_time_in_minutes()).unwrap_or(0),
+                bake_minutes,
+            }
+        }
+        Some(sdk::DeploymentStrategy::Linear) => {
+            let l = d.linear_configuration();
+            Strategy::Linear {
+                step_percent: percent(l.and_then(|l| l.step_percent())),
+                step_bake_minutes: l.and_then(|l| l.step_bake_time_in_minutes()).unwrap_or(0),
+                bake_minutes,
+            }
+        }
+        _ => Strategy::Rolling,
     }
 }
 
@@ -212,6 +240,12 @@ fn map_service(s: &sdk::Service) -> Service {
                 arn: text(lb.target_group_arn()),
                 container: text(lb.container_name()),
                 port: lb.container_port().unwrap_or_default(),
+                traffic: lb.advanced_configuration().map(|a| TrafficShift {
+                    alternate_target_group: text(a.alternate_target_group_arn()),
+                    production_rule: text(a.production_listener_rule()),
+                    test_rule: a.test_listener_rule().map(str::to_string),
+                    role_arn: text(a.role_arn()),
+                }),
             })
             .collect(),
         registries: s
@@ -221,6 +255,7 @@ fn map_service(s: &sdk::Service) -> Service {
                 arn: text(r.registry_arn()),
                 container: text(r.container_name()),
                 port: r.container_port().unwrap_or_default(),
+                traffic: None,
             })
             .collect(),
         network: map_network(s.network_configuration()),
@@ -292,18 +327,53 @@ fn deployment_configuration(
         ),
         None => None,
     };
-    Ok(sdk::DeploymentConfiguration::builder()
+    let builder = sdk::DeploymentConfiguration::builder()
         .maximum_percent(d.maximum_percent)
         .minimum_healthy_percent(d.minimum_healthy_percent)
         .deployment_circuit_breaker(
             sdk::DeploymentCircuitBreaker::builder().enable(d.circuit_breaker).rollback(d.rollback).build(),
         )
         .set_alarms(alarms)
-        .build())
+        // Always named, so an update of the other settings never falls back to ECS's default strategy.
+        .strategy(sdk::DeploymentStrategy::from(d.strategy.as_ecs()));
+    let builder = match d.strategy {
+        Strategy::Rolling => builder,
+        Strategy::BlueGreen { bake_minutes } => builder.bake_time_in_minutes(bake_minutes),
+        Strategy::Canary { percent, canary_bake_minutes, bake_minutes } => {
+            builder.bake_time_in_minutes(bake_minutes).canary_configuration(
+                sdk::CanaryConfiguration::builder()
+                    .canary_percent(f64::from(percent))
+                    .canary_bake_time_in_minutes(canary_bake_minutes)
+                    .build(),
+            )
+        }
+        Strategy::Linear { step_percent, step_bake_minutes, bake_minutes } => {
+            builder.bake_time_in_minutes(bake_minutes).linear_configuration(
+                sdk::LinearConfiguration::builder()
+                    .step_percent(f64::from(step_percent))
+                    .step_bake_time_in_minutes(step_bake_minutes)
+                    .build(),
+            )
+        }
+    };
+    Ok(builder.build())
 }
 
 fn load_balancer(b: &Binding) -> sdk::LoadBalancer {
-    sdk::LoadBalancer::builder().target_group_arn(&b.arn).container_name(&b.container).container_port(b.port).build()
+    let advanced = b.traffic.as_ref().map(|t| {
+        sdk::AdvancedConfiguration::builder()
+            .alternate_target_group_arn(&t.alternate_target_group)
+            .production_listener_rule(&t.production_rule)
+            .set_test_listener_rule(t.test_rule.clone())
+            .role_arn(&t.role_arn)
+            .build()
+    });
+    sdk::LoadBalancer::builder()
+        .target_group_arn(&b.arn)
+        .container_name(&b.container)
+        .container_port(b.port)
+        .set_advanced_configuration(advanced)
+        .build()
 }
 
 /// A client token unique to this call (36 characters at most, as ECS takes them): the parts, the time
@@ -762,11 +832,17 @@ mod tests {
                     .events(
                         sdk::ServiceEvent::builder().id("e1").created_at(at(1_700_000_100)).message("older").build(),
                     )
-                    .load_balancers(load_balancer(&Binding { arn: "tg".into(), container: "api".into(), port: 8080 }))
+                    .load_balancers(load_balancer(&Binding {
+                        arn: "tg".into(),
+                        container: "api".into(),
+                        port: 8080,
+                        traffic: None,
+                    }))
                     .service_registries(service_registry(&Binding {
                         arn: "srv".into(),
                         container: "api".into(),
                         port: 8080,
+                        traffic: None,
                     }))
                     .network_configuration(sdk::NetworkConfiguration::builder().awsvpc_configuration(vpc).build())
                     .deployment_configuration(
@@ -816,8 +892,11 @@ mod tests {
         assert_eq!(primary.created_at.map(|t| t.timestamp()), Some(1_700_000_100));
         assert_eq!(api.events.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(), ["newer", "older"]);
         assert_eq!(api.events[0].created_at.map(|t| t.timestamp()), Some(1_700_000_200));
-        assert_eq!(api.load_balancers, [Binding { arn: "tg".into(), container: "api".into(), port: 8080 }]);
-        assert_eq!(api.registries, [Binding { arn: "srv".into(), container: "api".into(), port: 8080 }]);
+        assert_eq!(
+            api.load_balancers,
+            [Binding { arn: "tg".into(), container: "api".into(), port: 8080, traffic: None }]
+        );
+        assert_eq!(api.registries, [Binding { arn: "srv".into(), container: "api".into(), port: 8080, traffic: None }]);
         assert_eq!(
             api.network,
             NetworkSettings {
@@ -832,7 +911,8 @@ mod tests {
                 maximum_percent: 150,
                 minimum_healthy_percent: 50,
                 circuit_breaker: true,
-                rollback: false
+                rollback: false,
+                strategy: Strategy::Rolling,
             })
         );
         assert_eq!(api.health_check_grace_period_seconds, Some(45));

@@ -251,14 +251,23 @@ fn rule_from_sdk(operation: &'static str, rule: &sdk::types::Rule) -> AwsResult<
         }
     }
     let mut target_groups: Vec<String> = Vec::new();
+    let mut weights: Vec<i32> = Vec::new();
     for action in rule.actions().iter().filter(|a| a.r#type() == Some(&ActionTypeEnum::Forward)) {
-        let arns = action.forward_config().map(|f| f.target_groups()).unwrap_or_default();
-        let arns = arns.iter().filter_map(|t| t.target_group_arn()).chain(action.target_group_arn());
-        for arn in arns {
+        let tuples = action.forward_config().map(|f| f.target_groups()).unwrap_or_default();
+        // ELB answers a weight for each group of a ForwardConfig; a group without one counts 1.
+        let arns = tuples
+            .iter()
+            .filter_map(|t| t.target_group_arn().map(|a| (a, t.weight())))
+            .chain(action.target_group_arn().map(|a| (a, None)));
+        for (arn, weight) in arns {
             if !target_groups.iter().any(|a| a == arn) {
                 target_groups.push(arn.to_string());
+                weights.push(weight.unwrap_or(if tuples.len() > 1 { 1 } else { 100 }));
             }
         }
+    }
+    if target_groups.len() < 2 {
+        weights.clear();
     }
     let redirect = rule.actions().iter().find(|a| a.r#type() == Some(&ActionTypeEnum::Redirect)).and_then(|a| {
         let c = a.redirect_config()?;
@@ -274,6 +283,7 @@ fn rule_from_sdk(operation: &'static str, rule: &sdk::types::Rule) -> AwsResult<
         hosts,
         paths,
         target_groups,
+        weights,
         redirect,
     })
 }
@@ -305,6 +315,15 @@ fn action(action: &RuleAction) -> Action {
     match action {
         RuleAction::Forward(target_group_arn) => {
             Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(target_group_arn).build()
+        }
+        RuleAction::Weighted(groups) => {
+            let mut forward = sdk::types::ForwardActionConfig::builder();
+            for (arn, weight) in groups {
+                forward = forward.target_groups(
+                    sdk::types::TargetGroupTuple::builder().target_group_arn(arn).weight(*weight).build(),
+                );
+            }
+            Action::builder().r#type(ActionTypeEnum::Forward).forward_config(forward.build()).build()
         }
         RuleAction::Redirect(r) => Action::builder()
             .r#type(ActionTypeEnum::Redirect)
@@ -589,8 +608,12 @@ mod tests {
                     .target_group_arn("arn:tg/1")
                     .forward_config(
                         sdk::types::ForwardActionConfig::builder()
-                            .target_groups(sdk::types::TargetGroupTuple::builder().target_group_arn("arn:tg/1").build())
-                            .target_groups(sdk::types::TargetGroupTuple::builder().target_group_arn("arn:tg/2").build())
+                            .target_groups(
+                                sdk::types::TargetGroupTuple::builder().target_group_arn("arn:tg/1").weight(90).build(),
+                            )
+                            .target_groups(
+                                sdk::types::TargetGroupTuple::builder().target_group_arn("arn:tg/2").weight(10).build(),
+                            )
                             .build(),
                     )
                     .build(),
@@ -605,6 +628,7 @@ mod tests {
                 hosts: vec!["a.example.com".into()],
                 paths: vec!["/api/*".into()],
                 target_groups: vec!["arn:tg/1".into(), "arn:tg/2".into()],
+                weights: vec![90, 10],
                 redirect: None,
             }
         );

@@ -217,8 +217,8 @@ pub struct ServiceEvent {
     pub message: String,
 }
 
-/// The rolling-update settings of a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The deployment settings of a service (ECS's `deploymentConfiguration` without its alarms).
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct DeploymentSettings {
     /// maximumPercent.
     pub maximum_percent: i32,
@@ -228,6 +228,82 @@ pub struct DeploymentSettings {
     pub circuit_breaker: bool,
     /// Circuit breaker rolls back.
     pub rollback: bool,
+    /// The strategy (`strategy`, `bakeTimeInMinutes`, `canaryConfiguration`, `linearConfiguration`).
+    pub strategy: Strategy,
+}
+
+// The rolling strategy is left out, so the settings of a rolling service read (and hash, in the
+// applied-state record) exactly as before strategies existed.
+impl std::fmt::Debug for DeploymentSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("DeploymentSettings");
+        d.field("maximum_percent", &self.maximum_percent)
+            .field("minimum_healthy_percent", &self.minimum_healthy_percent)
+            .field("circuit_breaker", &self.circuit_breaker)
+            .field("rollback", &self.rollback);
+        if self.strategy != Strategy::Rolling {
+            d.field("strategy", &self.strategy);
+        }
+        d.finish()
+    }
+}
+
+/// ECS's deployment strategy, with its steps and bake times in whole minutes and percent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// `ROLLING`.
+    #[default]
+    Rolling,
+    /// `BLUE_GREEN`: all production traffic at once, then `bake_minutes`.
+    BlueGreen {
+        /// bakeTimeInMinutes.
+        bake_minutes: i32,
+    },
+    /// `CANARY`: `percent` first, `canary_bake_minutes` later the rest, then `bake_minutes`.
+    Canary {
+        /// canaryPercent.
+        percent: i32,
+        /// canaryBakeTimeInMinutes.
+        canary_bake_minutes: i32,
+        /// bakeTimeInMinutes.
+        bake_minutes: i32,
+    },
+    /// `LINEAR`: `step_percent` every `step_bake_minutes`, then `bake_minutes`.
+    Linear {
+        /// stepPercent.
+        step_percent: i32,
+        /// stepBakeTimeInMinutes.
+        step_bake_minutes: i32,
+        /// bakeTimeInMinutes.
+        bake_minutes: i32,
+    },
+}
+
+impl Strategy {
+    /// ECS's name of it.
+    pub fn as_ecs(&self) -> &'static str {
+        match self {
+            Strategy::Rolling => "ROLLING",
+            Strategy::BlueGreen { .. } => "BLUE_GREEN",
+            Strategy::Canary { .. } => "CANARY",
+            Strategy::Linear { .. } => "LINEAR",
+        }
+    }
+
+    /// Whether ECS shifts traffic between two target groups (every strategy but rolling).
+    pub fn shifts_traffic(&self) -> bool {
+        *self != Strategy::Rolling
+    }
+
+    /// The final bake time (0 for rolling).
+    pub fn bake_minutes(&self) -> i32 {
+        match *self {
+            Strategy::Rolling => 0,
+            Strategy::BlueGreen { bake_minutes }
+            | Strategy::Canary { bake_minutes, .. }
+            | Strategy::Linear { bake_minutes, .. } => bake_minutes,
+        }
+    }
 }
 
 /// The awsvpc network placement of a service's tasks.
@@ -250,6 +326,37 @@ pub struct Binding {
     pub container: String,
     /// The container port.
     pub port: i32,
+    /// What ECS needs to shift traffic (load balancers of a blueGreen, canary or linear service).
+    pub traffic: Option<TrafficShift>,
+}
+
+/// A load balancer's `advancedConfiguration`: what ECS moves traffic with in a blue/green, canary or
+/// linear deployment. ECS swaps `targetGroupArn` and `alternate_target_group` when one completes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrafficShift {
+    /// The second target group (the new revision's during a deployment).
+    pub alternate_target_group: String,
+    /// The listener rule whose forward weights ECS moves.
+    pub production_rule: String,
+    /// The rule that reaches the new revision before production traffic, if any.
+    pub test_rule: Option<String>,
+    /// The role ECS assumes to change the rules.
+    pub role_arn: String,
+}
+
+impl Binding {
+    /// Whether `self` and `other` bind the same pair of target groups with the same rules and role,
+    /// whichever of the two is primary now (ECS swaps them at the end of each deployment).
+    pub fn same_pair(&self, other: &Binding) -> bool {
+        let pair = |b: &Binding| {
+            let mut tgs = vec![b.arn.clone()];
+            tgs.extend(b.traffic.as_ref().map(|t| t.alternate_target_group.clone()));
+            tgs.sort();
+            let rest = b.traffic.as_ref().map(|t| (t.production_rule.clone(), t.test_rule.clone(), t.role_arn.clone()));
+            (tgs, b.container.clone(), b.port, rest)
+        };
+        pair(self) == pair(other)
+    }
 }
 
 /// An ECS service.
@@ -447,8 +554,18 @@ pub struct Rule {
     pub paths: Vec<String>,
     /// Target groups the forward action sends to.
     pub target_groups: Vec<String>,
+    /// Their weights, in the same order, when the forward action has several target groups.
+    pub weights: Vec<i32>,
     /// The redirect action, when the rule redirects instead of forwarding.
     pub redirect: Option<Redirect>,
+}
+
+impl Rule {
+    /// The weight the rule gives `target_group` (100 when it forwards to that group alone).
+    pub fn weight(&self, target_group: &str) -> Option<i32> {
+        let i = self.target_groups.iter().position(|t| t == target_group)?;
+        Some(self.weights.get(i).copied().unwrap_or(if self.target_groups.len() == 1 { 100 } else { 1 }))
+    }
 }
 
 /// A listener rule's redirect action (to HTTPS on the same host, path and query).
@@ -474,6 +591,8 @@ impl Redirect {
 pub enum RuleAction {
     /// Forward to this target group.
     Forward(String),
+    /// Forward to several target groups by weight (`ForwardConfig.TargetGroups`).
+    Weighted(Vec<(String, i32)>),
     /// Redirect (host, path and query kept).
     Redirect(Redirect),
 }

@@ -26,6 +26,23 @@ impl Outputs {
         self.created.get(&kind).map(String::as_str)
     }
 
+    /// `value`, or the ARN of what this plan created when `value` is its placeholder (`(new Rule)`).
+    fn fill(&self, value: &str) -> String {
+        self.created
+            .iter()
+            .find(|(kind, _)| Ref::Created(**kind).to_string() == value)
+            .map_or_else(|| value.to_string(), |(_, arn)| arn.clone())
+    }
+
+    /// A load balancer's traffic shifting with the placeholders of what this plan created filled in.
+    fn fill_traffic(&self, binding: &mut crate::aws::Binding) {
+        if let Some(t) = binding.traffic.as_mut() {
+            t.alternate_target_group = self.fill(&t.alternate_target_group);
+            t.production_rule = self.fill(&t.production_rule);
+            t.test_rule = t.test_rule.as_deref().map(|r| self.fill(r));
+        }
+    }
+
     fn resolve(&self, r: &Ref, service: &'static str, operation: &'static str) -> Result<String, AwsError> {
         match r {
             Ref::Arn(a) => Ok(a.clone()),
@@ -153,22 +170,30 @@ async fn run(
             .await?;
             out.created.insert(Created::TaskDefinition, td.arn);
         }
-        Action::CreateTargetGroup { config, attributes } => {
+        Action::CreateTargetGroup { config, attributes, created } => {
             let tg = lost::create_once(
                 || clients.elbv2.create_target_group(config),
                 || clients.elbv2.target_group(&config.name),
             )
             .await?;
             clients.elbv2.set_target_group_attributes(&tg.arn, attributes).await?;
-            out.created.insert(Created::TargetGroup, tg.arn);
+            out.created.insert(*created, tg.arn);
         }
         Action::ModifyTargetGroup { arn, health, .. } => clients.elbv2.modify_target_group(arn, health).await?,
         Action::SetTargetGroupAttributes { arn, attributes, .. } => {
             clients.elbv2.set_target_group_attributes(arn, attributes).await?
         }
-        Action::CreateRule { listener_arn, priority, hosts, paths, target_group, tags } => {
-            let action = RuleAction::Forward(out.resolve(target_group, "elbv2", "CreateRule")?);
-            create_rule(clients, listener_arn, *priority, hosts, paths, action, tags).await?;
+        Action::CreateRule { listener_arn, priority, hosts, paths, target_group, alternate, tags } => {
+            let target_group = out.resolve(target_group, "elbv2", "CreateRule")?;
+            let action = match alternate {
+                Some(alternate) => {
+                    let alternate = out.resolve(alternate, "elbv2", "CreateRule")?;
+                    RuleAction::Weighted(vec![(target_group, 100), (alternate, 0)])
+                }
+                None => RuleAction::Forward(target_group),
+            };
+            let rule = create_rule(clients, listener_arn, *priority, hosts, paths, action, tags).await?;
+            out.created.insert(Created::Rule, rule.arn);
         }
         Action::CreateRedirectRule { listener_arn, priority, hosts, paths, port, tags } => {
             let action = RuleAction::Redirect(Redirect::https(port));
@@ -176,7 +201,13 @@ async fn run(
             out.created.insert(Created::RedirectRule, rule.arn);
         }
         Action::ModifyRule { arn, hosts, paths, action, .. } => {
-            clients.elbv2.modify_rule(arn, hosts, paths, action).await?
+            let action = match action {
+                RuleAction::Weighted(groups) => {
+                    RuleAction::Weighted(groups.iter().map(|(tg, w)| (out.fill(tg), *w)).collect())
+                }
+                other => other.clone(),
+            };
+            clients.elbv2.modify_rule(arn, hosts, paths, &action).await?
         }
         Action::StartImageScan { registry_id, repository, digest } => {
             let registry = registry_id.as_deref();
@@ -272,10 +303,11 @@ async fn run(
             clients.cloudmap.update_ttl(id, discovery.record_type, discovery.ttl_seconds).await?
         }
         Action::CreateService { config, task_definition, target_group, registry } => {
-            let mut config = config.clone();
+            let mut config = (**config).clone();
             config.task_definition = out.resolve(task_definition, "ecs", "CreateService")?;
             if let (Some(b), Some(r)) = (config.load_balancer.as_mut(), target_group) {
                 b.arn = out.resolve(r, "ecs", "CreateService")?;
+                out.fill_traffic(b);
             }
             if let (Some(b), Some(r)) = (config.registry.as_mut(), registry) {
                 b.arn = out.resolve(r, "ecs", "CreateService")?;
@@ -293,6 +325,9 @@ async fn run(
                 for b in bindings.iter_mut() {
                     b.arn = arn.clone();
                 }
+            }
+            for b in update.load_balancers.iter_mut().flatten() {
+                out.fill_traffic(b);
             }
             if let Some(bindings) = update.registries.as_mut()
                 && let Some(arn) = out.get(Created::Discovery)

@@ -135,10 +135,13 @@ impl Action {
             Action::CreateTargetGroup { config, .. } => {
                 vec![Change::new("port", "-", config.port), Change::new("healthCheck.path", "-", &config.health.path)]
             }
-            Action::CreateRule { hosts, paths, target_group, .. } => vec![
+            Action::CreateRule { hosts, paths, target_group, alternate, .. } => vec![
                 Change::new("hosts", "-", hosts.join(",")),
                 Change::new("paths", "-", paths.join(",")),
-                Change::new("forward", "-", target_group),
+                match alternate {
+                    Some(alternate) => Change::new("forward", "-", format!("{target_group} (100), {alternate} (0)")),
+                    None => Change::new("forward", "-", target_group),
+                },
             ],
             Action::CreateRedirectRule { hosts, paths, port, .. } => vec![
                 Change::new("hosts", "-", hosts.join(",")),

@@ -60,6 +60,7 @@ pub async fn rule(
         r.priority == Some(priority)
             && match action {
                 RuleAction::Forward(tg) => r.target_groups.iter().any(|t| t == tg),
+                RuleAction::Weighted(groups) => groups.iter().all(|(tg, _)| r.target_groups.contains(tg)),
                 RuleAction::Redirect(_) => r.redirect.is_some(),
             }
     }))

@@ -150,6 +150,15 @@ impl Engine {
             let tg = observed.target_group.as_ref().map(|t| t.arn.clone()).unwrap_or_default();
             observed.target_group_tags = Some(self.clients.elbv2.tags(&tg).await?);
         }
+        if observed.alternate_target_group.is_none() {
+            observed.alternate_target_group =
+                self.clients.elbv2.target_group(&target.names.alternate_target_group()).await?;
+        }
+        if let Some(tg) = &observed.alternate_target_group
+            && observed.alternate_target_group_tags.is_none()
+        {
+            observed.alternate_target_group_tags = Some(self.clients.elbv2.tags(&tg.arn).await?);
+        }
         Ok(observed)
     }
 

@@ -151,6 +151,9 @@ pub struct ServiceState {
     /// Deployment alarms (ECS rolls back a rollout during which one fires).
     #[serde(serialize_with = "ser_debug", skip_serializing_if = "Option::is_none")]
     pub alarms: Option<DeploymentAlarms>,
+    /// The role ECS moves traffic with, when the strategy shifts traffic between two target groups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub infrastructure_role: Option<String>,
     /// Container name and port bound to the target group and Cloud Map.
     pub container: String,
     /// Container port.
@@ -168,6 +171,9 @@ pub struct Desired {
     pub task_definition_hash: String,
     /// The owned target group.
     pub target_group: Option<TargetGroupState>,
+    /// The second target group ECS shifts traffic to (blueGreen, canary and linear).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alternate_target_group: Option<TargetGroupState>,
     /// The owned listener rule.
     pub rule: Option<RuleState>,
     /// The owned redirect rule.

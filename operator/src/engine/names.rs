@@ -62,6 +62,16 @@ impl Names {
         format!("{readable}-{hash}")
     }
 
+    /// The second target group of a blueGreen, canary or linear service: `-alt-` and a hash of its own
+    /// after a shorter readable prefix, at most 32 characters.
+    pub fn alternate_target_group(&self) -> String {
+        let hash = short_hash(&format!("{}#alternate", self.owner()), 8);
+        let budget = TARGET_GROUP_MAX - hash.len() - "-alt-".len();
+        let readable: String = self.family().chars().take(budget).collect();
+        let readable = readable.trim_end_matches('-');
+        format!("{readable}-alt-{hash}")
+    }
+
     /// The tags every owned resource carries.
     pub fn ownership_tags(&self) -> Vec<(String, String)> {
         vec![(TAG_MANAGED_BY.to_string(), MANAGED_BY_VALUE.to_string()), (TAG_OWNER.to_string(), self.owner())]
@@ -225,6 +235,10 @@ mod tests {
         ) {
             let tg = Names::new(&ns, &name).target_group();
             prop_assert!(tg.len() <= 32);
+            let alternate = Names::new(&ns, &name).alternate_target_group();
+            prop_assert!(alternate.len() <= 32 && alternate != tg, "{}", alternate);
+            prop_assert!(alternate.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+            prop_assert!(!alternate.starts_with('-'));
             prop_assert!(tg.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
             prop_assert!(!tg.starts_with('-') && !tg.ends_with('-'));
             // Deterministic.

@@ -14,7 +14,7 @@ use super::names::{TAG_SPEC_HASH, service_tags, stage_of_tag, tag_value};
 use super::observed::{ImageState, Observed};
 use super::resources::{self, alarms, discovery, gateway, scaling, task_definition};
 use super::target::{ImageSource, PinnedImage, Target, image_source_ref};
-use crate::api::TagMutability;
+use crate::api::{StrategyType, TagMutability};
 use crate::aws::{AwsError, Clients, ErrorKind, Repository, Service, TaskDefinitionInfo};
 
 /// Read AWS for `target`. `deep` forces reading hidden state (see the module docs).
@@ -53,6 +53,19 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
         redirect_listener_rules: redirect_rules?,
         ..Default::default()
     };
+    // The second target group, when the strategy shifts traffic or the service still uses it (ECS swaps
+    // the two at the end of every such deployment, so it may be the one serving after a switch back to
+    // rolling).
+    let alternate = names.alternate_target_group();
+    let bound_to_alternate = observed.service.as_ref().is_some_and(|s| {
+        s.load_balancers.iter().any(|b| {
+            b.arn.contains(&format!("/{alternate}/"))
+                || b.traffic.as_ref().is_some_and(|t| t.alternate_target_group.contains(&format!("/{alternate}/")))
+        })
+    });
+    if lb.is_some() && (spec.service.rollout.strategy.kind != StrategyType::Rolling || bound_to_alternate) {
+        observed.alternate_target_group = clients.elbv2.target_group(&alternate).await?;
+    }
 
     // 1. The image, from what the service records when the spec still names the same image.
     let source = ImageSource::parse(&spec.image.repository);
@@ -143,12 +156,19 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
     if lb.is_none() && !fast {
         // No load balancer wanted: one of ours may be left from before.
         observed.target_group = clients.elbv2.target_group(&names.target_group()).await?;
+        observed.alternate_target_group = clients.elbv2.target_group(&alternate).await?;
     }
     if let Some(tg) = &observed.target_group
         && !fast
     {
         observed.target_group_tags = Some(clients.elbv2.tags(&tg.arn).await?);
         observed.target_group_attributes = Some(clients.elbv2.target_group_attributes(&tg.arn).await?);
+    }
+    if let Some(tg) = &observed.alternate_target_group
+        && !fast
+    {
+        observed.alternate_target_group_tags = Some(clients.elbv2.tags(&tg.arn).await?);
+        observed.alternate_target_group_attributes = Some(clients.elbv2.target_group_attributes(&tg.arn).await?);
     }
     let wanted_listener = spec.load_balancer.as_ref().map(|lb| lb.listener_arn.as_str());
     if !fast
@@ -160,7 +180,11 @@ pub async fn observe(clients: &Clients, target: &Target, deep: bool) -> Result<O
             Err(e) if e.kind == ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e),
         };
-        observed.stale_rules = rules.into_iter().filter(|r| r.target_groups.iter().any(|a| a == &tg.arn)).collect();
+        let alternate = observed.alternate_target_group.as_ref().map(|t| t.arn.as_str());
+        observed.stale_rules = rules
+            .into_iter()
+            .filter(|r| r.target_groups.iter().any(|a| a == &tg.arn || Some(a.as_str()) == alternate))
+            .collect();
     }
 
     // 4. The image gates: the scan of an image the service does not run yet, and where the promotion

@@ -46,6 +46,13 @@ pub struct Observed {
     pub target_group_tags: Option<Tags>,
     /// Its attributes, when read.
     pub target_group_attributes: Option<BTreeMap<String, String>>,
+    /// The second target group with our name (read when the strategy shifts traffic, when the service
+    /// is bound to it, and for deletion).
+    pub alternate_target_group: Option<TargetGroup>,
+    /// Its tags, when read.
+    pub alternate_target_group_tags: Option<Tags>,
+    /// Its attributes, when read.
+    pub alternate_target_group_attributes: Option<BTreeMap<String, String>>,
     /// Every rule of the listener, when there is a load balancer.
     pub listener_rules: Option<Vec<Rule>>,
     /// Rules of the listener that could take requests our rule's hosts and paths match, with their tags:
@@ -88,10 +95,11 @@ pub struct Observed {
 }
 
 impl Observed {
-    /// Our listener rule: the one forwarding to our target group.
+    /// Our listener rule: the one forwarding to one of our target groups.
     pub fn rule(&self) -> Option<&Rule> {
-        let tg = self.target_group.as_ref()?;
-        self.listener_rules.as_ref()?.iter().find(|r| r.target_groups.iter().any(|arn| arn == &tg.arn))
+        let ours: Vec<&str> =
+            self.target_group.iter().chain(&self.alternate_target_group).map(|t| t.arn.as_str()).collect();
+        self.listener_rules.as_ref()?.iter().find(|r| r.target_groups.iter().any(|arn| ours.contains(&arn.as_str())))
     }
 
     /// The pinned image, when it resolved.

@@ -313,6 +313,7 @@ mod tests {
             hosts: vec![],
             paths: vec!["/other*".into()],
             target_groups: vec!["arn:other".into()],
+            weights: vec![],
             redirect: None,
         }]);
         let p = plan(&t, &observed, now());
@@ -400,6 +401,7 @@ mod tests {
                 hosts: vec![],
                 paths: vec![],
                 target_groups: vec![tg_arn.into()],
+                weights: vec![],
                 redirect: None,
             }]),
             repository: Some(Repository {

@@ -23,6 +23,10 @@ pub enum Created {
     TaskDefinition,
     /// The target group created by this plan.
     TargetGroup,
+    /// The second target group created by this plan.
+    AlternateTargetGroup,
+    /// The listener rule created by this plan.
+    Rule,
     /// The Cloud Map service created by this plan.
     Discovery,
     /// The ECS service created by this plan.
@@ -120,6 +124,9 @@ pub enum Action {
         config: TargetGroupConfig,
         /// Attributes to set right after.
         attributes: BTreeMap<String, String>,
+        /// Which of the two target groups it is.
+        #[serde(skip)]
+        created: Created,
     },
     /// Change the target group's health check.
     ModifyTargetGroup {
@@ -152,6 +159,9 @@ pub enum Action {
         paths: Vec<String>,
         /// Target group.
         target_group: Ref,
+        /// The second target group, forwarded to with weight 0 (blueGreen, canary, linear).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        alternate: Option<Ref>,
         /// Tags.
         tags: Tags,
     },
@@ -215,7 +225,7 @@ pub enum Action {
     CreateService {
         /// Config (task definition, bindings filled from the refs).
         #[serde(skip)]
-        config: ServiceConfig,
+        config: Box<ServiceConfig>,
         /// Task definition.
         task_definition: Ref,
         /// Target group.

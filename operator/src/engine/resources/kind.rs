@@ -60,6 +60,10 @@ pub struct Planned {
     pub revision: Option<String>,
     /// The owned target group.
     pub target_group: Option<Ref>,
+    /// The owned second target group (blueGreen, canary, linear, and after a switch back to rolling).
+    pub alternate_target_group: Option<Ref>,
+    /// The owned listener rule.
+    pub rule: Option<Ref>,
     /// The owned HTTPS redirect rule.
     pub redirect_rule: Option<Ref>,
     /// The owned Cloud Map service the service registers in.

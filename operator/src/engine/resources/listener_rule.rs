@@ -9,7 +9,7 @@ use crate::api::ApiDeploymentSpec;
 use crate::aws::{Rule, RuleAction};
 use crate::engine::model::{Desired, RuleState, sorted};
 use crate::engine::names::{MANAGED_BY_VALUE, TAG_MANAGED_BY, TAG_OWNER, owned_tags, service_tags};
-use crate::engine::vocabulary::{Action, Change, Ref, Resource};
+use crate::engine::vocabulary::{Action, Change, Created, Ref, Resource};
 
 /// The listener-rule kind.
 pub struct ListenerRule;
@@ -73,28 +73,32 @@ impl Kind for ListenerRule {
             return;
         };
         planned.record.insert(service_tags::LISTENER.into(), rule.listener_arn.clone());
-        let Some(tg_ref) = planned.target_group.clone() else {
+        let Some((production, other)) = target_group::serving(scope, planned) else {
             return;
         };
+        let shifting = desired.alternate_target_group.is_some();
         match scope.observed.rule() {
-            None => planned.actions.push(Action::CreateRule {
-                listener_arn: rule.listener_arn.clone(),
-                priority: rule.priority,
-                hosts: rule.hosts.clone(),
-                paths: rule.paths.clone(),
-                target_group: tg_ref,
-                tags: owned_tags(scope.names(), &[]),
-            }),
+            None => {
+                planned.actions.push(Action::CreateRule {
+                    listener_arn: rule.listener_arn.clone(),
+                    priority: rule.priority,
+                    hosts: rule.hosts.clone(),
+                    paths: rule.paths.clone(),
+                    target_group: production,
+                    alternate: other.filter(|_| shifting),
+                    tags: owned_tags(scope.names(), &[]),
+                });
+                planned.rule = Some(Ref::Created(Created::Rule));
+            }
             Some(current) => {
-                // A target group created by this plan has no ARN yet: the rule is changed next time.
-                let (action, action_change) = match &tg_ref {
-                    Ref::Arn(tg) => (
-                        Some(RuleAction::Forward(tg.clone())),
-                        (current.target_groups != [tg.clone()])
-                            .then(|| Change::new("forward", current.target_groups.join(","), tg)),
-                    ),
-                    Ref::Created(_) => (None, None),
-                };
+                planned.rule = Some(Ref::Arn(current.arn.clone()));
+                let service_shifts = scope
+                    .observed
+                    .service
+                    .as_ref()
+                    .and_then(|s| s.deployment)
+                    .is_some_and(|d| d.strategy.shifts_traffic());
+                let (action, action_change) = forward(current, &production, other.as_ref(), shifting, service_shifts);
                 let wanted = Conditions { hosts: &rule.hosts, paths: &rule.paths, priority: rule.priority };
                 update_rule(current, wanted, action, action_change, &mut planned.actions);
             }
@@ -111,6 +115,48 @@ impl Kind for ListenerRule {
         if let Some(r) = ours(scope) {
             actions.push(Action::Untag { resource: Resource::Rule, arn: r.arn.clone(), keys: ownership_keys() });
         }
+    }
+}
+
+/// The forward action our rule should have, and how it differs from `current`'s. A serving target
+/// group created by this plan has no ARN yet: the rule follows on the next run.
+///
+/// While traffic shifts (`shifting`, or the service still shifting it after a switch back to rolling),
+/// ECS owns the weights: a rule forwarding to both groups is left as it is, whatever its weights, and one
+/// that does not is set to the serving group 100, the other 0. A rolling service's rule forwards to the
+/// serving group alone.
+fn forward(
+    current: &Rule,
+    production: &Ref,
+    other: Option<&Ref>,
+    shifting: bool,
+    service_shifts: bool,
+) -> (Option<RuleAction>, Option<Change>) {
+    let kept = || {
+        let weighted = current.target_groups.iter().map(|t| (t.clone(), current.weight(t).unwrap_or(0))).collect();
+        (Some(RuleAction::Weighted(weighted)), None)
+    };
+    let Ref::Arn(production) = production else {
+        return (None, None);
+    };
+    // A second target group this plan creates is named by its placeholder, filled in when acting.
+    let other = other.map(Ref::to_string);
+    let other = other.as_deref();
+    let both =
+        |o: &str| current.target_groups.len() == 2 && current.target_groups.iter().all(|t| t == production || t == o);
+    match (shifting, other) {
+        (true, Some(o)) if both(o) => kept(),
+        (true, Some(o)) => (
+            Some(RuleAction::Weighted(vec![(production.clone(), 100), (o.to_string(), 0)])),
+            Some(Change::new("forward", current.target_groups.join(","), format!("{production} (100), {o} (0)"))),
+        ),
+        // Back to rolling, but the service has not left its traffic-shifting strategy yet.
+        (false, Some(o)) if service_shifts && both(o) => kept(),
+        _ => (
+            Some(RuleAction::Forward(production.clone())),
+            (current.target_groups != [production.clone()])
+                .then(|| Change::new("forward", current.target_groups.join(","), production)),
+        ),
     }
 }
 

@@ -33,6 +33,7 @@ pub static KINDS: &[&dyn Kind] = &[
     &repository::Repository,
     &task_definition::TaskDefinitions,
     &target_group::TargetGroup,
+    &target_group::AlternateTargetGroup,
     &listener_rule::ListenerRule,
     &redirect_rule::RedirectRule,
     // Before the service, which names them as deployment alarms.
@@ -55,6 +56,7 @@ pub static TEARDOWN: &[&dyn Kind] = &[
     &scaling::Scaling,
     &service::Service,
     &target_group::TargetGroup,
+    &target_group::AlternateTargetGroup,
     &discovery::Discovery,
     &task_definition::TaskDefinitions,
     &repository::Repository,
@@ -65,6 +67,7 @@ pub static TEARDOWN: &[&dyn Kind] = &[
 pub static RELEASE: &[&dyn Kind] = &[
     &listener_rule::ListenerRule,
     &target_group::TargetGroup,
+    &target_group::AlternateTargetGroup,
     &discovery::Discovery,
     &repository::Repository,
     &redirect_rule::RedirectRule,
@@ -84,6 +87,7 @@ pub fn desired(target: &Target, image: &PinnedImage) -> Desired {
         task_definition,
         task_definition_hash,
         target_group: target_group::desired(target),
+        alternate_target_group: target_group::desired_alternate(target),
         rule: listener_rule::desired(spec),
         redirect: redirect_rule::desired(spec),
         discovery: discovery::desired(target),

@@ -4,10 +4,11 @@
 //! was applied ([`record`]): the last write of every plan.
 
 use super::kind::{Kind, Planned, Scope, ownership_keys};
-use crate::api::DnsRecordType;
+use super::target_group;
+use crate::api::{DnsRecordType, StrategySpec, StrategyType};
 use crate::aws::{
     Binding, DeploymentAlarms, DeploymentSettings, MetricAlarm, NetworkSettings, Service as EcsService, ServiceConfig,
-    ServiceUpdate, Tags,
+    ServiceUpdate, Strategy, Tags, TrafficShift,
 };
 use crate::engine::describe::tg_name;
 use crate::engine::model::{Desired, DiscoveryState, ServiceState, sorted};
@@ -45,7 +46,12 @@ pub fn desired(target: &Target, alarms: &[MetricAlarm]) -> ServiceState {
             minimum_healthy_percent: rollout.min_healthy_percent,
             circuit_breaker: rollout.circuit_breaker.enabled,
             rollback: rollout.circuit_breaker.rollback,
+            strategy: strategy(&rollout.strategy),
         },
+        infrastructure_role: rollout
+            .infrastructure_role_arn
+            .clone()
+            .filter(|_| !rollout.strategy.is_rolling() && spec.load_balancer.is_some()),
         health_check_grace_period_seconds: spec
             .load_balancer
             .as_ref()
@@ -53,6 +59,22 @@ pub fn desired(target: &Target, alarms: &[MetricAlarm]) -> ServiceState {
         alarms: deployment_alarms,
         container: names.container().to_string(),
         port: spec.container.port,
+    }
+}
+
+/// ECS's strategy for the spec's.
+fn strategy(spec: &StrategySpec) -> Strategy {
+    let bake_minutes = spec.bake_time_minutes.unwrap_or(0);
+    match (spec.kind, &spec.canary, &spec.linear) {
+        (StrategyType::BlueGreen, ..) => Strategy::BlueGreen { bake_minutes },
+        (StrategyType::Canary, Some(c), _) => {
+            Strategy::Canary { percent: c.percent, canary_bake_minutes: c.bake_time_minutes, bake_minutes }
+        }
+        (StrategyType::Linear, _, Some(l)) => {
+            Strategy::Linear { step_percent: l.step_percent, step_bake_minutes: l.step_bake_time_minutes, bake_minutes }
+        }
+        // Validation requires the settings of canary and linear; without them there is nothing to shift.
+        _ => Strategy::Rolling,
     }
 }
 
@@ -73,13 +95,17 @@ impl Kind for Service {
         let Some(td_ref) = planned.task_definition.clone() else {
             return;
         };
+        let (production, other) = target_group::serving(scope, planned).unzip();
         let bound = Bound {
             task_definition: &td_ref,
-            target_group: planned.target_group.as_ref(),
+            target_group: production.as_ref(),
+            alternate: other.flatten(),
+            rule: planned.rule.clone(),
             registry: planned.registry.as_ref(),
             discovery: desired.discovery.as_ref(),
         };
-        let service = plan_service(scope, &desired.service, bound, planned.rolled_back, &mut planned.actions);
+        let traffic = traffic_shift(&desired.service, &bound);
+        let service = plan_service(scope, &desired.service, bound, traffic, planned.rolled_back, &mut planned.actions);
         planned.service = Some(service);
     }
 
@@ -101,31 +127,49 @@ impl Kind for Service {
 }
 
 /// What the service is bound to, as the kinds before it planned.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Bound<'a> {
     task_definition: &'a Ref,
+    /// The target group serving production.
     target_group: Option<&'a Ref>,
+    /// The other one, when there are two.
+    alternate: Option<Ref>,
+    /// The listener rule.
+    rule: Option<Ref>,
     registry: Option<&'a Ref>,
     discovery: Option<&'a DiscoveryState>,
+}
+
+/// What ECS needs to shift traffic. The second target group or the rule may be created by this plan:
+/// their ARNs are then filled in when acting (see [`Ref`]'s placeholders).
+fn traffic_shift(wanted: &ServiceState, bound: &Bound) -> Option<TrafficShift> {
+    let role = wanted.infrastructure_role.as_ref()?;
+    Some(TrafficShift {
+        alternate_target_group: bound.alternate.as_ref()?.to_string(),
+        production_rule: bound.rule.as_ref()?.to_string(),
+        test_rule: None,
+        role_arn: role.clone(),
+    })
 }
 
 fn plan_service(
     scope: &Scope,
     wanted: &ServiceState,
     bound: Bound,
+    traffic: Option<TrafficShift>,
     rolled_back: bool,
     actions: &mut Vec<Action>,
 ) -> Ref {
     let current = scope.observed.service.as_ref();
     let (td_ref, tg_ref, registry_ref) = (bound.task_definition, bound.target_group, bound.registry);
-    let lb = tg_ref.map(|r| lb_binding(wanted, &r.to_string()));
+    let lb = tg_ref.map(|r| Binding { traffic, ..lb_binding(wanted, &r.to_string()) });
     let registry = match (registry_ref, bound.discovery) {
         (Some(r), Some(d)) => Some(registry_binding(wanted, d, &r.to_string())),
         _ => None,
     };
     let Some(current) = current else {
         actions.push(Action::CreateService {
-            config: ServiceConfig {
+            config: Box::new(ServiceConfig {
                 cluster: wanted.cluster.clone(),
                 name: wanted.name.clone(),
                 task_definition: td_ref.to_string(),
@@ -137,7 +181,7 @@ fn plan_service(
                 load_balancer: lb,
                 registry,
                 tags: owned_tags(scope.names(), &[]),
-            },
+            }),
             task_definition: td_ref.clone(),
             target_group: tg_ref.cloned(),
             registry: registry_ref.cloned(),
@@ -203,7 +247,10 @@ fn plan_service(
     let wanted_lbs: Vec<Binding> = lb.into_iter().collect();
     let lb_differs = match tg_ref {
         Some(Ref::Created(_)) => true,
-        _ => current.load_balancers != wanted_lbs,
+        _ => {
+            current.load_balancers.len() != wanted_lbs.len()
+                || current.load_balancers.iter().zip(&wanted_lbs).any(|(c, w)| !c.same_pair(w))
+        }
     };
     if lb_differs {
         changes.push(Change::new(
@@ -275,7 +322,12 @@ pub fn record(scope: &Scope, desired: &Desired, image: &PinnedImage, rollout: &R
 
 /// The ECS service binding of the target group.
 fn lb_binding(service: &ServiceState, target_group_arn: &str) -> Binding {
-    Binding { arn: target_group_arn.to_string(), container: service.container.clone(), port: service.port }
+    Binding {
+        arn: target_group_arn.to_string(),
+        container: service.container.clone(),
+        port: service.port,
+        traffic: None,
+    }
 }
 
 /// The ECS service binding of the Cloud Map service. SRV records carry the port, so they name the
@@ -284,8 +336,8 @@ fn lb_binding(service: &ServiceState, target_group_arn: &str) -> Binding {
 fn registry_binding(service: &ServiceState, discovery: &DiscoveryState, arn: &str) -> Binding {
     match discovery.record_type {
         DnsRecordType::Srv => {
-            Binding { arn: arn.to_string(), container: service.container.clone(), port: service.port }
+            Binding { arn: arn.to_string(), container: service.container.clone(), port: service.port, traffic: None }
         }
-        DnsRecordType::A => Binding { arn: arn.to_string(), container: String::new(), port: 0 },
+        DnsRecordType::A => Binding { arn: arn.to_string(), container: String::new(), port: 0, traffic: None },
     }
 }
