@@ -76,6 +76,9 @@ impl Ecs for TimedEcs {
     async fn service_deployments(&self, cluster: &str, name: &str) -> AwsResult<Vec<ServiceDeployment>> {
         self.inner.service_deployments(cluster, name).await
     }
+    async fn stop_service_deployment(&self, arn: &str, rollback: bool) -> AwsResult<()> {
+        self.inner.stop_service_deployment(arn, rollback).await
+    }
     async fn tag(&self, arn: &str, tags: &Tags) -> AwsResult<()> {
         self.inner.tag(arn, tags).await
     }

@@ -1059,6 +1059,7 @@ const DEPENDENT: &[&str] = &[
 /// Writes that cannot carry a tag condition, each explained in deploy/iam-policy.md.
 const UNCONDITIONED_WRITES: &[&str] = &[
     "ecs:DeregisterTaskDefinition",
+    "ecs:StopServiceDeployment",
     "application-autoscaling:RegisterScalableTarget",
     "application-autoscaling:DeregisterScalableTarget",
     "application-autoscaling:PutScalingPolicy",
@@ -1120,7 +1121,7 @@ fn iam_policy_allows_exactly_the_adapters_operations_with_tag_conditions() {
             // none, and Cloud Map's tagging has no resource-level permissions (deploy/iam-policy.md).
             let tag_on_create = cond["StringEquals"].get("ecs:CreateAction").is_some()
                 || cond["StringEquals"].get("elasticloadbalancing:CreateAction").is_some()
-                || ["TagOnCreate", "CloudMapTag"].contains(&sid);
+                || ["TagOnCreate", "CreateOnlyTaggedAsEcsop"].contains(&sid);
             if is_read(a) {
                 continue;
             } else if is_create(a) {
@@ -1137,7 +1138,12 @@ fn iam_policy_allows_exactly_the_adapters_operations_with_tag_conditions() {
                 // No resource-level permissions and no resource tag: only which tags (below).
                 assert_eq!(s["Resource"], "*", "{sid}");
             } else if a == "iam:PassRole" {
-                assert_eq!(cond["StringEquals"]["iam:PassedToService"], "ecs-tasks.amazonaws.com", "{sid}");
+                // Tasks (task and execution roles) and ECS itself (the infrastructure role), nothing else.
+                assert_eq!(
+                    cond["StringEquals"]["iam:PassedToService"],
+                    serde_json::json!(["ecs-tasks.amazonaws.com", "ecs.amazonaws.com"]),
+                    "{sid}"
+                );
                 assert_eq!(s["Resource"], "arn:aws:iam::*:role/ecsop/*", "{sid}: only roles under the path /ecsop/");
             } else if a == "iam:CreateServiceLinkedRole" {
                 assert_eq!(cond["StringEquals"]["iam:AWSServiceName"], "ecs.application-autoscaling.amazonaws.com");

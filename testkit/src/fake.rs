@@ -1871,6 +1871,81 @@ impl Ecs for FakeAws {
         Ok(record.into_iter().take(20).collect())
     }
 
+    // The fake stops as ECS's blue/green, canary and linear deployments do: the old revision still runs,
+    // so rolling back makes it PRIMARY again at once, and the stopped one is dropped.
+    async fn stop_service_deployment(&self, arn: &str, rollback: bool) -> AwsResult<()> {
+        const OP: &str = "StopServiceDeployment";
+        self.call(ECS, OP).await?;
+        let mut st = self.lock();
+        let State { ids, ecs, .. } = &mut *st;
+        let found = ecs
+            .history
+            .iter()
+            .find_map(|(key, records)| records.iter().find(|r| r.arn == arn).map(|r| (key.clone(), r.status.clone())));
+        let Some((key, status)) = found else {
+            return Err(aws_err(
+                ECS,
+                OP,
+                "ServiceDeploymentNotFoundException",
+                format!("Service deployment {arn} not found."),
+            ));
+        };
+        if !matches!(status.as_str(), "PENDING" | "IN_PROGRESS") {
+            return Err(aws_err(
+                ECS,
+                OP,
+                "ConflictException",
+                format!("Service deployment {arn} is {status} and can no longer be stopped."),
+            ));
+        }
+        let svc = ecs
+            .services
+            .get_mut(&key)
+            .ok_or_else(|| aws_err(ECS, OP, "ServiceNotFoundException", "Service not found."))?;
+        let previous =
+            svc.deployments.iter().position(|d| d.status != "PRIMARY" && d.rollout_state.as_deref() != Some("FAILED"));
+        if rollback && previous.is_none() {
+            return Err(aws_err(
+                ECS,
+                OP,
+                "ConflictException",
+                format!("Service deployment {arn} has no earlier revision to roll back to."),
+            ));
+        }
+        let now = ids.now();
+        let name = svc.name.clone();
+        let stopped = primary(svc);
+        stopped.rollout_state = Some("FAILED".into());
+        stopped.rollout_state_reason = Some("ECS deployment stopped by StopServiceDeployment.".into());
+        stopped.running_count = 0;
+        stopped.pending_count = 0;
+        let stopped_id = stopped.id.clone();
+        if let Some(i) = previous.filter(|_| rollback) {
+            let back = &mut svc.deployments[i];
+            back.status = "PRIMARY".into();
+            back.rollout_state = Some("COMPLETED".into());
+            back.updated_at = Some(now);
+            let (id, task_definition) = (back.id.clone(), back.task_definition.clone());
+            svc.task_definition = task_definition;
+            add_event(
+                ids,
+                svc,
+                format!(
+                    "(service {name}) rolling back to deployment {id}: deployment stopped by StopServiceDeployment."
+                ),
+            );
+        }
+        svc.deployments.retain(|d| d.id != stopped_id);
+        recount(svc);
+        for r in ecs.history.entry(key.clone()).or_default() {
+            if r.arn == arn {
+                r.status = if rollback { "ROLLBACK_SUCCESSFUL".into() } else { "STOPPED".into() };
+            }
+        }
+        ecs.note(&key);
+        Ok(())
+    }
+
     async fn tag(&self, arn: &str, tags: &Tags) -> AwsResult<()> {
         self.call(ECS, "TagResource").await?;
         check_tags(ECS, "TagResource", tags)?;

@@ -162,6 +162,16 @@ impl Recording {
     }
 }
 
+/// ECS authorizes a load balancer's infrastructure role (`advancedConfiguration.roleArn`) as
+/// `iam:PassRole` to ecs.amazonaws.com.
+fn pass_infrastructure_roles(call: &str, load_balancers: &[ecsop::aws::Binding]) -> Vec<IamRequest> {
+    load_balancers
+        .iter()
+        .filter_map(|b| b.traffic.as_ref())
+        .map(|t| request(call, "iam:PassRole", t.role_arn.as_str(), key("iam:PassedToService", "ecs.amazonaws.com")))
+        .collect()
+}
+
 fn request(call: &str, action: &str, resource: impl Into<String>, context: Context) -> IamRequest {
     IamRequest { call: call.to_string(), action: action.to_string(), resource: resource.into(), context }
 }
@@ -385,13 +395,19 @@ impl Ecs for Recording {
             let context = merge([request_tags(&config.tags), key("ecs:CreateAction", "CreateService")]);
             requests.push(request(CALL, "ecs:TagResource", arn, context));
         }
+        requests.extend(pass_infrastructure_roles(CALL, config.load_balancer.as_slice()));
         self.record(requests);
         self.inner.ecs.create_service(config).await
     }
 
     async fn update_service(&self, update: &ServiceUpdate) -> AwsResult<Service> {
         let arn = service_arn(&update.cluster, &update.name);
-        self.record([self.on_resource("ecs:UpdateService", &arn, cluster_key(&update.cluster))]);
+        let mut requests = vec![self.on_resource("ecs:UpdateService", &arn, cluster_key(&update.cluster))];
+        requests.extend(pass_infrastructure_roles(
+            "ecs:UpdateService",
+            update.load_balancers.as_deref().unwrap_or_default(),
+        ));
+        self.record(requests);
         self.inner.ecs.update_service(update).await
     }
 
@@ -408,6 +424,11 @@ impl Ecs for Recording {
     async fn untag(&self, arn: &str, keys: &[String]) -> AwsResult<()> {
         self.record_untag("ecs:UntagResource", arn, keys);
         self.inner.ecs.untag(arn, keys).await
+    }
+
+    async fn stop_service_deployment(&self, arn: &str, rollback: bool) -> AwsResult<()> {
+        self.record_on("ecs:StopServiceDeployment", arn);
+        self.inner.ecs.stop_service_deployment(arn, rollback).await
     }
 
     async fn service_deployments(&self, cluster: &str, name: &str) -> AwsResult<Vec<ServiceDeployment>> {

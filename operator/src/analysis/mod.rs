@@ -10,6 +10,7 @@
 
 pub mod cloudwatch;
 pub mod prometheus;
+pub mod watch;
 
 use std::fmt;
 use std::time::Duration;
@@ -183,7 +184,7 @@ impl Tally {
 }
 
 /// A number as people read it: integers without decimals, small ratios with four significant digits.
-fn number(value: f64) -> String {
+pub(crate) fn number(value: f64) -> String {
     if value.fract() == 0.0 && value.abs() < 1e15 {
         format!("{value:.0}")
     } else {

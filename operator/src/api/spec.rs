@@ -419,6 +419,9 @@ fn default_replicas() -> i32 {
 #[x_kube(validation = Rule::new("self.maxPercent > self.minHealthyPercent")
     .message("maxPercent must exceed minHealthyPercent, or a rolling update can never start a new task")
     .field_path(".maxPercent"))]
+#[x_kube(validation = Rule::new("!has(self.analysis) || (has(self.strategy) && self.strategy.type != 'rolling')")
+    .message("analysis judges the new revision while ECS shifts traffic to it: use strategy blueGreen, canary or linear")
+    .field_path(".analysis"))]
 #[x_kube(validation = Rule::new("!has(self.strategy) || self.strategy.type == 'rolling' || has(self.infrastructureRoleArn)")
     .message("blueGreen, canary and linear need infrastructureRoleArn: the role ECS assumes to move the load balancer's traffic")
     .field_path(".infrastructureRoleArn"))]
@@ -435,7 +438,8 @@ pub struct RolloutSpec {
     /// ECS deployment circuit breaker.
     #[serde(default)]
     pub circuit_breaker: CircuitBreakerSpec,
-    /// A rollout not finished after this many seconds is failed (`ProgressDeadlineExceeded`).
+    /// A rollout not finished after this many seconds is failed (`ProgressDeadlineExceeded`). The bake
+    /// times of a blueGreen, canary or linear strategy are added to it.
     #[serde(default = "default_progress_deadline")]
     #[schemars(range(min = 60, max = 86400))]
     pub progress_deadline_seconds: i32,
@@ -456,6 +460,116 @@ pub struct RolloutSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$"))]
     pub infrastructure_role_arn: Option<String>,
+    /// Checks ecsop runs while ECS shifts traffic (blueGreen, canary, linear), comparing the new revision
+    /// with the old on the same window; enough failed intervals of one check stop the rollout with
+    /// rollback (`StopServiceDeployment`) and the ApiDeployment becomes Stalled with reason
+    /// AnalysisFailed. Passing checks let ECS finish: ecsop never moves traffic itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisSpec>,
+}
+
+/// The analysis of a traffic-shifting rollout.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.intervalSeconds % 60 == 0")
+    .message("intervalSeconds must be whole minutes: the load balancer's metrics are per minute")
+    .field_path(".intervalSeconds"))]
+#[x_kube(validation = Rule::new("self.checks.all(c, self.checks.exists_one(d, d.name == c.name))")
+    .message("check names must be unique: status and events name the check that failed").field_path(".checks"))]
+#[x_kube(validation = Rule::new("has(self.prometheus) || self.checks.all(c, !has(c.prometheus))")
+    .message("a check with a prometheus query needs analysis.prometheus.address").field_path(".prometheus"))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AnalysisSpec {
+    /// Seconds between two judgements; each judges the window of this length that just ended.
+    #[serde(default = "default_analysis_interval")]
+    #[schemars(range(min = 60, max = 3600))]
+    pub interval_seconds: i32,
+    /// The Prometheus server PromQL checks query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusSpec>,
+    /// The checks; any one of them can stop the rollout.
+    #[schemars(length(min = 1, max = 10))]
+    pub checks: Vec<AnalysisCheckSpec>,
+}
+
+fn default_analysis_interval() -> i32 {
+    60
+}
+
+/// Where PromQL checks are sent.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrometheusSpec {
+    /// The server's base URL (`http://prometheus.monitoring:9090`).
+    #[schemars(regex(pattern = r"^https?://[^\s/]+(/.*)?$"))]
+    pub address: String,
+}
+
+/// One check of an analysis.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("has(self.alb) != has(self.prometheus)")
+    .message("set exactly one source: alb or prometheus"))]
+#[x_kube(validation = Rule::new("has(self.max) || has(self.maxRatioToOld)")
+    .message("set max, maxRatioToOld or both: the bound the new revision must stay within"))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AnalysisCheckSpec {
+    /// The check's name, as status and events show it.
+    #[schemars(regex(pattern = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"))]
+    pub name: String,
+    /// A metric of the load balancer per target group, from CloudWatch: `errorRatio` (share of requests
+    /// the targets answered 5xx; 0.05 is 5%) or `latencyP99` (99th percentile of TargetResponseTime, in
+    /// seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alb: Option<AlbMetric>,
+    /// PromQL queries, `$revision` standing for the task-definition revision number measured and
+    /// `$window` for the window (`intervalSeconds`, as `60s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PromQuerySpec>,
+    /// Fail when the new revision's value is above this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub max: Option<f64>,
+    /// Fail when the new revision's value is above this many times the old revision's. With `max` too,
+    /// both must be exceeded: a problem both revisions share is not the release's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1.0))]
+    pub max_ratio_to_old: Option<f64>,
+    /// Requests the new revision must have served in a window before the check may judge it.
+    #[serde(default = "default_min_requests")]
+    #[schemars(range(min = 1, max = 1000000000))]
+    pub min_requests: i64,
+    /// Failed windows of this check (over the whole rollout) that stop it.
+    #[serde(default = "default_failed_intervals")]
+    #[schemars(range(min = 1, max = 100))]
+    pub failed_intervals: i32,
+}
+
+fn default_min_requests() -> i64 {
+    100
+}
+fn default_failed_intervals() -> i32 {
+    2
+}
+
+/// A load-balancer metric of a check.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum AlbMetric {
+    /// `HTTPCode_Target_5XX_Count` over `RequestCount`.
+    ErrorRatio,
+    /// `TargetResponseTime` p99, seconds.
+    LatencyP99,
+}
+
+/// The PromQL of a check.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PromQuerySpec {
+    /// The value judged, e.g. the 5xx ratio of one revision.
+    #[schemars(length(min = 1, max = 2000))]
+    pub query: String,
+    /// The requests one revision served in the window (the minimum sample).
+    #[schemars(length(min = 1, max = 2000))]
+    pub requests_query: String,
 }
 
 /// The deployment strategy.
@@ -490,6 +604,18 @@ impl StrategySpec {
     /// Whether this is the rolling update (the default).
     pub fn is_rolling(&self) -> bool {
         self.kind == StrategyType::Rolling
+    }
+
+    /// The seconds a rollout spends baking by design (each canary or linear step's bake and the final
+    /// bake): added to `progressDeadlineSeconds`, so a long bake is never mistaken for a stuck rollout.
+    pub fn bake_seconds(&self) -> i64 {
+        let minutes = i64::from(self.bake_time_minutes.unwrap_or(0))
+            + self.canary.as_ref().map_or(0, |c| i64::from(c.bake_time_minutes))
+            + self.linear.as_ref().map_or(0, |l| {
+                let steps = (100 + i64::from(l.step_percent) - 1) / i64::from(l.step_percent.max(1));
+                steps * i64::from(l.step_bake_time_minutes)
+            });
+        minutes * 60
     }
 }
 
@@ -544,6 +670,7 @@ impl Default for RolloutSpec {
             health_check_grace_period_seconds: 0,
             strategy: StrategySpec::default(),
             infrastructure_role_arn: None,
+            analysis: None,
         }
     }
 }

@@ -121,4 +121,46 @@ pub struct RolloutStatus {
     /// The latest explanation (ECS rollout reason or service event).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The deployment strategy: rolling, blueGreen, canary or linear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
+    /// Where a blueGreen, canary or linear rollout is: `starting` (the new revision scales up, or takes
+    /// test traffic), `canary 10%`, `step 2 of 4`, `shifting`, `baking` (all traffic on the new revision,
+    /// the old one kept ready to take it back), `complete` or `rolled back`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// The production listener rule's weights, in percent of traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<TrafficSplit>,
+    /// The last window analysis judged, one entry per check.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub analysis: Vec<CheckStatus>,
+}
+
+/// The production traffic of a rollout between two target groups.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficSplit {
+    /// Percent on the revision being rolled out.
+    pub new_percent: i32,
+    /// Percent on the revision serving before it.
+    pub old_percent: i32,
+}
+
+/// One analysis check's verdict on the last window judged.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckStatus {
+    /// The check.
+    pub name: String,
+    /// Passed, Failed or Inconclusive.
+    pub result: String,
+    /// The verdict with both revisions' values, requests and the window.
+    pub message: String,
+    /// Failed windows of this check so far in the rollout.
+    pub failed_windows: u32,
+    /// The failed windows that stop the rollout.
+    pub limit: u32,
+    /// The end of the window (RFC 3339).
+    pub window_end: String,
 }

@@ -645,6 +645,20 @@ impl Ecs for SdkEcs {
         Ok(deployments)
     }
 
+    async fn stop_service_deployment(&self, arn: &str, rollback: bool) -> AwsResult<()> {
+        let stop_type = if rollback {
+            sdk::StopServiceDeploymentStopType::Rollback
+        } else {
+            sdk::StopServiceDeploymentStopType::Abort
+        };
+        call!(
+            self.calls,
+            "StopServiceDeployment",
+            self.client.stop_service_deployment().service_deployment_arn(arn).stop_type(stop_type)
+        )?;
+        Ok(())
+    }
+
     async fn tag(&self, arn: &str, tags: &Tags) -> AwsResult<()> {
         if tags.is_empty() {
             return Ok(());

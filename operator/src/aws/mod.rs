@@ -488,6 +488,9 @@ pub trait Ecs: Send + Sync {
     /// The service's recent deployments as ECS records them (ListServiceDeployments, with each one's
     /// task definition from DescribeServiceRevisions), newest first; none for a missing service.
     async fn service_deployments(&self, cluster: &str, name: &str) -> AwsResult<Vec<ServiceDeployment>>;
+    /// Stop a service deployment in progress (StopServiceDeployment), rolling back to the revision
+    /// before it when `rollback`. A deployment that already ended answers `Conflict`.
+    async fn stop_service_deployment(&self, arn: &str, rollback: bool) -> AwsResult<()>;
 }
 
 // ---- ELBv2 ----------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ use crate::Error;
 use crate::aws::AwsError;
 use crate::engine::act::WaitSettings;
 use crate::engine::report::Report;
+use crate::engine::rollout::{ABORTED, RolloutState, short_revision};
 use crate::engine::target::Target;
 use crate::engine::vocabulary::Phase;
 use crate::engine::{Options, Reconciled};
@@ -183,6 +184,37 @@ pub(super) async fn delete(fleet: &Fleet, timeout: Duration, dry_run: bool) -> R
                 },
                 actions.len()
             ),
+        }
+    }
+    Ok(code)
+}
+
+pub(super) async fn abort(fleet: &Fleet, reason: &str) -> Result<u8, Error> {
+    let results = dry_runs(fleet, false).await;
+    let mut code = exit::OK;
+    for ((engine, _), (target, result)) in fleet.items.iter().zip(results) {
+        let name = target.names.owner();
+        let stopped = match result {
+            Ok(r) => match (&r.observed.service, &r.revision, r.plan.assessment.rollout.as_ref().map(|o| &o.state)) {
+                (Some(service), Some(revision), Some(RolloutState::InProgress)) => {
+                    let why = format!("{ABORTED} {reason}");
+                    engine.stop(target, service, revision, &why).await.map(|s| s.then(|| short_revision(revision)))
+                }
+                _ => Ok(None),
+            },
+            Err(e) => Err(e),
+        };
+        match stopped {
+            Ok(Some(revision)) => {
+                eprintln!(
+                    "{name}: stopped the rollout of revision {revision}; ECS rolls back to the revision before it"
+                )
+            }
+            Ok(None) => eprintln!("{name}: no rollout in progress; nothing stopped"),
+            Err(e) => {
+                eprintln!("{name}: error: {e}");
+                code = worst(code, exit::AWS);
+            }
         }
     }
     Ok(code)

@@ -22,7 +22,7 @@ use crate::engine::act::Progress;
 use crate::engine::target::Target;
 use crate::engine::vocabulary::Action;
 use crate::{Error, api, manifest};
-use commands::{apply, delete, diff, status};
+use commands::{abort, apply, delete, diff, status};
 
 /// Deploy HTTP API services to AWS ECS Fargate from ApiDeployment manifests.
 #[derive(Debug, Parser)]
@@ -187,6 +187,17 @@ pub enum Command {
         #[arg(long, env = "ECSOP_AWS_CALLS_PER_SECOND", value_parser = calls_per_second)]
         aws_calls_per_second: Option<f64>,
     },
+    /// Stop each ApiDeployment's rollout in progress with rollback: ECS returns all traffic to the
+    /// revision before it. The revision is reported Stalled (Aborted) and not deployed again until the
+    /// spec changes. Nothing in progress: nothing is written.
+    Abort {
+        /// Manifests and concurrency.
+        #[command(flatten)]
+        common: Common,
+        /// Why, as status and the service record will say (default: who ran it is not known to AWS).
+        #[arg(long, default_value = "ecsop abort")]
+        reason: String,
+    },
     /// Report the state of each ApiDeployment; writes nothing.
     Status {
         /// Manifests and concurrency.
@@ -325,6 +336,10 @@ async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Status { common, output } => {
             let fleet = Fleet::load(&common).await?;
             status(&fleet, output).await
+        }
+        Command::Abort { common, reason } => {
+            let fleet = Fleet::load(&common).await?;
+            abort(&fleet, &reason).await
         }
     }
 }

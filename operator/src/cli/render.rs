@@ -83,6 +83,17 @@ pub fn status(r: &Report) -> String {
             ro.state,
             ro.started.as_deref().unwrap_or("?")
         );
+        if let (Some(strategy), Some(phase)) = (&ro.strategy, &ro.phase) {
+            let split = ro
+                .traffic
+                .as_ref()
+                .map(|t| format!(", traffic new {}% / old {}%", t.new_percent, t.old_percent))
+                .unwrap_or_default();
+            let _ = writeln!(out, "  strategy:        {strategy}: {phase}{split}");
+        }
+        for check in &ro.analysis {
+            let _ = writeln!(out, "  analysis:        {}", check.message);
+        }
     }
     let _ = writeln!(out, "  last good:       {}", r.last_good_revision.as_deref().unwrap_or("-"));
     let _ = writeln!(out, "  pending changes: {}", r.pending_changes);

@@ -8,6 +8,7 @@ use chrono::Utc;
 
 use super::{Printer, exit, stalled_code};
 use crate::Error;
+use crate::analysis::watch::{Outcome, Watch};
 use crate::engine::rollout::RolloutState;
 use crate::engine::target::Target;
 use crate::engine::vocabulary::Phase;
@@ -64,6 +65,7 @@ pub(super) async fn wait_rollout(
     let deadline = tokio::time::Instant::now() + timeout;
     let mut seen: HashSet<String> = HashSet::new();
     let mut first = true;
+    let mut watch = Watch::new();
     loop {
         match engine.rollout(target, revision, Utc::now()).await {
             Err(e) => {
@@ -112,6 +114,8 @@ pub(super) async fn wait_rollout(
                         }
                         let reason = match s {
                             RolloutState::RolledBack => "RolledBack",
+                            RolloutState::AnalysisFailed => "AnalysisFailed",
+                            RolloutState::Aborted => "Aborted",
                             RolloutState::DeadlineExceeded => "ProgressDeadlineExceeded",
                             _ => "RolloutFailed",
                         };
@@ -125,6 +129,25 @@ pub(super) async fn wait_rollout(
                         return exit::FAILED;
                     }
                     _ => {
+                        // While ECS shifts traffic, the spec's analysis judges each window as it ends.
+                        if let (Some(s), Some(r)) = (&service, revision) {
+                            let judged = engine.analyse(target, s, r, &mut watch, Utc::now()).await;
+                            if tty {
+                                eprint!("\r\x1b[2K");
+                            }
+                            match judged {
+                                Ok(Some(Outcome::Judged(verdicts))) if !quiet => {
+                                    for v in verdicts {
+                                        eprintln!("{name}: analysis: {v}");
+                                    }
+                                }
+                                Ok(Some(Outcome::Stop(abort, _))) => {
+                                    eprintln!("{name}: analysis stopped the rollout, ECS rolls back: {abort}");
+                                }
+                                Ok(_) => {}
+                                Err(e) => eprintln!("{name}: warning: analysis: {e}"),
+                            }
+                        }
                         if tokio::time::Instant::now() >= deadline {
                             if tty {
                                 eprint!("\r\x1b[2K");

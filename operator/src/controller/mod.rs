@@ -33,6 +33,9 @@ use leader::LeaderState;
 
 /// The finalizer guarding AWS teardown.
 pub const FINALIZER: &str = "ecsop.io/cleanup";
+/// The annotation that stops a rollout with rollback: its value is the generation whose rollout to stop
+/// (`kubectl annotate apid NAME ecsop.io/abort=$(kubectl get apid NAME -o jsonpath='{.metadata.generation}')`).
+pub const ABORT_ANNOTATION: &str = "ecsop.io/abort";
 /// The field manager of status patches and the events' reporting controller.
 pub const MANAGER: &str = "ecsop";
 
@@ -122,9 +125,25 @@ pub struct Context {
     /// The tenancy policy, when the platform team configured one (`--tenancy-policy`).
     pub tenancy: Option<TenancyPolicy>,
     reconciles: Mutex<HashMap<String, u32>>,
+    /// The analysis of each rollout in progress, by `namespace/name`.
+    watches: Mutex<HashMap<String, crate::analysis::watch::Watch>>,
 }
 
 impl Context {
+    /// The analysis of `key`'s rollout so far (a new one when there is none), taken out while it runs.
+    pub(crate) fn take_watch(&self, key: &str) -> crate::analysis::watch::Watch {
+        self.watches.lock().unwrap_or_else(|e| e.into_inner()).remove(key).unwrap_or_default()
+    }
+
+    /// Keep `watch` for `key`'s next reconcile; `None` forgets it (the rollout ended).
+    pub(crate) fn keep_watch(&self, key: &str, watch: Option<crate::analysis::watch::Watch>) {
+        let mut watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
+        match watch {
+            Some(w) => watches.insert(key.to_string(), w),
+            None => watches.remove(key),
+        };
+    }
+
     /// A context, without a tenancy policy.
     pub fn new(
         client: kube::Client,
@@ -134,7 +153,17 @@ impl Context {
         reporter: Reporter,
         timing: Timing,
     ) -> Context {
-        Context { client, engines, metrics, leader, reporter, timing, tenancy: None, reconciles: Mutex::default() }
+        Context {
+            client,
+            engines,
+            metrics,
+            leader,
+            reporter,
+            timing,
+            tenancy: None,
+            reconciles: Mutex::default(),
+            watches: Mutex::default(),
+        }
     }
 
     /// Whether this reconcile of `key` reads AWS deeply: the first one and every `deep_every`-th after.

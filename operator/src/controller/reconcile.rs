@@ -11,16 +11,19 @@ use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::finalizer::{self, Event as Finalize};
 use kube::{Resource, ResourceExt};
 
+use crate::analysis::Judgement;
+use crate::analysis::watch::Outcome;
 use crate::api::{ApiDeployment, ConditionStatus, condition_type};
 use crate::aws::ErrorKind;
 use crate::engine::Options;
 use crate::engine::act::{Progress, WaitSettings};
+use crate::engine::rollout::{ABORTED, short_revision};
 use crate::engine::vocabulary::{Action, Phase};
 use crate::{Error, api};
 
 use super::leader::LeaderState;
 use super::status::{describe, patch_status, publish, ready_of, stalled_status, transitioned};
-use super::{Context, FINALIZER};
+use super::{ABORT_ANNOTATION, Context, FINALIZER};
 
 /// Collects the writes of a reconcile for Events, and stops writing when leadership is lost.
 struct Recorded {
@@ -191,8 +194,67 @@ async fn apply(obj: Arc<ApiDeployment>, api: &Api<ApiDeployment>, ctx: &Context)
         }
     };
 
+    // `ecsop.io/abort: "<generation>"` stops that generation's rollout with rollback (the value names the
+    // generation so that a later spec change is not stopped by an annotation left behind).
+    let abort_asked = obj.annotations().get(ABORT_ANNOTATION).and_then(|v| v.trim().parse::<i64>().ok());
+    if abort_asked.is_some()
+        && abort_asked == generation
+        && reconciled.report.phase == Phase::Progressing
+        && let (Some(service), Some(revision)) = (&reconciled.observed.service, &reconciled.revision)
+    {
+        let why = format!("{ABORTED} annotation {ABORT_ANNOTATION}");
+        match engine.stop(&target, service, revision, &why).await {
+            Ok(true) => {
+                let note = format!("stopped the rollout of revision {} with rollback", short_revision(revision));
+                publish(&recorder, &reference, EventType::Warning, "RolloutAborted", "Abort", &note).await;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                publish(&recorder, &reference, EventType::Warning, "AbortFailed", "Abort", &e.to_string()).await;
+                return Err(Error::Aws(e));
+            }
+        }
+    }
+
+    // While ECS shifts traffic, the spec's analysis judges each window as it ends; a stop is reported
+    // Stalled/AnalysisFailed by the next reconcile, from what it recorded on the service.
+    let mut checks = Vec::new();
+    let judging = reconciled.report.phase == Phase::Progressing && obj.spec.service.rollout.analysis.is_some();
+    if let (true, Some(service), Some(revision)) = (judging, &reconciled.observed.service, &reconciled.revision) {
+        let mut watch = ctx.take_watch(&key);
+        match engine.analyse(&target, service, revision, &mut watch, Utc::now()).await {
+            Ok(Some(Outcome::Judged(verdicts))) => {
+                for v in verdicts.iter().filter(|v| matches!(v.judgement, Judgement::Failed(_))) {
+                    publish(
+                        &recorder,
+                        &reference,
+                        EventType::Warning,
+                        "AnalysisCheckFailed",
+                        "Analysis",
+                        &v.to_string(),
+                    )
+                    .await;
+                }
+            }
+            Ok(Some(Outcome::Stop(abort, _))) => {
+                let note = format!("stopped the rollout with rollback: {abort}");
+                publish(&recorder, &reference, EventType::Warning, "AnalysisStoppedRollout", "Analysis", &note).await;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                publish(&recorder, &reference, EventType::Warning, "AnalysisError", "Analysis", &e.to_string()).await;
+            }
+        }
+        checks = watch.last().iter().map(check_status).collect();
+        ctx.keep_watch(&key, Some(watch));
+    } else {
+        ctx.keep_watch(&key, None);
+    }
     let report = &reconciled.report;
-    let status = report.status(generation, previous.as_ref(), Utc::now());
+    let mut status = report.status(generation, previous.as_ref(), Utc::now());
+    if let Some(rollout) = status.rollout.as_mut() {
+        rollout.analysis = checks;
+    }
     patch_status(api, &obj, &status).await?;
 
     // Events and metrics for what changed.
@@ -220,6 +282,8 @@ async fn apply(obj: Arc<ApiDeployment>, api: &Api<ApiDeployment>, ctx: &Context)
             (Phase::Stalled, reason) => {
                 let outcome = match reason {
                     "RolledBack" => Some("rolled_back"),
+                    "AnalysisFailed" => Some("analysis_failed"),
+                    "Aborted" => Some("aborted"),
                     "RolloutFailed" => Some("failed"),
                     "ProgressDeadlineExceeded" => Some("deadline_exceeded"),
                     _ => None,
@@ -280,5 +344,22 @@ async fn cleanup(obj: Arc<ApiDeployment>, ctx: &Context) -> Result<Requeue, Erro
             publish(&recorder, &reference, EventType::Warning, "DeleteFailed", "Delete", &e.to_string()).await;
             Err(Error::Aws(e))
         }
+    }
+}
+
+/// A verdict as the status shows it.
+fn check_status(v: &crate::analysis::watch::Verdict) -> api::CheckStatus {
+    api::CheckStatus {
+        name: v.check.clone(),
+        result: match v.judgement {
+            Judgement::Passed => "Passed",
+            Judgement::Failed(_) => "Failed",
+            Judgement::Inconclusive(_) => "Inconclusive",
+        }
+        .into(),
+        message: v.to_string(),
+        failed_windows: v.failed,
+        limit: v.limit,
+        window_end: chrono::DateTime::<Utc>::from(v.window_end).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     }
 }

@@ -27,6 +27,8 @@ pub mod vocabulary;
 
 use chrono::{DateTime, Utc};
 
+use crate::analysis::cloudwatch::AlbTraffic;
+use crate::analysis::watch::{Outcome, Subject, Watch};
 use crate::api::ApiDeployment;
 use crate::aws::{AwsError, Clients};
 use act::{Outputs, Progress, WaitSettings};
@@ -36,6 +38,33 @@ use plan::Plan;
 use report::Report;
 use target::Target;
 use vocabulary::{Action, Created};
+
+/// What analysis judges of `service`'s rollout of `revision`: the deployment of `revision` in progress
+/// beside an older one, with the second target group ECS shifts traffic to (the new revision's during a
+/// deployment; ECS swaps the two when it completes).
+fn subject(target: &Target, service: &crate::aws::Service, revision: &str) -> Option<Subject> {
+    let new = service.deployments.iter().find(|d| {
+        d.status == "PRIMARY" && d.task_definition == revision && d.rollout_state.as_deref() == Some("IN_PROGRESS")
+    })?;
+    let old =
+        service.deployments.iter().find(|d| d.status != "PRIMARY" && d.rollout_state.as_deref() != Some("FAILED"))?;
+    let binding = service.load_balancers.first()?;
+    let traffic = binding.traffic.as_ref()?;
+    let listener = &target.spec.load_balancer.as_ref()?.listener_arn;
+    // `...:listener/app/NAME/ID/LISTENER`: the load balancer's dimension is `app/NAME/ID`.
+    let (_, path) = listener.split_once(":listener/")?;
+    let load_balancer = path.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+    Some(Subject {
+        new_revision: revision.to_string(),
+        old_revision: old.task_definition.clone(),
+        traffic: AlbTraffic {
+            load_balancer,
+            new_target_group: crate::analysis::cloudwatch::dimension(&traffic.alternate_target_group)?,
+            old_target_group: crate::analysis::cloudwatch::dimension(&binding.arn)?,
+        },
+        started: new.created_at.map_or(std::time::UNIX_EPOCH, Into::into),
+    })
+}
 
 /// The outcome of one reconcile.
 #[derive(Debug, Clone)]
@@ -129,7 +158,8 @@ impl Engine {
     ) -> Result<(rollout::Rollout, Option<crate::aws::Service>), AwsError> {
         let (cluster, name) = (&target.spec.cluster, target.names.service());
         let service = self.clients.ecs.service(cluster, name).await?;
-        let deadline = i64::from(target.spec.service.rollout.progress_deadline_seconds);
+        let rollout_spec = &target.spec.service.rollout;
+        let deadline = i64::from(rollout_spec.progress_deadline_seconds) + rollout_spec.strategy.bake_seconds();
         // Between two looks the failed deployment may have left DescribeServices already.
         let history = match (&service, revision) {
             (Some(s), Some(r)) if observe::needs_history(s, r) => {
@@ -138,6 +168,62 @@ impl Engine {
             _ => None,
         };
         Ok((rollout::assess(service.as_ref(), revision, deadline, now, history.as_deref()), service))
+    }
+
+    /// Judge `service`'s rollout of `revision` with the spec's analysis, one window at a time (see
+    /// [`crate::analysis::watch`]); when a check reaches its limit, stop the rollout with rollback
+    /// ([`Engine::stop`]). `None` when there is nothing to judge: no analysis, or no rollout from one
+    /// revision to another through a second target group.
+    pub async fn analyse(
+        &self,
+        target: &Target,
+        service: &crate::aws::Service,
+        revision: &str,
+        watch: &mut Watch,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Outcome>, crate::Error> {
+        let Some(spec) = target.spec.service.rollout.analysis.as_ref() else {
+            return Ok(None);
+        };
+        let Some(subject) = subject(target, service, revision) else {
+            return Ok(None);
+        };
+        let outcome = watch.evaluate(spec, &subject, self.clients.cloudwatch.as_ref(), now.into()).await?;
+        if let Outcome::Stop(abort, _) = &outcome {
+            self.stop(target, service, revision, &abort.to_string()).await?;
+        }
+        Ok(Some(outcome))
+    }
+
+    /// Stop the rollout of `revision` with rollback (ECS returns all traffic to the revision before
+    /// it), recording `why` on the service first so that every later run reports it, even when the
+    /// answer to the stop is lost. Returns whether a rollout was stopped: `false` when none of
+    /// `revision` was in progress (it had finished, or was stopped already).
+    pub async fn stop(
+        &self,
+        target: &Target,
+        service: &crate::aws::Service,
+        revision: &str,
+        why: &str,
+    ) -> Result<bool, AwsError> {
+        let (cluster, name) = (&target.spec.cluster, target.names.service());
+        let deployments = self.clients.ecs.service_deployments(cluster, name).await?;
+        let Some(running) = deployments.iter().find(|d| {
+            matches!(d.status.as_str(), "PENDING" | "IN_PROGRESS") && d.task_definition.as_deref() == Some(revision)
+        }) else {
+            return Ok(false);
+        };
+        let record = crate::aws::Tags::from([(
+            names::service_tags::ANALYSIS_FAILED.to_string(),
+            rollout::analysis_record(revision, why),
+        )]);
+        self.clients.ecs.tag(&service.arn, &record).await?;
+        match self.clients.ecs.stop_service_deployment(&running.arn, true).await {
+            Ok(()) => Ok(true),
+            // It ended between the read and the stop.
+            Err(e) if e.kind == crate::aws::ErrorKind::Conflict => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Observe everything `target` owns, for deletion.

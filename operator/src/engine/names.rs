@@ -116,8 +116,13 @@ pub mod service_tags {
     /// are taken off that stage too. Present while the stage may serve pieces of ours.
     pub const API_STAGE: &str = "ecsop.io/api-stage";
 
+    /// Why analysis stopped a revision's rollout: `<revision ARN hash> <the check, both revisions' values
+    /// and the window>`, written with the StopServiceDeployment so every later run reports it.
+    pub const ANALYSIS_FAILED: &str = "ecsop.io/analysis-failed";
+
     /// Every key above, for untagging.
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 13] = [
+        ANALYSIS_FAILED,
         APPLIED_HASH,
         REVISION,
         IMAGE,

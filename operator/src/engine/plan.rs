@@ -60,10 +60,11 @@ pub fn plan(target: &Target, observed: &Observed, now: DateTime<Utc>) -> Plan {
     // 4. Every kind, in dependency order; then the removals that wait for the service.
     let desired = resources::desired(target, &image);
     let revision = observed.matching_revision.as_ref().map(|td| td.arn.as_str());
-    let deadline = i64::from(target.spec.service.rollout.progress_deadline_seconds);
+    let rollout_spec = &target.spec.service.rollout;
+    let deadline = i64::from(rollout_spec.progress_deadline_seconds) + rollout_spec.strategy.bake_seconds();
     let history = observed.service_deployments.as_deref();
     let rollout = rollout::assess(observed.service.as_ref(), revision, deadline, now, history);
-    let mut planned = Planned { actions, rolled_back: rollout.state == RolloutState::RolledBack, ..Default::default() };
+    let mut planned = Planned { actions, rolled_back: rollout.state.rolled_back(), ..Default::default() };
     for kind in KINDS {
         kind.plan(&scope, &desired, &mut planned);
     }
@@ -121,6 +122,8 @@ fn assess(
         RolloutState::InProgress | RolloutState::Pending => (Phase::Progressing, "RolloutInProgress"),
         RolloutState::Failed => (Phase::Stalled, "RolloutFailed"),
         RolloutState::RolledBack => (Phase::Stalled, "RolledBack"),
+        RolloutState::AnalysisFailed => (Phase::Stalled, "AnalysisFailed"),
+        RolloutState::Aborted => (Phase::Stalled, "Aborted"),
         RolloutState::DeadlineExceeded => (Phase::Stalled, "ProgressDeadlineExceeded"),
     };
     Assessment { phase, reason: reason.into(), message: rollout.message.clone(), rollout: Some(rollout) }

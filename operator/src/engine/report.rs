@@ -9,7 +9,8 @@ use super::plan::Plan;
 use super::target::{PinnedImage, Target, image_source_ref};
 use super::vocabulary::{Assessment, Phase};
 use crate::api::{
-    ApiDeploymentStatus, Condition, ConditionStatus, ReplicaStatus, ResolvedImage, RolloutStatus, condition_type,
+    ApiDeploymentStatus, Condition, ConditionStatus, ReplicaStatus, ResolvedImage, RolloutStatus, StrategySpec,
+    StrategyType, TrafficSplit, condition_type,
 };
 
 /// What ecsop knows about one ApiDeployment after a run.
@@ -50,20 +51,72 @@ pub struct Report {
     pub events: Vec<String>,
 }
 
+/// The production rule's weights between the serving target group and the other one, as the new and
+/// old revisions' shares: during a blueGreen, canary or linear deployment the new revision runs in the
+/// second group (ECS swaps the two when it completes).
+fn traffic(observed: &Observed) -> Option<TrafficSplit> {
+    let binding = observed.service.as_ref()?.load_balancers.first()?;
+    let shift = binding.traffic.as_ref()?;
+    let rule = observed.rule()?;
+    Some(TrafficSplit {
+        new_percent: rule.weight(&shift.alternate_target_group).unwrap_or(0),
+        old_percent: rule.weight(&binding.arn).unwrap_or(0),
+    })
+}
+
+/// Where a traffic-shifting rollout is, from its state and the weights.
+fn phase(strategy: &StrategySpec, state: &str, traffic: Option<&TrafficSplit>) -> Option<String> {
+    if strategy.is_rolling() {
+        return None;
+    }
+    Some(match state {
+        "ROLLED_BACK" => "rolled back".into(),
+        "FAILED" => "failed".into(),
+        "COMPLETED" => "complete".into(),
+        _ => match traffic.map(|t| t.new_percent) {
+            None | Some(0) => "starting".into(),
+            Some(100) => "baking".into(),
+            Some(share) => match (strategy.kind, &strategy.linear) {
+                (StrategyType::Canary, _) => format!("canary {share}%"),
+                (StrategyType::Linear, Some(l)) if l.step_percent > 0 => {
+                    let steps = (100 + l.step_percent - 1) / l.step_percent;
+                    let step = (share + l.step_percent - 1) / l.step_percent;
+                    format!("step {step} of {steps} ({share}%)")
+                }
+                _ => format!("shifting ({share}%)"),
+            },
+        },
+    })
+}
+
 impl Report {
     /// Build the report from what was observed and planned; `revision` overrides the plan's when
     /// acting registered one.
     pub fn new(target: &Target, observed: &Observed, plan: &Plan, revision: Option<String>, pending: usize) -> Report {
         let service = observed.service.as_ref();
         let a: &Assessment = &plan.assessment;
-        let rollout = a.rollout.as_ref().and_then(|r| r.deployment.as_ref()).map(|d| RolloutStatus {
-            id: d.id.clone(),
-            state: match a.rollout.as_ref().map(|r| &r.state) {
-                Some(super::rollout::RolloutState::RolledBack) => "ROLLED_BACK".into(),
+        let rollout = a.rollout.as_ref().and_then(|r| r.deployment.as_ref()).map(|d| {
+            let state = match a.rollout.as_ref().map(|r| &r.state) {
+                Some(r) if r.rolled_back() => "ROLLED_BACK".to_string(),
                 _ => d.rollout_state.clone().unwrap_or_else(|| "IN_PROGRESS".into()),
-            },
-            started: d.created_at.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
-            message: d.rollout_state_reason.clone(),
+            };
+            let strategy = target.spec.service.rollout.strategy.kind;
+            let traffic = traffic(observed);
+            RolloutStatus {
+                id: d.id.clone(),
+                phase: phase(&target.spec.service.rollout.strategy, &state, traffic.as_ref()),
+                state,
+                started: d.created_at.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+                message: d.rollout_state_reason.clone(),
+                strategy: Some(
+                    serde_json::to_value(strategy)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                ),
+                traffic,
+                analysis: Vec::new(),
+            }
         });
         Report {
             name: target.names.owner(),

@@ -22,6 +22,11 @@ pub enum RolloutState {
     Failed,
     /// ECS rolled back from our revision to an earlier one.
     RolledBack,
+    /// ecsop's analysis stopped our revision's rollout, and ECS rolled back.
+    AnalysisFailed,
+    /// Someone stopped our revision's rollout (`ecsop abort`, the `ecsop.io/abort` annotation), and ECS
+    /// rolled back.
+    Aborted,
     /// Our deployment did not finish within `progressDeadlineSeconds`.
     DeadlineExceeded,
 }
@@ -29,7 +34,18 @@ pub enum RolloutState {
 impl RolloutState {
     /// Whether the rollout ended in failure.
     pub fn is_failure(&self) -> bool {
-        matches!(self, RolloutState::Failed | RolloutState::RolledBack | RolloutState::DeadlineExceeded)
+        matches!(
+            self,
+            RolloutState::Failed
+                | RolloutState::RolledBack
+                | RolloutState::AnalysisFailed
+                | RolloutState::DeadlineExceeded
+        )
+    }
+
+    /// Whether the service went back to an earlier revision (the revision is not deployed again).
+    pub fn rolled_back(&self) -> bool {
+        matches!(self, RolloutState::RolledBack | RolloutState::AnalysisFailed | RolloutState::Aborted)
     }
 }
 
@@ -156,8 +172,33 @@ pub fn assess(
                     last_good_revision: primary.map(|p| p.task_definition.clone()).or(last_good),
                 };
             }
+            let back_to = primary.map(|p| short_revision(&p.task_definition)).unwrap_or_else(|| "?".into());
+            if let Some(verdict) = analysis_verdict(service, revision) {
+                let (state, message) = match verdict.strip_prefix(ABORTED) {
+                    Some(why) => (
+                        RolloutState::Aborted,
+                        format!(
+                            "the rollout of revision {} was aborted ({}) and ECS rolled back to {back_to}",
+                            short_revision(revision),
+                            why.trim()
+                        ),
+                    ),
+                    None => (
+                        RolloutState::AnalysisFailed,
+                        format!(
+                            "analysis stopped revision {} and ECS rolled back to {back_to}: {verdict}",
+                            short_revision(revision)
+                        ),
+                    ),
+                };
+                return Rollout {
+                    state,
+                    deployment: failed_ours.or(primary).cloned(),
+                    message,
+                    last_good_revision: primary.map(|p| p.task_definition.clone()).or(last_good),
+                };
+            }
             if failed_ours.is_some() || recorded || rolled_back_before {
-                let back_to = primary.map(|p| short_revision(&p.task_definition)).unwrap_or_else(|| "?".into());
                 Rollout {
                     state: RolloutState::RolledBack,
                     deployment: failed_ours.or(primary).cloned(),
@@ -180,6 +221,26 @@ pub fn assess(
             }
         }
     }
+}
+
+/// How the record of a stop says it was asked for by a person, not by analysis.
+pub const ABORTED: &str = "aborted:";
+
+/// What the service records of analysis (or a person) stopping `revision`, if one did.
+fn analysis_verdict<'a>(service: &'a Service, revision: &str) -> Option<&'a str> {
+    let recorded = service.tags.get(service_tags::ANALYSIS_FAILED)?;
+    let (which, verdict) = recorded.split_once(' ')?;
+    (which == super::names::short_hash(revision, 16)).then_some(verdict)
+}
+
+/// The value recorded when analysis stops `revision`'s rollout (see [`service_tags::ANALYSIS_FAILED`]):
+/// a hash of the revision, then the verdict in what a tag value may hold (letters, digits, spaces and
+/// `_.:/=+-@`; other characters become spaces), cut to AWS's 256 characters.
+pub fn analysis_record(revision: &str, verdict: &str) -> String {
+    let allowed = |c: char| c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c);
+    let text: String = verdict.chars().map(|c| if allowed(c) { c } else { ' ' }).collect();
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    format!("{} {text}", super::names::short_hash(revision, 16)).chars().take(256).collect()
 }
 
 /// The service events that explain a failure: stopped tasks and failures first, at most three.

@@ -13,7 +13,7 @@ use crate::aws::{
 use crate::engine::describe::tg_name;
 use crate::engine::model::{Desired, DiscoveryState, ServiceState, sorted};
 use crate::engine::names::{owned_tags, service_tags, tag_value};
-use crate::engine::rollout::{Rollout, RolloutState, short_revision};
+use crate::engine::rollout::{Rollout, short_revision};
 use crate::engine::target::{PinnedImage, Target, image_source_ref};
 use crate::engine::vocabulary::{Action, Change, Created, Ref, Resource};
 
@@ -291,7 +291,7 @@ pub fn record(scope: &Scope, desired: &Desired, image: &PinnedImage, rollout: &R
     if observed.promoted.as_ref().is_some_and(|p| p.as_deref() == Some(image.digest.as_str())) {
         tags.insert(service_tags::PROMOTED.into(), image.digest.clone());
     }
-    if rollout.state == RolloutState::RolledBack
+    if rollout.state.rolled_back()
         && let Some(r) = &planned.revision
     {
         tags.insert(service_tags::FAILED_REVISION.into(), r.clone());
