@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use ecsop::engine::names::Names;
-use support::deploy::{CLUSTER, Env, complete, text};
+use support::deploy::{CLUSTER, Env, complete, text, through_lifecycle};
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
 
@@ -147,7 +147,16 @@ async fn check_core(env: &Env, d: &Deployment<'_>, digest: &str) {
         assert!(owned(&clients.elbv2.tags(&tg.arn).await.expect("tags")));
         assert_eq!(service.load_balancers.first().map(|b| b.arn.as_str()), Some(tg.arn.as_str()));
         let rules = clients.elbv2.rules(&lb.listener_arn).await.expect("rules");
-        let rule = rules.iter().find(|r| r.target_groups == [tg.arn.clone()]).expect("our rule");
+        let rule = rules.iter().find(|r| r.target_groups.contains(&tg.arn)).expect("our rule");
+        if spec.service.rollout.strategy.is_rolling() {
+            assert_eq!(rule.target_groups, [tg.arn.clone()]);
+        } else {
+            // The second target group is owned too, and the rule forwards to both, all traffic on the first.
+            let alt = d.names.alternate_target_group();
+            let alt = clients.elbv2.target_group(&alt).await.expect("tg").expect("alternate exists");
+            assert!(owned(&clients.elbv2.tags(&alt.arn).await.expect("tags")));
+            assert_eq!((rule.weight(&tg.arn), rule.weight(&alt.arn)), (Some(100), Some(0)), "{rule:?}");
+        }
         assert_eq!((rule.priority, &rule.hosts, &rule.paths), (Some(lb.priority), &lb.hosts, &lb.paths));
         assert!(owned(&clients.elbv2.tags(&rule.arn).await.expect("tags")));
     }
@@ -258,6 +267,7 @@ async fn seed_000_staging_then_prod_with_promotion_tags() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_002_https_with_redirect_scan_gate_and_promotion() {
     let env = Env::new().await;
+    env.account.create_role("ecs-infrastructure").await.expect("infrastructure role");
     let mut subs = Placeholders::new(&env);
     let https = env.https_listener().await;
     subs.set(
@@ -279,7 +289,10 @@ async fn seed_002_https_with_redirect_scan_gate_and_promotion() {
     let forward = clients.elbv2.rules(&https).await.expect("rules");
     let forward = forward.iter().find(|r| r.priority == Some(20)).expect("https rule");
     assert_eq!(forward.hosts, ["factorial.example.com"]);
-    assert_eq!(forward.target_groups.len(), 1);
+    // A canary service: the rule forwards to both target groups, all traffic on the serving one.
+    assert_eq!(forward.target_groups.len(), 2, "{forward:?}");
+    let serving = clients.ecs.service(CLUSTER, "factorial-api").await.expect("read").expect("service");
+    assert_eq!(forward.weight(&serving.load_balancers[0].arn), Some(100), "{forward:?}");
     let redirect = clients.elbv2.rules(&env.net.listener_arn).await.expect("rules");
     let redirect = redirect.iter().find(|r| r.priority == Some(20)).expect("http redirect rule");
     assert_eq!(redirect.hosts, ["factorial.example.com"]);
@@ -317,7 +330,7 @@ async fn seed_002_https_with_redirect_scan_gate_and_promotion() {
     env.account.set_scan("factorial-api", &bad, "COMPLETE", &[("LOW", 4)]).await.expect("scan");
     // The harness drives the deployment of another revision than the one running (not the finished one).
     let running = current_revision(&env, &d).await;
-    let (out, _) = env.apply_and_drive(&d.path, d.names.service(), Some(&running), &complete(), &[]).await;
+    let (out, _) = env.apply_and_drive(&d.path, d.names.service(), Some(&running), &through_lifecycle(), &[]).await;
     assert!(out.status.success(), "{}", text(&out));
     assert!(running_image(&env, &d).await.ends_with(&bad));
     assert_eq!(
@@ -332,6 +345,7 @@ async fn seed_002_https_with_redirect_scan_gate_and_promotion() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_003_alarms_notify_and_roll_back_a_rollout() {
     let env = Env::new().await;
+    env.account.create_role("ecs-infrastructure").await.expect("infrastructure role");
     let subs = Placeholders::new(&env);
     let d = Deployment {
         cluster: CLUSTER,
@@ -376,7 +390,7 @@ async fn seed_003_alarms_notify_and_roll_back_a_rollout() {
     let yaml = std::fs::read_to_string(&d.path).expect("read").replace("tag: \"1.0\"", "tag: \"1.1\"");
     std::fs::write(&d.path, yaml).expect("write");
     let running = current_revision(&env, &d).await;
-    let (out, _) = env.apply_and_drive(&d.path, "books-api", Some(&running), &complete(), &[]).await;
+    let (out, _) = env.apply_and_drive(&d.path, "books-api", Some(&running), &through_lifecycle(), &[]).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("RolledBack"), "{}", text(&out));
     assert!(text(&out).contains("alarm"), "the reason names the alarm: {}", text(&out));

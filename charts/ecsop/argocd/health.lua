@@ -2,9 +2,10 @@
 --
 --   Suspended    spec.suspend is true (ecsop observes and writes nothing)
 --   Progressing  no status yet, or status.observedGeneration < metadata.generation, or Reconciling=True,
---                or Ready is not (yet) True for this generation
---   Degraded     Stalled=True (RolledBack, ProgressDeadlineExceeded, InvalidSpec, AccessDenied, RejectedByAws,
---                ImageNotFound, ...): the message is the condition's
+--                or Ready is not (yet) True for this generation; a blueGreen, canary or linear rollout
+--                leads its message with its phase and split ("canary canary 10% (new 10% / old 90%): ...")
+--   Degraded     Stalled=True (RolledBack, AnalysisFailed, Aborted, ProgressDeadlineExceeded, InvalidSpec,
+--                AccessDenied, RejectedByAws, ImageNotFound, ...): the message is the condition's
 --   Healthy      Ready=True for the current generation (ECS finished rolling out exactly the
 --                revision ecsop registered for it)
 --
@@ -43,6 +44,19 @@ local function text(c, fallback)
     return reason
   end
   return fallback
+end
+
+-- Where a blueGreen, canary or linear rollout is (status.rollout.phase), with the traffic split.
+local function rollout_phase(status)
+  local r = status.rollout
+  if r == nil or r.phase == nil or r.phase == "" then
+    return nil
+  end
+  local s = (r.strategy or "rollout") .. " " .. r.phase
+  if r.traffic ~= nil and r.traffic.newPercent ~= nil and r.traffic.oldPercent ~= nil then
+    s = s .. string.format(" (new %d%% / old %d%%)", r.traffic.newPercent, r.traffic.oldPercent)
+  end
+  return s
 end
 
 local generation = nil
@@ -85,6 +99,10 @@ local reconciling = condition(status, "Reconciling")
 if reconciling ~= nil and reconciling.status == "True" then
   hs.status = "Progressing"
   hs.message = text(reconciling, "Reconciling")
+  local phase = rollout_phase(status)
+  if phase ~= nil then
+    hs.message = phase .. ": " .. hs.message
+  end
   return hs
 end
 

@@ -162,3 +162,11 @@ pub fn text(output: &Output) -> String {
 pub fn complete() -> Vec<Drive> {
     vec![Drive::Progress { running: Some(1) }, Drive::Complete]
 }
+
+/// The drive steps of a blueGreen, canary or linear rollout that succeeds: each step of ECS's lifecycle
+/// up to the bake (a step past it changes nothing), then completion. A rolling one takes them too.
+pub fn through_lifecycle() -> Vec<Drive> {
+    let mut steps = vec![Drive::Progress { running: None }; 6];
+    steps.push(Drive::Complete);
+    steps
+}
