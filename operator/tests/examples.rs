@@ -149,7 +149,7 @@ async fn check_core(env: &Env, d: &Deployment<'_>, digest: &str) {
         let rules = clients.elbv2.rules(&lb.listener_arn).await.expect("rules");
         let rule = rules.iter().find(|r| r.target_groups.contains(&tg.arn)).expect("our rule");
         if spec.service.rollout.strategy.is_rolling() {
-            assert_eq!(rule.target_groups, [tg.arn.clone()]);
+            assert_eq!(rule.target_groups, std::slice::from_ref(&tg.arn));
         } else {
             // The second target group is owned too, and the rule forwards to both, all traffic on the first.
             let alt = d.names.alternate_target_group();
