@@ -197,6 +197,7 @@ async fn listener_rules_are_created_read_modified_reprioritised_and_deleted() {
         priority: 10,
         hosts: vec!["api.example.com".into()],
         paths: vec!["/api/v1/books".into(), "/api/v1/books/*".into()],
+        header: None,
         action: RuleAction::Forward(books.arn.clone()),
         tags: rule_tags.clone(),
     };
@@ -309,6 +310,7 @@ async fn rules_and_tags_beyond_aws_limits_are_refused_before_anything_changes() 
         priority: 10,
         hosts: hosts.iter().map(|h| h.to_string()).collect(),
         paths: paths.iter().map(|p| p.to_string()).collect(),
+        header: None,
         action: RuleAction::Forward(tg.arn.clone()),
         tags: Tags::new(),
     };
@@ -331,4 +333,31 @@ async fn rules_and_tags_beyond_aws_limits_are_refused_before_anything_changes() 
     let err = elb.add_tags(&tg.arn, &tags(&[("ecsop.io/image", long.as_str())])).await.expect_err("257 characters");
     assert_eq!(err.kind, ErrorKind::Invalid, "{err}");
     elb.add_tags(&tg.arn, &tags(&[("ecsop.io/image", &long[..256])])).await.expect("256 characters");
+}
+
+#[tokio::test]
+async fn a_weighted_rule_with_a_header_condition_is_read_back_with_its_weights_and_header() {
+    let account = account().await;
+    let net = account.network("c1").await.expect("network");
+    let elb = elbv2(&account, calls()).await;
+    let blue = elb.create_target_group(&config(&net, "default-blue")).await.expect("tg");
+    let green = elb.create_target_group(&config(&net, "default-green")).await.expect("tg");
+    let header = ecsop::aws::HeaderMatch { name: "X-Canary".into(), values: vec!["1".into()] };
+    let created = elb
+        .create_rule(&RuleConfig {
+            listener_arn: net.listener_arn.clone(),
+            priority: 9,
+            hosts: vec![],
+            paths: vec!["/books*".into()],
+            header: Some(header.clone()),
+            action: RuleAction::Weighted(vec![(blue.arn.clone(), 100), (green.arn.clone(), 0)]),
+            tags: Tags::new(),
+        })
+        .await
+        .expect("create weighted rule");
+    let rules = elb.rules(&net.listener_arn).await.expect("rules");
+    let read = rules.iter().find(|r| r.arn == created.arn).expect("listed");
+    assert_eq!(read.header.as_ref(), Some(&header));
+    assert_eq!((read.weight(&blue.arn), read.weight(&green.arn)), (Some(100), Some(0)), "{read:?}");
+    assert_eq!(read.paths, ["/books*"]);
 }

@@ -147,7 +147,7 @@ async fn check_core(env: &Env, d: &Deployment<'_>, digest: &str) {
         assert!(owned(&clients.elbv2.tags(&tg.arn).await.expect("tags")));
         assert_eq!(service.load_balancers.first().map(|b| b.arn.as_str()), Some(tg.arn.as_str()));
         let rules = clients.elbv2.rules(&lb.listener_arn).await.expect("rules");
-        let rule = rules.iter().find(|r| r.target_groups.contains(&tg.arn)).expect("our rule");
+        let rule = rules.iter().find(|r| r.header.is_none() && r.target_groups.contains(&tg.arn)).expect("our rule");
         if spec.service.rollout.strategy.is_rolling() {
             assert_eq!(rule.target_groups, std::slice::from_ref(&tg.arn));
         } else {

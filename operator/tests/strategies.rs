@@ -43,8 +43,13 @@ fn manifest(env: &Env, name: &str, tag: &str, strategy: &str, role: &str) -> Str
     base.replacen(anchor, &format!("{anchor}{}", rollout(strategy, role)), 1)
 }
 
-/// Our rule on the fixture's listener.
+/// Our production rule on the fixture's listener.
 async fn rule(env: &Env, name: &str) -> Rule {
+    our_rule(env, name, false).await
+}
+
+/// Our production rule, or our test-traffic rule, on the fixture's listener.
+async fn our_rule(env: &Env, name: &str, test: bool) -> Rule {
     let clients = env.clients().await;
     let names = Names::new(NAMESPACE, name);
     let mut groups = Vec::new();
@@ -54,7 +59,7 @@ async fn rule(env: &Env, name: &str) -> Rule {
     let rules = clients.elbv2.rules(&env.net.listener_arn).await.expect("describe rules");
     rules
         .into_iter()
-        .find(|r| r.target_groups.iter().any(|t| groups.contains(t)))
+        .find(|r| r.header.is_none() == !test && r.target_groups.iter().any(|t| groups.contains(t)))
         .unwrap_or_else(|| panic!("no rule forwards to {groups:?}"))
 }
 
@@ -276,4 +281,67 @@ async fn a_traffic_shifting_strategy_without_a_load_balancer_or_role_is_refused_
     let out = env.ecsop(&["apply", "-f", path.to_str().expect("utf-8")]);
     assert_ne!(code(&out), 0, "{}", text(&out));
     assert!(env.account.calls().await.expect("calls").is_empty(), "refused before any AWS call");
+}
+
+#[tokio::test]
+async fn a_test_listener_rule_reaches_only_the_new_revision_before_production_traffic_moves() {
+    let env = Env::new().await;
+    let name = "tested";
+    let role = env.account.create_role("ecs-infrastructure").await.expect("role");
+    env.push("shop/api", "v1").await;
+    env.push("shop/api", "v2").await;
+    let with_test = |tag: &str| {
+        let base = manifest(&env, name, tag, "canary", &role);
+        let priority = 1 + (name.bytes().map(u32::from).sum::<u32>() % 40000);
+        base.replacen(
+            "canary: {percent: 10, bakeTimeMinutes: 2}}",
+            &format!(
+                "canary: {{percent: 10, bakeTimeMinutes: 2}}, testTraffic: {{priority: {}, header: {{name: X-Canary, value: \"1\"}}}}}}",
+                priority - 1
+            ),
+            1,
+        )
+    };
+    let path = env.write("app.yaml", &with_test("v1"));
+    let (out, first) = env.apply_and_drive(&path, name, None, &complete(), &[]).await;
+    assert_eq!(code(&out), 0, "create:\n{}", text(&out));
+    let first = first.expect("driven");
+
+    let svc = service(&env, name).await;
+    let traffic = svc.load_balancers[0].traffic.clone().expect("traffic shifting");
+    let test_rule = our_rule(&env, name, true).await;
+    assert_eq!(traffic.test_rule.as_deref(), Some(test_rule.arn.as_str()), "ECS names the test rule");
+    let header = test_rule.header.clone().expect("a header condition");
+    assert_eq!((header.name.as_str(), header.values.as_slice()), ("X-Canary", ["1".to_string()].as_slice()));
+    assert_eq!(test_rule.paths, rule(&env, name).await.paths, "the production rule's paths");
+    let (serving, green) = (svc.load_balancers[0].arn.clone(), traffic.alternate_target_group.clone());
+
+    // Release v2: after scale-up, test requests reach only v2 while production stays on v1.
+    let path = env.write("app.yaml", &with_test("v2"));
+    let args = ["apply", "-f", path.to_str().expect("utf-8")];
+    let out = env.ecsop(&args);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    env.account
+        .drive_next_rollout(CLUSTER, name, Some(&first), &[], Duration::ZERO, Duration::from_secs(30))
+        .await
+        .expect("v2 deploys");
+    let mut stage = String::new();
+    for _ in 0..4 {
+        let answer = env.account.drive(CLUSTER, name, Drive::Progress { running: None }).await.expect("drive");
+        stage = answer["lifecycleStage"].as_str().unwrap_or_default().to_string();
+        if stage == "TEST_TRAFFIC_SHIFT" {
+            break;
+        }
+    }
+    assert_eq!(stage, "TEST_TRAFFIC_SHIFT");
+    let test_rule = our_rule(&env, name, true).await;
+    assert_eq!((test_rule.weight(&green), test_rule.weight(&serving)), (Some(100), Some(0)), "{test_rule:?}");
+    let production = rule(&env, name).await;
+    assert_eq!((production.weight(&green), production.weight(&serving)), (Some(0), Some(100)), "{production:?}");
+    // ecsop leaves ECS's weights alone meanwhile.
+    env.account.clear_calls().await.expect("clear");
+    let out = env.ecsop(&args);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let writes = env.writes().await;
+    assert!(!writes.iter().any(|w| w == "ModifyRule" || w == "DeleteRule" || w == "CreateRule"), "{writes:?}");
 }

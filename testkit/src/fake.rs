@@ -1280,6 +1280,7 @@ impl FakeAws {
             paths: vec![],
             target_groups: vec![],
             weights: vec![],
+            header: None,
             redirect: None,
         };
         elb.rules.insert(default, RuleState { listener: listener.clone(), rule, tags: Tags::new() });
@@ -2195,6 +2196,7 @@ impl Elbv2 for FakeAws {
             paths: config.paths.clone(),
             target_groups: forwarded(&config.action).0,
             weights: forwarded(&config.action).1,
+            header: config.header.clone(),
             redirect: match &config.action {
                 RuleAction::Redirect(r) => Some(r.clone()),
                 _ => None,
@@ -2901,6 +2903,7 @@ pub(crate) mod tests {
             priority,
             hosts: vec!["api.example.com".into()],
             paths: vec!["/books/*".into()],
+            header: None,
             action: RuleAction::Forward(tg.into()),
             tags: Tags::new(),
         }

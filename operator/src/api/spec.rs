@@ -70,6 +70,9 @@ pub const FARGATE_SIZES_RULE: &str = "(self.cpu == 256 && self.memory in [512, 1
 #[x_kube(validation = Rule::new(
     "!has(self.service.rollout) || !has(self.service.rollout.strategy) || self.service.rollout.strategy.type == 'rolling' || !has(self.service.autoscaling) || !has(self.service.autoscaling.targetRequestsPerTarget)"
 ).message("targetRequestsPerTarget follows one target group, and blueGreen, canary and linear move traffic between two: scale on CPU or memory instead").field_path(".service.autoscaling.targetRequestsPerTarget"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.service.rollout) || !has(self.service.rollout.strategy) || !has(self.service.rollout.strategy.testTraffic) || !has(self.loadBalancer) || self.service.rollout.strategy.testTraffic.priority < self.loadBalancer.priority"
+).message("testTraffic.priority must be below loadBalancer.priority: the listener evaluates lower numbers first, so a higher one would never see a test request").field_path(".service.rollout.strategy.testTraffic.priority"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApiDeploymentSpec {
     /// AWS region of every resource of this deployment; the operator's default region when unset.
@@ -578,6 +581,9 @@ pub struct PromQuerySpec {
     .message("canary settings go with type canary, and type canary needs them").field_path(".canary"))]
 #[x_kube(validation = Rule::new("(self.type == 'linear') == has(self.linear)")
     .message("linear settings go with type linear, and type linear needs them").field_path(".linear"))]
+#[x_kube(validation = Rule::new("self.type != 'rolling' || !has(self.testTraffic)")
+    .message("testTraffic applies to blueGreen, canary and linear: a rolling update has one target group")
+    .field_path(".testTraffic"))]
 #[x_kube(validation = Rule::new("self.type != 'rolling' || !has(self.bakeTimeMinutes)")
     .message("bakeTimeMinutes applies to blueGreen, canary and linear; a rolling update has no bake time")
     .field_path(".bakeTimeMinutes"))]
@@ -598,6 +604,34 @@ pub struct StrategySpec {
     /// The linear steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linear: Option<LinearSpec>,
+    /// A listener rule that sends requests carrying a header to the new revision before any production
+    /// traffic moves (ECS's test listener rule): the same hosts and paths as `loadBalancer`, plus the
+    /// header, at a priority evaluated before the production rule's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_traffic: Option<TestTrafficSpec>,
+}
+
+/// The test-traffic rule of a blueGreen, canary or linear rollout.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TestTrafficSpec {
+    /// Its priority on the listener; lower than `loadBalancer.priority`, so it is evaluated first.
+    #[schemars(range(min = 1, max = 50000))]
+    pub priority: i32,
+    /// The header that marks test requests.
+    pub header: TestHeaderSpec,
+}
+
+/// The header of test requests.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TestHeaderSpec {
+    /// Its name (`X-Canary`).
+    #[schemars(regex(pattern = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,40}$"))]
+    pub name: String,
+    /// The value it must have (ALB wildcards `*` and `?` allowed).
+    #[schemars(length(min = 1, max = 128))]
+    pub value: String,
 }
 
 impl StrategySpec {

@@ -20,7 +20,7 @@ use super::batch::Batcher;
 use super::calls::{self, Calls};
 use super::error::MissingOk;
 use super::{
-    AwsError, AwsResult, Elbv2, ErrorKind, Redirect, Rule, RuleAction, RuleConfig, Tags, TargetGroup,
+    AwsError, AwsResult, Elbv2, ErrorKind, HeaderMatch, Redirect, Rule, RuleAction, RuleConfig, Tags, TargetGroup,
     TargetGroupConfig, TargetGroupHealth,
 };
 
@@ -237,6 +237,7 @@ fn rule_from_sdk(operation: &'static str, rule: &sdk::types::Rule) -> AwsResult<
     };
     let mut hosts = Vec::new();
     let mut paths = Vec::new();
+    let mut header = None;
     for condition in rule.conditions() {
         match condition.field() {
             Some("host-header") => {
@@ -246,6 +247,12 @@ fn rule_from_sdk(operation: &'static str, rule: &sdk::types::Rule) -> AwsResult<
             Some("path-pattern") => {
                 let values = condition.path_pattern_config().map(|c| c.values()).unwrap_or_default();
                 paths.extend_from_slice(if values.is_empty() { condition.values() } else { values });
+            }
+            Some("http-header") => {
+                header = condition.http_header_config().map(|c| HeaderMatch {
+                    name: c.http_header_name().unwrap_or_default().to_string(),
+                    values: c.values().to_vec(),
+                });
             }
             _ => {}
         }
@@ -284,13 +291,28 @@ fn rule_from_sdk(operation: &'static str, rule: &sdk::types::Rule) -> AwsResult<
         paths,
         target_groups,
         weights,
+        header,
         redirect,
     })
 }
 
-/// A host-header condition and a path-pattern condition, each only when it has values.
-fn conditions(hosts: &[String], paths: &[String]) -> Vec<RuleCondition> {
+/// A host-header condition and a path-pattern condition, each only when it has values, and an
+/// http-header condition when given.
+fn conditions(hosts: &[String], paths: &[String], header: Option<&HeaderMatch>) -> Vec<RuleCondition> {
     let mut conditions = Vec::new();
+    if let Some(h) = header {
+        conditions.push(
+            RuleCondition::builder()
+                .field("http-header")
+                .http_header_config(
+                    sdk::types::HttpHeaderConditionConfig::builder()
+                        .http_header_name(&h.name)
+                        .set_values(Some(h.values.clone()))
+                        .build(),
+                )
+                .build(),
+        );
+    }
     if !hosts.is_empty() {
         conditions.push(
             RuleCondition::builder()
@@ -466,7 +488,7 @@ impl Elbv2 for SdkElbv2 {
 
     async fn create_rule(&self, config: &RuleConfig) -> AwsResult<Rule> {
         const OP: &str = "CreateRule";
-        let conditions = conditions(&config.hosts, &config.paths);
+        let conditions = conditions(&config.hosts, &config.paths, config.header.as_ref());
         let tags = (!config.tags.is_empty()).then(|| sdk_tags(&config.tags));
         let out = self
             .calls
@@ -495,7 +517,7 @@ impl Elbv2 for SdkElbv2 {
         rule_action: &RuleAction,
     ) -> AwsResult<()> {
         const OP: &str = "ModifyRule";
-        let conditions = conditions(hosts, paths);
+        let conditions = conditions(hosts, paths, None);
         self.calls
             .run(SERVICE, OP, || async {
                 self.client
@@ -629,6 +651,7 @@ mod tests {
                 paths: vec!["/api/*".into()],
                 target_groups: vec!["arn:tg/1".into(), "arn:tg/2".into()],
                 weights: vec![90, 10],
+                header: None,
                 redirect: None,
             }
         );
@@ -649,7 +672,7 @@ mod tests {
 
     #[test]
     fn conditions_are_sent_only_when_they_have_values() {
-        assert!(conditions(&[], &[]).is_empty());
+        assert!(conditions(&[], &[], None).is_empty());
         let only_paths = conditions(&[], &["/x".to_string()]);
         assert_eq!(only_paths.len(), 1);
         assert_eq!(only_paths[0].field(), Some("path-pattern"));

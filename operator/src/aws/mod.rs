@@ -559,6 +559,8 @@ pub struct Rule {
     pub target_groups: Vec<String>,
     /// Their weights, in the same order, when the forward action has several target groups.
     pub weights: Vec<i32>,
+    /// The http-header condition, when the rule has one.
+    pub header: Option<HeaderMatch>,
     /// The redirect action, when the rule redirects instead of forwarding.
     pub redirect: Option<Redirect>,
 }
@@ -600,6 +602,15 @@ pub enum RuleAction {
     Redirect(Redirect),
 }
 
+/// A listener rule's http-header condition: the header and the values it matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderMatch {
+    /// The header's name.
+    pub name: String,
+    /// The values (any one matches).
+    pub values: Vec<String>,
+}
+
 /// What a listener rule matches and where it forwards.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleConfig {
@@ -611,6 +622,8 @@ pub struct RuleConfig {
     pub hosts: Vec<String>,
     /// Path-pattern values.
     pub paths: Vec<String>,
+    /// An http-header condition too.
+    pub header: Option<HeaderMatch>,
     /// What the rule does.
     pub action: RuleAction,
     /// Tags.

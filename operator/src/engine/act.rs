@@ -10,8 +10,8 @@ use super::names::{TAG_SPEC_HASH, service_tags, tag_value};
 use super::resources::task_definition;
 use super::vocabulary::{Action, Created, Ref, Resource};
 use crate::aws::{
-    AwsError, Clients, ErrorKind, ImageScan, Redirect, RouteConfig, Rule, RuleAction, RuleConfig, ScalingMetric,
-    ScalingPolicy, Tags,
+    AwsError, Clients, ErrorKind, HeaderMatch, ImageScan, Redirect, RouteConfig, Rule, RuleAction, RuleConfig,
+    ScalingMetric, ScalingPolicy, Tags,
 };
 
 /// What acting created, by kind.
@@ -183,7 +183,7 @@ async fn run(
         Action::SetTargetGroupAttributes { arn, attributes, .. } => {
             clients.elbv2.set_target_group_attributes(arn, attributes).await?
         }
-        Action::CreateRule { listener_arn, priority, hosts, paths, target_group, alternate, tags } => {
+        Action::CreateRule { listener_arn, priority, hosts, paths, target_group, alternate, header, tags } => {
             let target_group = out.resolve(target_group, "elbv2", "CreateRule")?;
             let action = match alternate {
                 Some(alternate) => {
@@ -192,12 +192,14 @@ async fn run(
                 }
                 None => RuleAction::Forward(target_group),
             };
-            let rule = create_rule(clients, listener_arn, *priority, hosts, paths, action, tags).await?;
-            out.created.insert(Created::Rule, rule.arn);
+            let conditions = Conditions { hosts, paths, header: header.as_ref() };
+            let rule = create_rule(clients, listener_arn, *priority, conditions, action, tags).await?;
+            out.created.insert(if header.is_some() { Created::TestRule } else { Created::Rule }, rule.arn);
         }
         Action::CreateRedirectRule { listener_arn, priority, hosts, paths, port, tags } => {
             let action = RuleAction::Redirect(Redirect::https(port));
-            let rule = create_rule(clients, listener_arn, *priority, hosts, paths, action, tags).await?;
+            let conditions = Conditions { hosts, paths, header: None };
+            let rule = create_rule(clients, listener_arn, *priority, conditions, action, tags).await?;
             out.created.insert(Created::RedirectRule, rule.arn);
         }
         Action::ModifyRule { arn, hosts, paths, action, .. } => {
@@ -419,20 +421,27 @@ async fn run(
     Ok(())
 }
 
+/// What a rule to create matches.
+struct Conditions<'a> {
+    hosts: &'a [String],
+    paths: &'a [String],
+    header: Option<&'a HeaderMatch>,
+}
+
 async fn create_rule(
     clients: &Clients,
     listener_arn: &str,
     priority: i32,
-    hosts: &[String],
-    paths: &[String],
+    conditions: Conditions<'_>,
     action: RuleAction,
     tags: &Tags,
 ) -> Result<Rule, AwsError> {
     let config = RuleConfig {
         listener_arn: listener_arn.to_string(),
         priority,
-        hosts: hosts.to_vec(),
-        paths: paths.to_vec(),
+        hosts: conditions.hosts.to_vec(),
+        paths: conditions.paths.to_vec(),
+        header: conditions.header.cloned(),
         action,
         tags: tags.clone(),
     };

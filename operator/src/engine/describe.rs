@@ -21,6 +21,7 @@ impl Action {
             Action::ModifyTargetGroup { arn, .. }
             | Action::SetTargetGroupAttributes { arn, .. }
             | Action::DeleteTargetGroup { arn } => format!("target group {}", tg_name(arn)),
+            Action::CreateRule { priority, header: Some(_), .. } => format!("test listener rule (priority {priority})"),
             Action::CreateRule { priority, .. } => format!("listener rule (priority {priority})"),
             Action::CreateRedirectRule { priority, .. } => format!("https redirect rule (priority {priority})"),
             Action::StartImageScan { repository, digest, .. } => {
@@ -135,14 +136,18 @@ impl Action {
             Action::CreateTargetGroup { config, .. } => {
                 vec![Change::new("port", "-", config.port), Change::new("healthCheck.path", "-", &config.health.path)]
             }
-            Action::CreateRule { hosts, paths, target_group, alternate, .. } => vec![
-                Change::new("hosts", "-", hosts.join(",")),
-                Change::new("paths", "-", paths.join(",")),
-                match alternate {
+            Action::CreateRule { hosts, paths, target_group, alternate, header, .. } => {
+                let mut changes =
+                    vec![Change::new("hosts", "-", hosts.join(",")), Change::new("paths", "-", paths.join(","))];
+                if let Some(h) = header {
+                    changes.push(Change::new("header", "-", format!("{}: {}", h.name, h.values.join(","))));
+                }
+                changes.push(match alternate {
                     Some(alternate) => Change::new("forward", "-", format!("{target_group} (100), {alternate} (0)")),
                     None => Change::new("forward", "-", target_group),
-                },
-            ],
+                });
+                changes
+            }
             Action::CreateRedirectRule { hosts, paths, port, .. } => vec![
                 Change::new("hosts", "-", hosts.join(",")),
                 Change::new("paths", "-", paths.join(",")),

@@ -48,6 +48,22 @@ pub struct TargetGroupState {
     pub attributes: BTreeMap<String, String>,
 }
 
+/// The owned test-traffic rule: the production rule's hosts and paths plus a header, at its own priority.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestRuleState {
+    /// Listener.
+    pub listener_arn: String,
+    /// Priority.
+    pub priority: i32,
+    /// Hosts, sorted.
+    pub hosts: Vec<String>,
+    /// Paths, sorted.
+    pub paths: Vec<String>,
+    /// The header.
+    #[serde(serialize_with = "ser_debug")]
+    pub header: crate::aws::HeaderMatch,
+}
+
 /// The owned listener rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RuleState {
@@ -176,6 +192,9 @@ pub struct Desired {
     pub alternate_target_group: Option<TargetGroupState>,
     /// The owned listener rule.
     pub rule: Option<RuleState>,
+    /// The owned test-traffic rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_rule: Option<TestRuleState>,
     /// The owned redirect rule.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redirect: Option<RedirectState>,

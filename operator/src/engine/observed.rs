@@ -99,7 +99,20 @@ impl Observed {
     pub fn rule(&self) -> Option<&Rule> {
         let ours: Vec<&str> =
             self.target_group.iter().chain(&self.alternate_target_group).map(|t| t.arn.as_str()).collect();
-        self.listener_rules.as_ref()?.iter().find(|r| r.target_groups.iter().any(|arn| ours.contains(&arn.as_str())))
+        self.listener_rules
+            .as_ref()?
+            .iter()
+            .find(|r| r.header.is_none() && r.target_groups.iter().any(|arn| ours.contains(&arn.as_str())))
+    }
+
+    /// Our test-traffic rule: one forwarding to our target groups with an http-header condition.
+    pub fn test_rule(&self) -> Option<&Rule> {
+        let ours: Vec<&str> =
+            self.target_group.iter().chain(&self.alternate_target_group).map(|t| t.arn.as_str()).collect();
+        self.listener_rules
+            .as_ref()?
+            .iter()
+            .find(|r| r.header.is_some() && r.target_groups.iter().any(|arn| ours.contains(&arn.as_str())))
     }
 
     /// The pinned image, when it resolved.

@@ -317,6 +317,7 @@ mod tests {
             paths: vec!["/other*".into()],
             target_groups: vec!["arn:other".into()],
             weights: vec![],
+            header: None,
             redirect: None,
         }]);
         let p = plan(&t, &observed, now());
@@ -405,6 +406,7 @@ mod tests {
                 paths: vec![],
                 target_groups: vec![tg_arn.into()],
                 weights: vec![],
+                header: None,
                 redirect: None,
             }]),
             repository: Some(Repository {

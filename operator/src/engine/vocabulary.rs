@@ -12,8 +12,8 @@ use super::model::{DiscoveryState, RepositoryState};
 use super::rollout::Rollout;
 use crate::api::TagMutability;
 use crate::aws::{
-    AuthorizerConfig, IntegrationConfig, MetricAlarm, RuleAction, ScalableTarget, ScalingPolicy, ServiceConfig,
-    ServiceUpdate, Tags, TargetGroupConfig, TargetGroupHealth, TaskDefinition,
+    AuthorizerConfig, HeaderMatch, IntegrationConfig, MetricAlarm, RuleAction, ScalableTarget, ScalingPolicy,
+    ServiceConfig, ServiceUpdate, Tags, TargetGroupConfig, TargetGroupHealth, TaskDefinition,
 };
 
 /// A resource created earlier in the same plan, whose ARN the actor knows only once it exists.
@@ -27,6 +27,8 @@ pub enum Created {
     AlternateTargetGroup,
     /// The listener rule created by this plan.
     Rule,
+    /// The test-traffic listener rule created by this plan.
+    TestRule,
     /// The Cloud Map service created by this plan.
     Discovery,
     /// The ECS service created by this plan.
@@ -162,6 +164,9 @@ pub enum Action {
         /// The second target group, forwarded to with weight 0 (blueGreen, canary, linear).
         #[serde(skip_serializing_if = "Option::is_none")]
         alternate: Option<Ref>,
+        /// The http-header condition of a test-traffic rule.
+        #[serde(skip)]
+        header: Option<HeaderMatch>,
         /// Tags.
         tags: Tags,
     },

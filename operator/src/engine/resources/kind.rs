@@ -64,6 +64,8 @@ pub struct Planned {
     pub alternate_target_group: Option<Ref>,
     /// The owned listener rule.
     pub rule: Option<Ref>,
+    /// The owned test-traffic rule.
+    pub test_rule: Option<Ref>,
     /// The owned HTTPS redirect rule.
     pub redirect_rule: Option<Ref>,
     /// The owned Cloud Map service the service registers in.

@@ -86,6 +86,7 @@ impl Kind for ListenerRule {
                     paths: rule.paths.clone(),
                     target_group: production,
                     alternate: other.filter(|_| shifting),
+                    header: None,
                     tags: owned_tags(scope.names(), &[]),
                 });
                 planned.rule = Some(Ref::Created(Created::Rule));
@@ -125,7 +126,7 @@ impl Kind for ListenerRule {
 /// ECS owns the weights: a rule forwarding to both groups is left as it is, whatever its weights, and one
 /// that does not is set to the serving group 100, the other 0. A rolling service's rule forwards to the
 /// serving group alone.
-fn forward(
+pub fn forward(
     current: &Rule,
     production: &Ref,
     other: Option<&Ref>,

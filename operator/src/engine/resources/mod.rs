@@ -18,6 +18,7 @@ pub mod scaling;
 pub mod service;
 pub mod target_group;
 pub mod task_definition;
+pub mod test_rule;
 
 pub mod kind;
 
@@ -35,6 +36,7 @@ pub static KINDS: &[&dyn Kind] = &[
     &target_group::TargetGroup,
     &target_group::AlternateTargetGroup,
     &listener_rule::ListenerRule,
+    &test_rule::TestRule,
     &redirect_rule::RedirectRule,
     // Before the service, which names them as deployment alarms.
     &alarms::Alarms,
@@ -50,6 +52,7 @@ pub static KINDS: &[&dyn Kind] = &[
 /// waited for), and what it used: the target group, Cloud Map, the revisions, the repository.
 pub static TEARDOWN: &[&dyn Kind] = &[
     &gateway::Gateway,
+    &test_rule::TestRule,
     &listener_rule::ListenerRule,
     &redirect_rule::RedirectRule,
     &alarms::Alarms,
@@ -65,6 +68,7 @@ pub static TEARDOWN: &[&dyn Kind] = &[
 /// The kinds in the order deletionPolicy Retain untags them. The service goes last: it records where
 /// the other pieces are, so an interrupted release can still find them.
 pub static RELEASE: &[&dyn Kind] = &[
+    &test_rule::TestRule,
     &listener_rule::ListenerRule,
     &target_group::TargetGroup,
     &target_group::AlternateTargetGroup,
@@ -89,6 +93,7 @@ pub fn desired(target: &Target, image: &PinnedImage) -> Desired {
         target_group: target_group::desired(target),
         alternate_target_group: target_group::desired_alternate(target),
         rule: listener_rule::desired(spec),
+        test_rule: test_rule::desired(spec),
         redirect: redirect_rule::desired(spec),
         discovery: discovery::desired(target),
         gateway: gateway::desired(target),

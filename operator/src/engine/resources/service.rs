@@ -101,6 +101,7 @@ impl Kind for Service {
             target_group: production.as_ref(),
             alternate: other.flatten(),
             rule: planned.rule.clone(),
+            test_rule: planned.test_rule.clone(),
             registry: planned.registry.as_ref(),
             discovery: desired.discovery.as_ref(),
         };
@@ -136,6 +137,8 @@ struct Bound<'a> {
     alternate: Option<Ref>,
     /// The listener rule.
     rule: Option<Ref>,
+    /// The test-traffic rule.
+    test_rule: Option<Ref>,
     registry: Option<&'a Ref>,
     discovery: Option<&'a DiscoveryState>,
 }
@@ -147,7 +150,7 @@ fn traffic_shift(wanted: &ServiceState, bound: &Bound) -> Option<TrafficShift> {
     Some(TrafficShift {
         alternate_target_group: bound.alternate.as_ref()?.to_string(),
         production_rule: bound.rule.as_ref()?.to_string(),
-        test_rule: None,
+        test_rule: bound.test_rule.as_ref().map(Ref::to_string),
         role_arn: role.clone(),
     })
 }
