@@ -59,7 +59,7 @@ async fn our_rule(env: &Env, name: &str, test: bool) -> Rule {
     let rules = clients.elbv2.rules(&env.net.listener_arn).await.expect("describe rules");
     rules
         .into_iter()
-        .find(|r| r.header.is_none() == !test && r.target_groups.iter().any(|t| groups.contains(t)))
+        .find(|r| r.header.is_some() == test && r.target_groups.iter().any(|t| groups.contains(t)))
         .unwrap_or_else(|| panic!("no rule forwards to {groups:?}"))
 }
 
