@@ -673,7 +673,7 @@ mod tests {
     #[test]
     fn conditions_are_sent_only_when_they_have_values() {
         assert!(conditions(&[], &[], None).is_empty());
-        let only_paths = conditions(&[], &["/x".to_string()]);
+        let only_paths = conditions(&[], &["/x".to_string()], None);
         assert_eq!(only_paths.len(), 1);
         assert_eq!(only_paths[0].field(), Some("path-pattern"));
         let both = conditions(&["h".to_string()], &["/x".to_string()]);
