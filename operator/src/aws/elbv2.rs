@@ -676,7 +676,7 @@ mod tests {
         let only_paths = conditions(&[], &["/x".to_string()], None);
         assert_eq!(only_paths.len(), 1);
         assert_eq!(only_paths[0].field(), Some("path-pattern"));
-        let both = conditions(&["h".to_string()], &["/x".to_string()]);
+        let both = conditions(&["h".to_string()], &["/x".to_string()], None);
         assert_eq!(both[0].host_header_config().map(|c| c.values().to_vec()), Some(vec!["h".to_string()]));
     }
 
