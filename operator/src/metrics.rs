@@ -8,7 +8,9 @@
 //! | `ecsop_aws_calls_total` | `service`, `operation`, `outcome` (`ok`, `throttled`, error kind) | AWS call attempts |
 //! | `ecsop_aws_budget_calls_per_second` | | the budget of AWS calls per second and region (`--aws-calls-per-second`; 0: none) |
 //! | `ecsop_aws_budget_wait_seconds_total` | `service` | time calls waited for the budget before they were sent |
-//! | `ecsop_rollouts_total` | `outcome` (`completed`, `failed`, `rolled_back`, `deadline_exceeded`) | finished rollouts |
+//! | `ecsop_rollouts_total` | `outcome`, `strategy` (`completed`, `failed`, `rolled_back`, `analysis_failed`, `aborted`, `deadline_exceeded`; `rolling`, `blueGreen`, `canary`, `linear`) | finished rollouts |
+//! | `ecsop_analysis_windows_total` | `check`, `result` (`passed`, `failed`, `inconclusive`) | windows analysis judged |
+//! | `ecsop_analysis_value` | `apideployment`, `check`, `revision` (`new`, `old`) | each revision's value in the last window judged, while the rollout runs |
 //! | `ecsop_drift_corrections_total` | | reconciles of an unchanged generation that had to write |
 //! | `ecsop_apideployments` | `ready` (`True`, `False`, `Unknown`) | ApiDeployments by Ready condition |
 //! | `ecsop_leader` | | 1 while this replica holds the lease |
@@ -65,6 +67,35 @@ pub struct OutcomeLabel {
     pub outcome: String,
 }
 
+/// Labels of a finished rollout.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RolloutLabels {
+    /// How it ended.
+    pub outcome: String,
+    /// Its deployment strategy.
+    pub strategy: String,
+}
+
+/// Labels of a judged window.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WindowLabels {
+    /// The check.
+    pub check: String,
+    /// passed, failed or inconclusive.
+    pub result: String,
+}
+
+/// Labels of a value analysis measured.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ValueLabels {
+    /// `namespace/name`.
+    pub apideployment: String,
+    /// The check.
+    pub check: String,
+    /// new or old.
+    pub revision: String,
+}
+
 /// Label set with one `ready` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReadyLabel {
@@ -81,7 +112,10 @@ pub struct Metrics {
     aws_calls: Family<CallLabels, Counter>,
     budget: Gauge<f64, AtomicU64>,
     budget_wait: Family<ServiceLabel, Counter<f64, AtomicU64>>,
-    rollouts: Family<OutcomeLabel, Counter>,
+    rollouts: Family<RolloutLabels, Counter>,
+    windows: Family<WindowLabels, Counter>,
+    values: Family<ValueLabels, Gauge<f64, AtomicU64>>,
+    values_of: Mutex<HashMap<String, Vec<ValueLabels>>>,
     drift: Counter,
     by_ready: Family<ReadyLabel, Gauge<i64, AtomicI64>>,
     leader: Gauge<i64, AtomicI64>,
@@ -97,7 +131,9 @@ impl Default for Metrics {
         let aws_calls = Family::<CallLabels, Counter>::default();
         let budget = Gauge::<f64, AtomicU64>::default();
         let budget_wait = Family::<ServiceLabel, Counter<f64, AtomicU64>>::default();
-        let rollouts = Family::<OutcomeLabel, Counter>::default();
+        let rollouts = Family::<RolloutLabels, Counter>::default();
+        let windows = Family::<WindowLabels, Counter>::default();
+        let values = Family::<ValueLabels, Gauge<f64, AtomicU64>>::default();
         let drift = Counter::default();
         let by_ready = Family::<ReadyLabel, Gauge<i64, AtomicI64>>::default();
         let leader = Gauge::<i64, AtomicI64>::default();
@@ -115,7 +151,13 @@ impl Default for Metrics {
             "Time AWS calls waited for the budget before they were sent, by service",
             budget_wait.clone(),
         );
-        registry.register("rollouts", "Finished rollouts by outcome", rollouts.clone());
+        registry.register("rollouts", "Finished rollouts by outcome and strategy", rollouts.clone());
+        registry.register("analysis_windows", "Windows analysis judged, by check and result", windows.clone());
+        registry.register(
+            "analysis_value",
+            "Each revision's value in the last window analysis judged, while the rollout runs",
+            values.clone(),
+        );
         registry.register(
             "drift_corrections",
             "Reconciles of an unchanged generation that had to write",
@@ -132,6 +174,9 @@ impl Default for Metrics {
             budget,
             budget_wait,
             rollouts,
+            windows,
+            values,
+            values_of: Mutex::default(),
             drift,
             by_ready,
             leader,
@@ -172,9 +217,39 @@ impl Metrics {
             .inc();
     }
 
-    /// A rollout finished with `outcome`.
-    pub fn rollout(&self, outcome: &str) {
-        self.rollouts.get_or_create(&OutcomeLabel { outcome: outcome.into() }).inc();
+    /// A rollout with `strategy` finished with `outcome`.
+    pub fn rollout(&self, outcome: &str, strategy: &str) {
+        self.rollouts.get_or_create(&RolloutLabels { outcome: outcome.into(), strategy: strategy.into() }).inc();
+    }
+
+    /// Analysis judged a window of `key`'s (namespace/name) rollout: `check` gave `result`, and the new
+    /// and old revisions measured `new` and `old` (`None`: no data).
+    pub fn analysed(&self, key: &str, check: &str, result: &str, new: Option<f64>, old: Option<f64>) {
+        self.windows.get_or_create(&WindowLabels { check: check.into(), result: result.into() }).inc();
+        let mut of = self.values_of.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = of.entry(key.to_string()).or_default();
+        for (revision, value) in [("new", new), ("old", old)] {
+            let labels = ValueLabels { apideployment: key.into(), check: check.into(), revision: revision.into() };
+            match value {
+                Some(v) => {
+                    self.values.get_or_create(&labels).set(v);
+                    if !kept.contains(&labels) {
+                        kept.push(labels);
+                    }
+                }
+                None => {
+                    self.values.remove(&labels);
+                }
+            }
+        }
+    }
+
+    /// `key`'s rollout is no longer judged: its values go.
+    pub fn analysis_ended(&self, key: &str) {
+        let gone = self.values_of.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+        for labels in gone.into_iter().flatten() {
+            self.values.remove(&labels);
+        }
     }
 
     /// A reconcile corrected drift.
@@ -218,7 +293,8 @@ mod tests {
         let m = Metrics::default();
         m.reconciled(0.02, None);
         m.reconciled(0.5, Some("throttled"));
-        m.rollout("rolled_back");
+        m.rollout("rolled_back", "rolling");
+        m.analysed("prod/books", "errors", "failed", Some(0.05), Some(0.001));
         m.set_ready("prod/a", Some("True"));
         m.set_ready("prod/b", Some("False"));
         m.set_ready("prod/b", Some("True"));
@@ -226,7 +302,14 @@ mod tests {
         let text = m.render();
         assert!(text.contains("ecsop_reconcile_total{result=\"success\"} 1"), "{text}");
         assert!(text.contains("ecsop_reconcile_errors_total{kind=\"throttled\"} 1"), "{text}");
-        assert!(text.contains("ecsop_rollouts_total{outcome=\"rolled_back\"} 1"), "{text}");
+        assert!(text.contains("ecsop_rollouts_total{outcome=\"rolled_back\",strategy=\"rolling\"} 1"), "{text}");
+        assert!(text.contains("ecsop_analysis_windows_total{check=\"errors\",result=\"failed\"} 1"), "{text}");
+        assert!(
+            text.contains("ecsop_analysis_value{apideployment=\"prod/books\",check=\"errors\",revision=\"new\"} 0.05"),
+            "{text}"
+        );
+        m.analysis_ended("prod/books");
+        assert!(!m.render().contains("ecsop_analysis_value{"), "the values go with the rollout");
         assert!(text.contains("ecsop_apideployments{ready=\"True\"} 2"), "{text}");
         assert!(text.contains("ecsop_apideployments{ready=\"False\"} 0"), "{text}");
         assert!(text.contains("ecsop_leader 1"), "{text}");

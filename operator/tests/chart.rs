@@ -796,7 +796,8 @@ fn exposed_metrics() -> BTreeSet<String> {
         budget_wait: std::time::Duration::from_millis(1),
     });
     m.set_aws_budget(Some(40.0));
-    m.rollout("completed");
+    m.rollout("completed", "canary");
+    m.analysed("ns/a", "errors", "passed", Some(0.001), Some(0.002));
     m.drift_corrected();
     m.set_ready("ns/a", Some("True"));
     m.set_leader(true);

@@ -222,7 +222,8 @@ async fn apply(obj: Arc<ApiDeployment>, api: &Api<ApiDeployment>, ctx: &Context)
     let judging = reconciled.report.phase == Phase::Progressing && obj.spec.service.rollout.analysis.is_some();
     if let (true, Some(service), Some(revision)) = (judging, &reconciled.observed.service, &reconciled.revision) {
         let mut watch = ctx.take_watch(&key);
-        match engine.analyse(&target, service, revision, &mut watch, Utc::now()).await {
+        let judged = engine.analyse(&target, service, revision, &mut watch, Utc::now()).await;
+        match &judged {
             Ok(Some(Outcome::Judged(verdicts))) => {
                 for v in verdicts.iter().filter(|v| matches!(v.judgement, Judgement::Failed(_))) {
                     publish(
@@ -245,10 +246,17 @@ async fn apply(obj: Arc<ApiDeployment>, api: &Api<ApiDeployment>, ctx: &Context)
                 publish(&recorder, &reference, EventType::Warning, "AnalysisError", "Analysis", &e.to_string()).await;
             }
         }
+        if let Ok(Some(Outcome::Judged(verdicts) | Outcome::Stop(_, verdicts))) = &judged {
+            for v in verdicts {
+                let result = check_status(v).result.to_ascii_lowercase();
+                ctx.metrics.analysed(&key, &v.check, &result, v.measured.new.value, v.measured.old.value);
+            }
+        }
         checks = watch.last().iter().map(check_status).collect();
         ctx.keep_watch(&key, Some(watch));
     } else {
         ctx.keep_watch(&key, None);
+        ctx.metrics.analysis_ended(&key);
     }
     let report = &reconciled.report;
     let mut status = report.status(generation, previous.as_ref(), Utc::now());
@@ -274,9 +282,13 @@ async fn apply(obj: Arc<ApiDeployment>, api: &Api<ApiDeployment>, ctx: &Context)
         .await;
     }
     if transitioned(previous.as_ref(), &status) {
+        let strategy = serde_json::to_value(obj.spec.service.rollout.strategy.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
         match (report.phase, report.reason.as_str()) {
             (Phase::Ready, _) => {
-                ctx.metrics.rollout("completed");
+                ctx.metrics.rollout("completed", &strategy);
                 publish(&recorder, &reference, EventType::Normal, "RolloutComplete", "Rollout", &report.message).await;
             }
             (Phase::Stalled, reason) => {
@@ -289,7 +301,7 @@ async fn apply(obj: Arc<ApiDeployment>, api: &Api<ApiDeployment>, ctx: &Context)
                     _ => None,
                 };
                 if let Some(o) = outcome {
-                    ctx.metrics.rollout(o);
+                    ctx.metrics.rollout(o, &strategy);
                 }
                 publish(&recorder, &reference, EventType::Warning, reason, "Rollout", &report.message).await;
             }
