@@ -235,7 +235,7 @@ async fn status_reports_in_progress_then_done_with_events() {
     assert_eq!(condition(status, "Reconciling")["status"], "False");
     assert!(status["status"]["taskDefinitionArn"].as_str().is_some_and(|a| a.ends_with("prod-books-api:1")));
     assert_eq!(v.event_reasons(), ["RolloutComplete"]);
-    assert!(s.metrics.render().contains("ecsop_rollouts_total{outcome=\"completed\"} 1"));
+    assert!(s.metrics.render().contains("ecsop_rollouts_total{outcome=\"completed\",strategy=\"rolling\"} 1"));
 }
 
 #[tokio::test]
@@ -260,7 +260,7 @@ async fn a_rollback_is_stalled_with_a_warning_event() {
     let warning = v.seen().into_iter().find(|r| r.body["reason"] == "RolledBack").expect("RolledBack event");
     assert_eq!(warning.body["type"], "Warning");
     assert!(warning.body["note"].as_str().is_some_and(|n| n.contains("Essential container")), "{}", warning.body);
-    assert!(s.metrics.render().contains("ecsop_rollouts_total{outcome=\"rolled_back\"} 1"));
+    assert!(s.metrics.render().contains("ecsop_rollouts_total{outcome=\"rolled_back\",strategy=\"rolling\"} 1"));
 }
 
 #[tokio::test]
@@ -357,4 +357,98 @@ async fn each_kind_of_aws_failure_is_backed_off_for_its_own_time() {
     let propagating = ecsop::aws::AwsError::new("ecs", "CreateService", ErrorKind::Propagating, "not yet");
     let action = error_policy(Arc::new(object), &ecsop::Error::Aws(propagating), s.context(client));
     assert_eq!(action, kube::runtime::controller::Action::requeue(Duration::from_secs(15)));
+}
+
+/// The scenario as a canary with an analysis of the load balancer's 5xx ratio (one failed window stops).
+fn canary(s: &mut Scenario) {
+    s.object["spec"]["service"]["rollout"] = json!({
+        "strategy": {"type": "canary", "canary": {"percent": 10, "bakeTimeMinutes": 5}},
+        "infrastructureRoleArn": "arn:aws:iam::123456789012:role/ecsop/ecs-infrastructure",
+        "analysis": {"intervalSeconds": 60, "checks": [
+            {"name": "errors", "alb": "errorRatio", "max": 0.02, "minRequests": 100, "failedIntervals": 1}
+        ]}
+    });
+}
+
+/// Ready on v1, then v2 rolling out.
+async fn releasing(s: &mut Scenario) {
+    s.reconcile().await.1.expect("create");
+    s.fake.complete(CLUSTER, "books-api");
+    s.reconcile().await.1.expect("ready");
+    s.fake.push_image("books-api", "1.5.0", &format!("sha256:{}", "cd".repeat(32)));
+    s.object["spec"]["image"]["tag"] = json!("1.5.0");
+    s.object["metadata"]["generation"] = json!(2);
+    s.reconcile().await.1.expect("roll");
+}
+
+fn stops(fake: &FakeAws) -> usize {
+    fake.calls().iter().filter(|(_, op)| op == "StopServiceDeployment").count()
+}
+
+#[tokio::test]
+async fn the_abort_annotation_stops_its_generations_rollout_and_only_that() {
+    let mut s = Scenario::new().with_finalizer();
+    canary(&mut s);
+    releasing(&mut s).await;
+
+    // An annotation naming another generation is left alone.
+    s.object["metadata"]["annotations"] = json!({"ecsop.io/abort": "1"});
+    s.reconcile().await.1.expect("reconcile");
+    assert_eq!(stops(&s.fake), 0);
+
+    s.object["metadata"]["annotations"] = json!({"ecsop.io/abort": "2"});
+    let (v, result) = s.reconcile().await;
+    result.expect("reconcile");
+    assert_eq!(stops(&s.fake), 1, "{:?}", s.fake.calls());
+    assert!(v.event_reasons().iter().any(|r| r == "RolloutAborted"), "{:?}", v.event_reasons());
+    let (v, result) = s.reconcile().await;
+    result.expect("reconcile");
+    let status = &v.status_patches()[0];
+    assert_eq!(condition(status, "Stalled")["reason"], "Aborted", "{status}");
+    assert!(s.metrics.render().contains("ecsop_rollouts_total{outcome=\"aborted\",strategy=\"canary\"} 1"));
+    assert_eq!(stops(&s.fake), 1, "nothing more to stop");
+}
+
+#[tokio::test]
+async fn the_controller_judges_a_canary_and_stops_it_on_a_failed_window() {
+    let mut s = Scenario::new().with_finalizer();
+    canary(&mut s);
+    // The release started five minutes ago (the fake's clock), so the minutes before now are its windows.
+    s.fake.set_now(chrono::Utc::now() - chrono::Duration::minutes(5));
+    releasing(&mut s).await;
+    let service = s.fake.service_snapshot(CLUSTER, "books-api").expect("service");
+    let binding = service.load_balancers[0].clone();
+    let traffic = binding.traffic.clone().expect("traffic shifting");
+    let listener = s.object["spec"]["loadBalancer"]["listenerArn"].as_str().expect("listener").to_string();
+    let lb = listener.split_once(":listener/").expect("arn").1.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+    let dim = |arn: &str| ecsop::analysis::cloudwatch::dimension(arn).expect("arn");
+    // The last two whole minutes: the new revision answers 5% 5xx, the old one 0.1%.
+    let now = std::time::SystemTime::now();
+    for minutes_ago in [1u64, 2] {
+        let at = now - Duration::from_secs(60 * minutes_ago);
+        for (group, errors) in [(dim(&binding.arn), 2.0), (dim(&traffic.alternate_target_group), 100.0)] {
+            let dims = std::collections::BTreeMap::from([
+                ("LoadBalancer".to_string(), lb.clone()),
+                ("TargetGroup".to_string(), group),
+            ]);
+            s.fake.put_metric("AWS/ApplicationELB", "RequestCount", &dims, at, 2000.0, 1);
+            s.fake.put_metric("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", &dims, at, errors, 1);
+        }
+    }
+    let (v, result) = s.reconcile().await;
+    result.expect("reconcile");
+    assert_eq!(stops(&s.fake), 1, "{:?}", s.fake.calls());
+    assert!(v.event_reasons().iter().any(|r| r == "AnalysisStoppedRollout"), "{:?}", v.event_reasons());
+    let status = &v.status_patches()[0];
+    let checks = &status["status"]["rollout"]["analysis"];
+    assert_eq!(checks[0]["name"], "errors", "{status}");
+    assert_eq!(checks[0]["result"], "Failed", "{status}");
+    assert!(checks[0]["message"].as_str().is_some_and(|m| m.contains("new revision 0.05")), "{status}");
+    assert!(s.metrics.render().contains("ecsop_analysis_windows_total{check=\"errors\",result=\"failed\"} 1"));
+
+    let (v, result) = s.reconcile().await;
+    result.expect("reconcile");
+    let status = &v.status_patches()[0];
+    assert_eq!(condition(status, "Stalled")["reason"], "AnalysisFailed", "{status}");
+    assert!(!s.metrics.render().contains("ecsop_analysis_value{"), "values go when the rollout ends");
 }
