@@ -984,3 +984,42 @@ async fn an_authorizer_named_as_before_is_kept_renamed_when_our_routes_use_it_an
     let kept = authorizers.iter().find(|a| a.id == theirs.id).expect("theirs stays");
     assert_eq!(kept.config, stranger, "left alone");
 }
+
+/// valid.yaml as a canary: target tracking on CPU only (requests per target follow one target group).
+fn canary(w: &mut World) {
+    let rollout = &mut w.resource.spec.service.rollout;
+    rollout.strategy =
+        serde_json::from_value(serde_json::json!({"type": "canary", "canary": {"percent": 20}})).expect("strategy");
+    rollout.infrastructure_role_arn = Some("arn:aws:iam::123456789012:role/ecsop/ecs-infrastructure".into());
+    if let Some(a) = w.resource.spec.service.autoscaling.as_mut() {
+        a.target_requests_per_target = None;
+        a.target_cpu_percent.get_or_insert(60);
+    }
+}
+
+#[tokio::test]
+async fn releases_through_ecs_target_group_swaps_stay_in_sync_with_zero_writes() {
+    let mut w = World::new();
+    canary(&mut w);
+    w.deploy().await;
+    let first = w.fake.service_snapshot(CLUSTER, "books-api").expect("service").load_balancers[0].clone();
+    for (n, tag) in [(2u8, "1.5.0"), (3, "1.6.0")] {
+        w.fake.push_image("books-api", tag, &digest(n));
+        w.resource.spec.image.tag = Some(tag.into());
+        let rolling = w.reconcile().await.expect("roll");
+        assert_eq!(rolling.report.phase, Phase::Progressing, "{:?}", rolling.report);
+        w.fake.complete(CLUSTER, "books-api");
+        let done = w.reconcile().await.expect("done");
+        assert_eq!(done.report.phase, Phase::Ready, "{:?}", done.report);
+        w.fake.clear_calls();
+        let again = w.reconcile().await.expect("again");
+        assert_eq!(w.fake.writes(), 0, "after the swap of release {tag}: {:?}", w.writes_in_order());
+        assert_eq!(again.report.rollout.as_ref().and_then(|r| r.phase.as_deref()), Some("complete"));
+        let serving = w.fake.service_snapshot(CLUSTER, "books-api").expect("service").load_balancers[0].arn.clone();
+        assert_eq!(serving == first.arn, n == 3, "release {tag} serves from the other group than the one before");
+    }
+    // Two swaps: the first group serves again; the second serves between.
+    let now = w.fake.service_snapshot(CLUSTER, "books-api").expect("service").load_balancers[0].clone();
+    assert_eq!(now.arn, first.arn, "ECS swapped twice");
+    assert_eq!(w.fake.target_groups().len(), 2);
+}

@@ -1109,8 +1109,42 @@ impl FakeAws {
 
     /// The PRIMARY deployment reaches a steady state: rollout COMPLETED, running = desired, older
     /// deployments drained away, with the events "(deployment ...) deployment completed." and "has
-    /// reached a steady state.". Returns the service. Panics if the service is missing or deleted.
+    /// reached a steady state.". A blueGreen, canary or linear deployment that replaced another ends as
+    /// in ECS with the swap of the service's two target groups (`targetGroupArn` and the alternate), and
+    /// its production and test rules forward all traffic to the new primary. Returns the service. Panics
+    /// if the service is missing or deleted.
     pub fn complete(&self, cluster: &str, service: &str) -> Service {
+        // A blueGreen, canary or linear deployment that replaces another ends with ECS's swap of the two
+        // target groups, all traffic on the new primary (a service's first deployment has nothing to swap).
+        let swap = self
+            .lock()
+            .ecs
+            .services
+            .get(&service_key(cluster, service))
+            .is_some_and(|s| s.deployment.is_some_and(|d| d.strategy.shifts_traffic()) && s.deployments.len() > 1);
+        let done = self.complete_primary(cluster, service);
+        if !swap {
+            return done;
+        }
+        let mut st = self.lock();
+        let State { ecs, elb, .. } = &mut *st;
+        let key = service_key(cluster, service);
+        let svc = ecs.services.get_mut(&key).unwrap_or_else(|| unreachable!("completed above"));
+        for b in &mut svc.load_balancers {
+            if let Some(t) = b.traffic.as_mut() {
+                std::mem::swap(&mut b.arn, &mut t.alternate_target_group);
+                for rule in std::iter::once(&t.production_rule).chain(&t.test_rule) {
+                    if let Some(r) = elb.rules.get_mut(rule) {
+                        r.rule.target_groups = vec![b.arn.clone(), t.alternate_target_group.clone()];
+                        r.rule.weights = vec![100, 0];
+                    }
+                }
+            }
+        }
+        svc.clone()
+    }
+
+    fn complete_primary(&self, cluster: &str, service: &str) -> Service {
         self.drive(cluster, service, |ids, svc| {
             let now = ids.now();
             let name = svc.name.clone();
