@@ -245,11 +245,13 @@ async fn a_healthy_canary_passes_every_window_and_ecs_finishes_it() {
         assert!(verdicts.iter().all(|v| v.judgement == Judgement::Passed), "{verdicts:#?}");
     }
     for _ in 0..4 {
+        env.account.drive(CLUSTER, name, Drive::Advance { seconds: 3600 }).await.expect("advance the clock");
         let answer = env.account.drive(CLUSTER, name, Drive::Progress { running: None }).await.expect("drive");
         if answer["lifecycleStage"] == "BAKE_TIME" {
             break;
         }
     }
+    env.account.drive(CLUSTER, name, Drive::Advance { seconds: 3600 }).await.expect("advance the clock");
     env.account.drive(CLUSTER, name, Drive::Complete).await.expect("complete");
     let engine = Engine::new(env.clients().await, "us-east-1");
     let target = load(&engine, &path);

@@ -94,6 +94,8 @@ async fn release(env: &Env, path: &Path, name: &str, previous: &str) -> (Output,
     let mut steps = Vec::new();
     for _ in 0..12 {
         tokio::time::sleep(Duration::from_millis(150)).await;
+        // Each step waits out its bake on the layer's test clock.
+        env.account.drive(CLUSTER, name, Drive::Advance { seconds: 3600 }).await.expect("advance the clock");
         let answer = env.account.drive(CLUSTER, name, Drive::Progress { running: None }).await.expect("drive");
         let stage = answer["lifecycleStage"].as_str().unwrap_or_default().to_string();
         let weights = answer["weights"]
@@ -108,6 +110,13 @@ async fn release(env: &Env, path: &Path, name: &str, previous: &str) -> (Output,
             break;
         }
     }
+    // Completing before the final bake has passed is refused, as ECS would not finish yet (the linear
+    // manifest has no final bake).
+    let manifest = std::fs::read_to_string(path).expect("manifest");
+    if !manifest.contains("type: linear") {
+        assert!(env.account.drive(CLUSTER, name, Drive::Complete).await.is_err(), "completed before the bake");
+    }
+    env.account.drive(CLUSTER, name, Drive::Advance { seconds: 3600 }).await.expect("advance the clock");
     env.account.drive(CLUSTER, name, Drive::Complete).await.expect("complete after the bake");
     let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
     (output, steps, driven)

@@ -28,7 +28,9 @@ wraps it in a thin WSGI layer that adds, and only adds:
   such a service leaves the old one (blue) running and goes, one `progress` of the driver at a time,
   through ECS's lifecycle stages: PRE_SCALE_UP (RECONCILE_SERVICE when it replaces one in progress),
   SCALE_UP, TEST_TRAFFIC_SHIFT (with a test listener rule), PRODUCTION_TRAFFIC_SHIFT (one step for
-  BLUE_GREEN, canary then the rest for CANARY, a step per stepPercent for LINEAR) and BAKE_TIME, moving
+  BLUE_GREEN, canary then the rest for CANARY, a step per stepPercent for LINEAR, each canary or linear
+  step held for its bake time on the account's test clock, which the `advance` drive action moves) and
+  BAKE_TIME (held for bakeTimeInMinutes on that clock), moving
   the weights of the listener rules in moto's ELBv2 as ECS does; `complete` (after BAKE_TIME) stops blue
   and swaps each load balancer's target group with its alternate; a failure or StopServiceDeployment
   sends the traffic back to blue, which still runs, without a new deployment;
@@ -114,6 +116,24 @@ def is_read(operation: str) -> bool:
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+# Seconds each account's test clock runs ahead of the wall clock (`/_ecsop/clock`): ECS's bake times are
+# waited on this clock, so a test plays a 10-minute bake by advancing it, not by sleeping.
+CLOCK_OFFSET: dict[str, float] = {}
+
+
+def layer_now(account: str) -> datetime:
+    """The test clock of `account`."""
+    from datetime import timedelta
+
+    return utcnow() + timedelta(seconds=CLOCK_OFFSET.get(account, 0.0))
+
+
+def baked(native: dict[str, Any], minutes: int) -> bool:
+    """Whether `minutes` have passed on the account's test clock since the current stage (or step) began."""
+    elapsed = (layer_now(native["account"]) - native["stageStartedAt"]).total_seconds()
+    return elapsed >= minutes * 60
 
 
 class Harness:
@@ -893,6 +913,10 @@ def start_deployment(svc: Any, task_definition: str, launch_type: str | None) ->
 def drive(body: dict) -> dict:
     svc = find_service(body["account"], body["region"], body["cluster"], body["service"])
     action = body["action"]
+    if action == "advance":
+        # The account's test clock moves on: bake times pass without anyone sleeping.
+        CLOCK_OFFSET[body["account"]] = CLOCK_OFFSET.get(body["account"], 0.0) + float(body["seconds"])
+        return {"clockOffsetSeconds": CLOCK_OFFSET[body["account"]]}
     dep = primary(svc)
     desired = svc.desired_count
     name = f"(service {svc.name})"
@@ -1226,7 +1250,7 @@ def shift(native: dict[str, Any], production: float | None = None, test: float |
 
 
 def enter_stage(record: dict[str, Any], stage: str) -> None:
-    now = utcnow()
+    now = layer_now(record["_native"]["account"])
     record["lifecycleStage"] = stage
     record["updatedAt"] = now
     native = record["_native"]
@@ -1329,13 +1353,16 @@ def progress_native(svc: Any, dep: dict[str, Any], record: dict[str, Any], name:
         enter_stage(record, "TEST_TRAFFIC_SHIFT")
         greens = ", ".join(tg_name(lb["green"]) for lb in native["loadBalancers"] if lb.get("testListenerRule"))
         add_event(svc, f"{name} (deployment {dep['id']}) shifted 100% of test traffic to target group {greens}.")
+    elif stage == "PRODUCTION_TRAFFIC_SHIFT" and native["productionPercent"] < 100 and not baked(native, step_bake(native)):
+        # ECS holds each canary or linear step for its bake time (on the test clock) before the next one.
+        pass
     elif stage in ("SCALE_UP", "TEST_TRAFFIC_SHIFT") or (stage == "PRODUCTION_TRAFFIC_SHIFT" and native["productionPercent"] < 100):
         percent = next_production_percent(native)
         shift(native, production=percent)
         if stage != "PRODUCTION_TRAFFIC_SHIFT":
             enter_stage(record, "PRODUCTION_TRAFFIC_SHIFT")
         else:
-            native["stageStartedAt"] = utcnow()  # each step starts its own bake
+            native["stageStartedAt"] = layer_now(native["account"])  # each step starts its own bake
             native["stages"].append({"stage": stage, "startedAt": native["stageStartedAt"]})
         greens = ", ".join(tg_name(lb["green"]) for lb in native["loadBalancers"]) or "none"
         add_event(svc, f"{name} (deployment {dep['id']}) shifted {percent:g}% of production traffic to target group {greens}.")
@@ -1348,6 +1375,16 @@ def progress_native(svc: Any, dep: dict[str, Any], record: dict[str, Any], name:
     count_service(svc)
 
 
+def step_bake(native: dict[str, Any]) -> int:
+    """The bake time of a canary or linear step, in minutes (none for BLUE_GREEN's single step)."""
+    config, strategy = native["config"], native["strategy"]
+    if strategy == "CANARY":
+        return int((config.get("canaryConfiguration") or {}).get("canaryBakeTimeInMinutes", CANARY_DEFAULTS["canaryBakeTimeInMinutes"]))
+    if strategy == "LINEAR":
+        return int((config.get("linearConfiguration") or {}).get("stepBakeTimeInMinutes", LINEAR_DEFAULTS["stepBakeTimeInMinutes"]))
+    return 0
+
+
 def complete_native(svc: Any, dep: dict[str, Any], record: dict[str, Any], name: str) -> None:
     """The bake time is over: blue stops, and ECS swaps the target groups of each load balancer."""
     native = record["_native"]
@@ -1355,6 +1392,12 @@ def complete_native(svc: Any, dep: dict[str, Any], record: dict[str, Any], name:
         raise ValueError(
             f"deployment {dep['id']} is in {record['lifecycleStage']}: a native deployment completes only after "
             f"BAKE_TIME (drive progress until then)"
+        )
+    bake = int(native["config"].get("bakeTimeInMinutes") or 0)
+    if not baked(native, bake):
+        raise ValueError(
+            f"deployment {dep['id']} bakes for {bake} minutes on the test clock and has not yet: advance the "
+            f"clock (drive action advance) before completing it"
         )
     enter_stage(record, "CLEAN_UP")
     desired = svc.desired_count

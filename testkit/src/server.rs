@@ -624,4 +624,11 @@ pub enum Drive {
     },
     /// Nothing progresses; ECS reports it cannot start tasks consistently.
     Stuck,
+    /// The account's test clock moves `seconds` ahead: ECS's bake times (each canary or linear step's,
+    /// and the final one) pass on it, and a native deployment neither takes its next step nor completes
+    /// before they have.
+    Advance {
+        /// How far.
+        seconds: u64,
+    },
 }

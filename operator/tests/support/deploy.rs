@@ -164,9 +164,16 @@ pub fn complete() -> Vec<Drive> {
 }
 
 /// The drive steps of a blueGreen, canary or linear rollout that succeeds: each step of ECS's lifecycle
-/// up to the bake (a step past it changes nothing), then completion. A rolling one takes them too.
+/// up to the bake (a step past it changes nothing), its bake time passed on the test clock, then
+/// completion. A rolling one takes them too (the clock changes nothing for it).
 pub fn through_lifecycle() -> Vec<Drive> {
-    let mut steps = vec![Drive::Progress { running: None }; 6];
+    // Each step waits out its bake on the layer's test clock first.
+    let mut steps = Vec::new();
+    for _ in 0..6 {
+        steps.push(Drive::Advance { seconds: 3600 });
+        steps.push(Drive::Progress { running: None });
+    }
+    steps.push(Drive::Advance { seconds: 3600 });
     steps.push(Drive::Complete);
     steps
 }
