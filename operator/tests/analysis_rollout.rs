@@ -140,7 +140,10 @@ async fn judge_minutes(env: &Env, name: &str, path: &Path, revision: &str, minut
         publish(env, &lb, &new, start, *minute).await;
         let now: DateTime<Utc> = (start + Duration::from_secs(61)).into();
         let service = env.clients().await.ecs.service(CLUSTER, name).await.expect("read").expect("service");
+        env.account.clear_calls().await.expect("clear");
         let outcome = engine.analyse(&target, &service, revision, &mut watch, now).await.expect("analyse");
+        let reads = env.account.calls().await.expect("calls").iter().filter(|c| c.operation == "GetMetricData").count();
+        assert_eq!(reads, 1, "both load-balancer checks of a window in one GetMetricData call");
         let stopped = matches!(outcome, Some(Outcome::Stop(..)));
         outcomes.push(outcome.expect("a rollout to judge"));
         if stopped {

@@ -61,6 +61,19 @@ pub async fn measure(
     window: Duration,
     end: SystemTime,
 ) -> Result<Measurement, Error> {
+    let mut all = measure_all(cloudwatch, &[what], traffic, window, end).await?;
+    Ok(all.remove(0))
+}
+
+/// [`measure`] for several measures at once, in their order: still one GetMetricData call, the request
+/// counts read once for all of them.
+pub async fn measure_all(
+    cloudwatch: &dyn CloudWatch,
+    whats: &[AlbMeasure],
+    traffic: &AlbTraffic,
+    window: Duration,
+    end: SystemTime,
+) -> Result<Vec<Measurement>, Error> {
     let minutes = window.as_secs().div_ceil(60).max(1);
     let window = Duration::from_secs(minutes * 60);
     let end = minute_floor(end);
@@ -74,17 +87,27 @@ pub async fn measure(
         ]),
         stat: stat.to_owned(),
     };
-    let (metric, stat) = match what {
+    let metric = |what: AlbMeasure| match what {
         AlbMeasure::ErrorRatio => ("HTTPCode_Target_5XX_Count", "Sum"),
         AlbMeasure::LatencyP99 => ("TargetResponseTime", "p99"),
     };
-    let queries: Vec<MetricQuery> = [&traffic.new_target_group, &traffic.old_target_group]
+    // Per target group (new, then old): the requests, then each measure's metric.
+    let groups = [&traffic.new_target_group, &traffic.old_target_group];
+    let per_group = 1 + whats.len();
+    let queries: Vec<MetricQuery> = groups
         .into_iter()
-        .flat_map(|tg| [query(tg, "RequestCount", "Sum"), query(tg, metric, stat)])
+        .flat_map(|tg| {
+            std::iter::once(query(tg, "RequestCount", "Sum")).chain(whats.iter().map(|w| {
+                let (name, stat) = metric(*w);
+                query(tg, name, stat)
+            }))
+        })
         .collect();
     let values = cloudwatch.metric_data(&queries, start, end).await?;
-    let sample = |requests: Option<f64>, measured: Option<f64>| {
-        let requests = requests.unwrap_or(0.0);
+    let at = |i: usize| values.get(i).copied().flatten();
+    let sample = |what: AlbMeasure, group: usize, i: usize| {
+        let requests = at(group * per_group).unwrap_or(0.0);
+        let measured = at(group * per_group + 1 + i);
         let value = match what {
             // No 5xx datapoint in a minute with requests means no errors.
             AlbMeasure::ErrorRatio => (requests > 0.0).then(|| measured.unwrap_or(0.0) / requests),
@@ -92,8 +115,11 @@ pub async fn measure(
         };
         Sample { value, requests }
     };
-    let at = |i: usize| values.get(i).copied().flatten();
-    Ok(Measurement { new: sample(at(0), at(1)), old: sample(at(2), at(3)), window })
+    Ok(whats
+        .iter()
+        .enumerate()
+        .map(|(i, w)| Measurement { new: sample(*w, 0, i), old: sample(*w, 1, i), window })
+        .collect())
 }
 
 #[cfg(test)]

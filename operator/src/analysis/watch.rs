@@ -103,7 +103,7 @@ impl Watch {
     }
 
     /// Judges the window that ended last before `now`, unless it was judged already. One GetMetricData
-    /// call per load-balancer check, two PromQL queries per revision per Prometheus check.
+    /// call for all load-balancer checks, two PromQL queries per revision per Prometheus check.
     pub async fn evaluate(
         &mut self,
         spec: &AnalysisSpec,
@@ -125,17 +125,28 @@ impl Watch {
         };
         // Every check is measured before any is counted: a source that fails leaves the window unjudged
         // as a whole, so judging it again later never counts a failure twice.
+        // Every load-balancer check of the window in one GetMetricData call.
+        let alb: Vec<AlbMeasure> = spec
+            .checks
+            .iter()
+            .filter_map(|c| c.alb)
+            .map(|m| match m {
+                AlbMetric::ErrorRatio => AlbMeasure::ErrorRatio,
+                AlbMetric::LatencyP99 => AlbMeasure::LatencyP99,
+            })
+            .collect();
+        let mut alb_measured = match alb.is_empty() {
+            true => Vec::new(),
+            false => cloudwatch::measure_all(cloudwatch, &alb, &subject.traffic, interval, end).await?,
+        }
+        .into_iter();
         let mut measurements = Vec::new();
         for check_spec in &spec.checks {
             let check = check(check_spec);
             let measured = match (&check_spec.alb, &check_spec.prometheus, &prometheus) {
-                (Some(metric), ..) => {
-                    let what = match metric {
-                        AlbMetric::ErrorRatio => AlbMeasure::ErrorRatio,
-                        AlbMetric::LatencyP99 => AlbMeasure::LatencyP99,
-                    };
-                    cloudwatch::measure(cloudwatch, what, &subject.traffic, interval, end).await?
-                }
+                (Some(_), ..) => alb_measured
+                    .next()
+                    .ok_or_else(|| Error::Analysis(format!("check {}: no load-balancer measurement", check.name)))?,
                 (None, Some(q), Some(server)) => {
                     let queries = PromQueries { value: q.query.clone(), requests: q.requests_query.clone() };
                     queries.validate().map_err(|e| Error::Analysis(format!("check {}: {e}", check.name)))?;
